@@ -1,0 +1,26 @@
+"""attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
+each method's definition exactly."""
+
+from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.attribution import GradientAttribution
+from attrkit.modified_relu import (
+    Deconvolution,
+    GuidedBackprop,
+    ModifiedReluGradientAttribution,
+    NoReluWarning,
+)
+from attrkit.relu_override import UnsupportedModelError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Deconvolution",
+    "GradientAttribution",
+    "GuidedBackprop",
+    "ModifiedReluGradientAttribution",
+    "NoReluWarning",
+    "TargetType",
+    "TensorOrTupleOfTensorsGeneric",
+    "UnsupportedModelError",
+    "__version__",
+]

@@ -1,0 +1,63 @@
+"""One home for docstring prose that several public objects share.
+
+A docstring says ``%(inputs)s`` on a line of its own; :func:`fill_doc` replaces the line
+with the paragraph registered under that name, indented like the placeholder.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import textwrap
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["DOCS", "fill_doc"]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+DOCS: dict[str, str] = {
+    "inputs": """
+        inputs (Tensor or tuple[Tensor, ...]): The input for which attributions are
+            computed: one floating-point tensor, or a tuple of them when the model takes
+            several. Dimension 0 of every tensor is the batch, and all tensors share it.
+            The caller's tensors are never modified and their ``requires_grad`` flag is
+            left as it was.""",
+    "target": """
+        target (int, tuple, Tensor, list, optional): Selects, for each example, the one
+            output value whose gradient is taken. ``None`` when the model returns a
+            single value per example; an ``int`` (negative counts from the end) or a
+            0-d / one-element integer tensor, applied to every example as ``output[:,
+            target]``; a list of ints or a 1-D integer tensor with one entry per
+            example; a tuple of ints for outputs with more than two dimensions, applied
+            as ``output[:, *target]``; a list of tuples with one tuple per example.
+            Default: ``None``.""",
+    "additional_forward_args": """
+        additional_forward_args (Any, optional): Extra arguments passed to the model
+            after the inputs and never attributed: a single non-tuple object, or a tuple
+            of them. Default: ``None``.""",
+    "returns_attributions": """
+        Tensor or tuple[Tensor, ...]: The attributions, one tensor per input tensor with
+        the input's shape: a tensor when ``inputs`` was a tensor, a tuple when it was a
+        tuple.""",
+    "model": """
+        model (torch.nn.Module or Callable): The model (or any function of the inputs
+            returning a tensor whose dimension 0 is the batch).""",
+}
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)%\((?P<name>\w+)\)s[ \t]*$", re.MULTILINE)
+
+
+def _substitute(match: re.Match[str]) -> str:
+    name = match.group("name")
+    if name not in DOCS:
+        raise KeyError(f"no shared docstring paragraph named {name!r}; known: {sorted(DOCS)}")
+    text = textwrap.dedent(DOCS[name]).strip("\n")
+    return textwrap.indent(text, match.group("indent"))
+
+
+def fill_doc(obj: F) -> F:
+    """Replace every ``%(name)s`` line of ``obj.__doc__`` with the shared paragraph."""
+    if obj.__doc__:
+        obj.__doc__ = _PLACEHOLDER.sub(_substitute, inspect.cleandoc(obj.__doc__))
+    return obj

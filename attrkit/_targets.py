@@ -1,0 +1,198 @@
+"""``target`` in every form Captum accepts, validated once and applied to the model output.
+
+:func:`parse_target` checks what can be checked before the forward pass (types, lengths);
+:meth:`Target.select` checks the rest against the output and returns one value per
+example, shape ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+
+__all__ = ["Target", "parse_target"]
+
+_FORMS = (
+    "None, an int, a tuple of ints, a list with one int or one tuple per example, "
+    "or an integer tensor"
+)
+
+
+def _brief(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shape(tensor: Tensor) -> str:
+    return str(tuple(tensor.shape))
+
+
+def _as_index(value: object, name: str) -> int:
+    if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"`{name}` must be an int, got a bool ({value!r})")
+    if isinstance(value, Tensor) and value.is_floating_point():
+        raise TypeError(f"`{name}` must be an int, got a {value.dtype} tensor")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}") from None
+
+
+class Target:
+    """A validated target: either one index shared by every example, one row of indices
+    per example, or nothing (the model returns one value per example)."""
+
+    __slots__ = ("per_example", "shared", "text")
+
+    def __init__(
+        self,
+        shared: tuple[int, ...] | None = None,
+        per_example: Tensor | None = None,
+        text: str = "None",
+    ) -> None:
+        self.shared = shared
+        self.per_example = per_example  # int64, shape (N, depth)
+        self.text = text
+
+    @property
+    def depth(self) -> int:
+        """How many output dimensions after the batch the target indexes."""
+        if self.per_example is not None:
+            return int(self.per_example.shape[1])
+        return len(self.shared) if self.shared is not None else 0
+
+    def select(self, output: Any, batch_size: int) -> Tensor:
+        """Return the targeted output value of every example, shape ``(batch_size,)``."""
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                "the model must return a tensor whose dimension 0 is the batch, "
+                f"got {type(output).__name__}"
+            )
+        if output.dim() == 0 or output.shape[0] != batch_size:
+            raise ValueError(
+                f"the model's output has shape {_shape(output)}, but dimension 0 must "
+                f"be the batch of {batch_size} examples given in `inputs`"
+            )
+        if self.depth > output.dim() - 1:
+            raise IndexError(
+                f"`target` {self.text} has {self.depth} indices, but the model's output "
+                f"(shape {_shape(output)}) has only {output.dim() - 1} dimension(s) "
+                "after the batch"
+            )
+        if batch_size == 0:
+            return output.reshape(-1)[:0]
+        if self.per_example is not None:
+            selected = self._select_per_example(output, self.per_example)
+        elif self.shared:
+            self._check_range(self.shared, output)
+            index: tuple[slice | int, ...] = (slice(None), *self.shared)
+            selected = output[index]
+        else:
+            selected = output
+        per_example = math.prod(selected.shape[1:])
+        if per_example != 1:
+            if self.depth == 0:
+                raise ValueError(
+                    f"`target` is required: the model returns {per_example} values per "
+                    f"example (output shape {_shape(output)}); pass {_FORMS}"
+                )
+            raise ValueError(
+                f"`target` {self.text} leaves {per_example} values per example of the "
+                f"model's output (shape {_shape(output)}); give one index for every "
+                "dimension after the batch"
+            )
+        return selected.reshape(batch_size)
+
+    def _check_range(self, index: tuple[int, ...], output: Tensor) -> None:
+        for dim, position in enumerate(index, start=1):
+            size = output.shape[dim]
+            if not -size <= position < size:
+                raise IndexError(
+                    f"`target` {self.text}: index {position} is out of range for "
+                    f"dimension {dim} of the model's output (shape {_shape(output)})"
+                )
+
+    def _select_per_example(self, output: Tensor, index: Tensor) -> Tensor:
+        depth = index.shape[1]
+        sizes = torch.tensor(output.shape[1 : 1 + depth], dtype=torch.int64)
+        bad = (index < -sizes) | (index >= sizes)
+        if bool(bad.any()):
+            row, col = (int(v) for v in bad.nonzero()[0])
+            entry = index[row].tolist() if depth > 1 else int(index[row, 0])
+            raise IndexError(
+                f"`target[{row}]` = {_brief(entry)}: index {int(index[row, col])} is out of "
+                f"range for dimension {col + 1} "
+                f"of the model's output (shape {_shape(output)})"
+            )
+        index = index.to(output.device)
+        rows = torch.arange(output.shape[0], device=output.device)
+        return output[(rows, *index.unbind(1))]
+
+
+def parse_target(target: object, batch_size: int) -> Target:
+    """Check ``target``'s type and length against the batch; see :class:`Target`."""
+    if target is None:
+        return Target()
+    text = _brief(target)
+    if isinstance(target, Tensor):
+        return _parse_tensor(target, batch_size, text)
+    if isinstance(target, tuple):
+        index = tuple(_as_index(v, f"target[{i}]") for i, v in enumerate(target))
+        return Target(shared=index, text=text)
+    if isinstance(target, list):
+        return _parse_list(target, batch_size, text)
+    if isinstance(target, bool) or not hasattr(target, "__index__"):
+        raise TypeError(f"`target` must be {_FORMS}; got {type(target).__name__}")
+    return Target(shared=(_as_index(target, "target"),), text=text)
+
+
+def _check_length(length: int, batch_size: int) -> None:
+    if length != batch_size:
+        raise ValueError(
+            f"`target` has {length} entries but the batch has {batch_size} examples; "
+            "give one entry per example, or a single int or tuple for all of them"
+        )
+
+
+def _parse_tensor(target: Tensor, batch_size: int, text: str) -> Target:
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        raise TypeError(f"`target` tensor must have an integer dtype, got {target.dtype}")
+    if target.device.type == "meta":
+        raise ValueError("`target` tensor is on the meta device and holds no values")
+    if target.numel() == 1:
+        return Target(shared=(int(target.item()),), text=text)
+    if target.dim() != 1:
+        raise ValueError(
+            "`target` tensor must be 0-d, hold one element, or be 1-d with one entry per "
+            f"example; got shape {_shape(target)}"
+        )
+    _check_length(target.numel(), batch_size)
+    return Target(per_example=target.detach().to("cpu", torch.int64).reshape(-1, 1), text=text)
+
+
+def _parse_list(target: list[object], batch_size: int, text: str) -> Target:
+    _check_length(len(target), batch_size)
+    if not target:
+        return Target(per_example=torch.empty((0, 0), dtype=torch.int64), text=text)
+    if all(isinstance(entry, tuple) for entry in target):
+        tuples = cast("list[tuple[object, ...]]", target)
+        rows = [
+            [_as_index(v, f"target[{i}][{j}]") for j, v in enumerate(entry)]
+            for i, entry in enumerate(tuples)
+        ]
+        depths = {len(row) for row in rows}
+        if len(depths) != 1:
+            raise ValueError(
+                f"`target` tuples must all have the same length, got lengths {sorted(depths)}"
+            )
+    elif any(isinstance(entry, tuple) for entry in target):
+        raise TypeError("`target` list must hold only ints or only tuples of ints, not both")
+    else:
+        rows = [[_as_index(v, f"target[{i}]")] for i, v in enumerate(target)]
+    return Target(
+        per_example=torch.tensor(rows, dtype=torch.int64).reshape(len(rows), -1), text=text
+    )

@@ -1,0 +1,111 @@
+"""The abstract base of every attrkit method: argument normalization in one place."""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar, cast
+
+import torch
+from captum.attr import GradientAttribution as _CaptumGradientAttribution
+from torch import Tensor
+
+from attrkit._call import AttributionCall, gradients, prepare_call
+
+__all__ = ["GradientAttribution", "captum_entry_point"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def captum_entry_point(method: F) -> F:
+    """Wrap a public ``attribute`` so that ``attribute.__wrapped__(self, ...)`` exists.
+
+    Captum's ``NoiseTunnel`` calls ``method.attribute.__wrapped__(method, ...)``, the way
+    it skips Captum's own usage-logging decorator; :func:`inspect.signature` follows
+    ``__wrapped__`` and so still shows the real parameters.
+    """
+
+    @functools.wraps(method)
+    def attribute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(self, *args, **kwargs)
+
+    return cast(F, attribute)
+
+
+class _GradEnabled:
+    """Enable autograd for the call, also inside ``torch.no_grad`` or inference mode."""
+
+    __slots__ = ("_stack",)
+
+    def __enter__(self) -> None:
+        self._stack: list[AbstractContextManager[Any]] = []
+        if torch.is_inference_mode_enabled():
+            self._stack.append(torch.inference_mode(False))
+        if not torch.is_grad_enabled():
+            self._stack.append(torch.enable_grad())
+        for context in self._stack:
+            context.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        for context in reversed(self._stack):
+            context.__exit__(None, None, None)
+
+
+class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc]
+    """Abstract base of attrkit's gradient methods.
+
+    It owns everything that is not the method itself: turning ``inputs``, ``target`` and
+    ``additional_forward_args`` into one canonical :class:`~attrkit._call.AttributionCall`
+    (validated, with clear errors that name the argument), running the model, selecting
+    the target, and packing the result as the inputs came (tensor in, tensor out; tuple
+    in, tuple out). A method implements :meth:`_compute`, and may override
+    :meth:`_forward_context` to change how the forward pass runs.
+
+    Instances are :class:`captum.attr.GradientAttribution` instances, so they work inside
+    Captum's ``NoiseTunnel`` and ``captum.metrics``.
+
+    Args:
+        forward_func (Callable): The model, or any function of the inputs (followed by
+            the additional forward arguments) that returns a tensor whose dimension 0 is
+            the batch.
+    """
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        if not callable(forward_func):
+            raise TypeError(
+                f"`forward_func` must be a torch.nn.Module or another callable, "
+                f"got {type(forward_func).__name__}"
+            )
+        super().__init__(forward_func)
+
+    def _attribute(
+        self,
+        inputs: object,
+        target: object,
+        additional_forward_args: object,
+        **options: Any,
+    ) -> Tensor | tuple[Tensor, ...]:
+        """Normalize the arguments, run :meth:`_compute`, pack its result."""
+        call = prepare_call(inputs, target, additional_forward_args)
+        with _GradEnabled():
+            attributions = self._compute(call, **options)
+        return call.pack(attributions)
+
+    @abstractmethod
+    def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
+        """Return one attribution tensor per input tensor of ``call``."""
+
+    def _forward_context(self) -> AbstractContextManager[Any]:
+        """The context in which the model's forward pass runs (here: none)."""
+        return nullcontext()
+
+    def _gradients(self, call: AttributionCall) -> tuple[Tensor, ...]:
+        """Gradients of the targeted outputs with respect to ``call.inputs``, the forward
+        pass running inside :meth:`_forward_context`."""
+        model_inputs = call.model_inputs()
+        with self._forward_context():
+            output = self.forward_func(*model_inputs, *call.additional_forward_args)
+        selected = call.target.select(output, call.batch_size)
+        return gradients(selected, call.inputs)

@@ -1,0 +1,143 @@
+"""Deconvolution and guided backpropagation: gradients with overridden ReLU backward rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from torch import Tensor
+
+from attrkit._call import AttributionCall
+from attrkit._docs import fill_doc
+from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit._warnings import warn_at_caller
+from attrkit.attribution import GradientAttribution, captum_entry_point
+from attrkit.relu_override import (
+    DeconvolutionReLU,
+    GuidedBackpropReLU,
+    ReluOverride,
+    check_overridable,
+)
+
+__all__ = ["Deconvolution", "GuidedBackprop", "ModifiedReluGradientAttribution", "NoReluWarning"]
+
+
+class NoReluWarning(UserWarning):
+    """The model applied no ReLU, so the attribution equals the plain gradient."""
+
+
+class ModifiedReluGradientAttribution(GradientAttribution):
+    """Gradient of the target with every ReLU's backward replaced by a rule.
+
+    The rule applies to every ReLU application of the forward pass, in every spelling:
+    ``nn.ReLU`` modules (reused, in place, or created inside ``forward``), ``F.relu``,
+    ``torch.relu``, ``Tensor.relu`` and their in-place forms. Nothing else in the graph
+    changes, nothing is installed on the model, and concurrent calls from other threads are
+    unaffected.
+
+    Args:
+        model (torch.nn.Module or Callable): The model. TorchScript models are refused
+            with :class:`~attrkit.relu_override.UnsupportedModelError`.
+        use_relu_grad_output (bool): ``True`` for the deconvolution rule
+            (``relu(grad_output)``), ``False`` for guided backpropagation
+            (``relu(grad_output) * (input > 0)``). Default: ``False``.
+    """
+
+    def __init__(self, model: Callable[..., Any], use_relu_grad_output: bool = False) -> None:
+        super().__init__(model)
+        check_overridable(model)
+        self.model = model
+        self.use_relu_grad_output = use_relu_grad_output
+        self._rule = DeconvolutionReLU if use_relu_grad_output else GuidedBackpropReLU
+        self._warned_no_relu = False
+
+    @captum_entry_point
+    @fill_doc
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = None,
+        additional_forward_args: object = None,
+    ) -> TensorOrTupleOfTensorsGeneric:
+        """Attribute the target output to ``inputs`` with the method's ReLU rule.
+
+        Args:
+            %(inputs)s
+            %(target)s
+            %(additional_forward_args)s
+
+        Returns:
+            %(returns_attributions)s
+        """
+        return self._attribute(inputs, target, additional_forward_args)  # type: ignore[return-value]
+
+    def attribute_future(self) -> None:
+        """Not implemented, as in Captum."""
+        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
+
+    def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
+        check_overridable(self.model)
+        return self._gradients(call)
+
+    @contextmanager
+    def _forward_context(self) -> Iterator[None]:
+        override = ReluOverride(self._rule)
+        with override:
+            yield
+        if override.relu_count == 0 and not self._warned_no_relu:
+            self._warned_no_relu = True
+            warn_at_caller(
+                f"{type(self).__name__}: the model applied no ReLU, so the attribution "
+                "equals the plain gradient (this warning is shown once per object)",
+                NoReluWarning,
+            )
+
+
+@fill_doc
+class GuidedBackprop(ModifiedReluGradientAttribution):
+    """Guided backpropagation (Springenberg et al., 2015, https://arxiv.org/abs/1412.6806).
+
+    The gradient of the target with respect to the inputs, where every ReLU passes back
+    ``relu(grad_output) * (input > 0)``: only positive gradients, and only through units
+    that were active. Unlike Captum's, this applies to functional and reused ReLUs too.
+
+    Args:
+        %(model)s
+
+    Example:
+        >>> import torch, attrkit
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 2))
+        >>> gbp = attrkit.GuidedBackprop(model)
+        >>> gbp.attribute(torch.randn(5, 3), target=1).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(self, model: Callable[..., Any]) -> None:
+        super().__init__(model, use_relu_grad_output=False)
+
+
+@fill_doc
+class Deconvolution(ModifiedReluGradientAttribution):
+    """Deconvolution (Zeiler & Fergus, 2014, https://arxiv.org/abs/1311.2901).
+
+    The gradient of the target with respect to the inputs, where every ReLU passes back
+    ``relu(grad_output)``, whatever the sign of its input. Unlike Captum's, this applies
+    to functional and reused ReLUs too.
+
+    Args:
+        %(model)s
+
+    Example:
+        >>> import torch, attrkit
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 2))
+        >>> deconv = attrkit.Deconvolution(model)
+        >>> attributions = deconv.attribute(torch.randn(5, 3), target=0)
+        >>> attributions.shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(self, model: Callable[..., Any]) -> None:
+        super().__init__(model, use_relu_grad_output=True)
