@@ -14,9 +14,17 @@ from torch import Tensor
 
 from attrkit._call import AttributionCall, gradients, prepare_call
 
-__all__ = ["GradientAttribution", "captum_entry_point"]
+__all__ = ["GradientAttribution", "captum_entry_point", "check_callable"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_callable(value: object, name: str) -> None:
+    """Raise a ``TypeError`` naming ``name`` unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(
+            f"`{name}` must be a torch.nn.Module or another callable, got {type(value).__name__}"
+        )
 
 
 def captum_entry_point(method: F) -> F:
@@ -34,12 +42,20 @@ def captum_entry_point(method: F) -> F:
     return cast(F, attribute)
 
 
-class _GradEnabled:
-    """Enable autograd for the call, also inside ``torch.no_grad`` or inference mode."""
+class _CallScope:
+    """What every call runs inside: autograd enabled (also under ``torch.no_grad`` or
+    inference mode), and the random number generators of the CPU and of the inputs'
+    CUDA devices restored on exit, so that a forward pass in train mode (dropout) leaves
+    the caller's random stream as it was."""
 
-    __slots__ = ("_stack",)
+    __slots__ = ("_cpu_state", "_cuda_states", "_devices", "_stack")
+
+    def __init__(self, inputs: tuple[Tensor, ...]) -> None:
+        self._devices = sorted({x.device.index or 0 for x in inputs if x.device.type == "cuda"})
 
     def __enter__(self) -> None:
+        self._cpu_state = torch.get_rng_state()
+        self._cuda_states = [torch.cuda.get_rng_state(d) for d in self._devices]
         self._stack: list[AbstractContextManager[Any]] = []
         if torch.is_inference_mode_enabled():
             self._stack.append(torch.inference_mode(False))
@@ -51,6 +67,9 @@ class _GradEnabled:
     def __exit__(self, *exc_info: object) -> None:
         for context in reversed(self._stack):
             context.__exit__(None, None, None)
+        torch.set_rng_state(self._cpu_state)
+        for device, state in zip(self._devices, self._cuda_states, strict=True):
+            torch.cuda.set_rng_state(state, device)
 
 
 class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc]
@@ -73,11 +92,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     """
 
     def __init__(self, forward_func: Callable[..., Any]) -> None:
-        if not callable(forward_func):
-            raise TypeError(
-                f"`forward_func` must be a torch.nn.Module or another callable, "
-                f"got {type(forward_func).__name__}"
-            )
+        check_callable(forward_func, "forward_func")
         super().__init__(forward_func)
 
     def _attribute(
@@ -89,7 +104,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     ) -> Tensor | tuple[Tensor, ...]:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
         call = prepare_call(inputs, target, additional_forward_args)
-        with _GradEnabled():
+        with _CallScope(call.inputs):
             attributions = self._compute(call, **options)
         return call.pack(attributions)
 

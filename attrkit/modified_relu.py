@@ -12,7 +12,7 @@ from attrkit._call import AttributionCall
 from attrkit._docs import fill_doc
 from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit._warnings import warn_at_caller
-from attrkit.attribution import GradientAttribution, captum_entry_point
+from attrkit.attribution import GradientAttribution, captum_entry_point, check_callable
 from attrkit.relu_override import (
     DeconvolutionReLU,
     GuidedBackpropReLU,
@@ -45,6 +45,7 @@ class ModifiedReluGradientAttribution(GradientAttribution):
     """
 
     def __init__(self, model: Callable[..., Any], use_relu_grad_output: bool = False) -> None:
+        check_callable(model, "model")
         super().__init__(model)
         check_overridable(model)
         self.model = model

@@ -43,10 +43,12 @@ class DeconvolutionReLU(Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
+        """The ordinary ReLU, in place when ``inplace``."""
         return _relu_forward(ctx, x, inplace)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
+        """``relu(grad_output)``."""
         return torch.relu(grad_output), None
 
 
@@ -56,12 +58,14 @@ class GuidedBackpropReLU(Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
+        """The ordinary ReLU, in place when ``inplace``; saves the output for the mask."""
         output = _relu_forward(ctx, x, inplace)
         ctx.save_for_backward(output)
         return output
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
+        """``relu(grad_output)`` where the input was positive, else 0."""
         (output,) = ctx.saved_tensors  # type: ignore[attr-defined]
         # output > 0 exactly where input > 0; threshold_backward masks in one kernel.
         masked = torch.ops.aten.threshold_backward(grad_output, output, 0)

@@ -1,0 +1,168 @@
+"""No side effects and no residue: after ``attribute`` returns or raises, the model has the
+same hooks, training flags, parameters and ``.grad``; the caller's tensors keep their
+values, ``requires_grad`` and graph; the grad mode and torch-function mode stack are as
+before."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import attrkit
+from tests import models
+from tests.cases import METHODS
+
+HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+)
+GLOBAL_HOOKS = (
+    "_global_forward_hooks",
+    "_global_forward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_backward_pre_hooks",
+)
+
+
+def snapshot(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict:
+    return {
+        "hooks": [
+            (name, attr, dict(getattr(module, attr, {})))
+            for name, module in model.named_modules()
+            for attr in HOOK_DICTS
+        ],
+        "global_hooks": [dict(getattr(nn.modules.module, attr)) for attr in GLOBAL_HOOKS],
+        "modules": [(name, type(m), m.training) for name, m in model.named_modules()],
+        "params": [
+            (name, p.detach().clone(), p.requires_grad) for name, p in model.named_parameters()
+        ],
+        "grads": [
+            (name, None if p.grad is None else p.grad.clone())
+            for name, p in model.named_parameters()
+        ],
+        "grad_ids": [id(p.grad) for p in model.parameters()],
+        "buffers": [(name, b.clone()) for name, b in model.named_buffers()],
+        "inputs": [(x.detach().clone(), x.requires_grad, x.grad, x.is_leaf) for x in inputs],
+        "grad_enabled": torch.is_grad_enabled(),
+        "rng_state": torch.get_rng_state(),
+        "function_modes": torch._C._len_torch_function_stack(),
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before.keys() == after.keys()
+    for key in before:
+        _assert_equal(before[key], after[key], key)
+
+
+def _assert_equal(a, b, where):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), where
+        assert torch.equal(a, b), where
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for x, y in zip(a, b, strict=True):
+            _assert_equal(x, y, where)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+    else:
+        assert a == b, where
+
+
+def _model_with_grads(train: bool) -> nn.Module:
+    torch.manual_seed(0)
+    model = models.SmallCNN().train(train)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    model.features[1].weight.grad = None  # one parameter without .grad
+    return model
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["plain-input", "grad-input"])
+def test_success_leaves_no_trace(method, train, requires_grad):
+    """Also in train mode, where dropout draws random numbers: the RNG state is restored.
+    (BatchNorm running statistics do move in train mode, exactly as in a plain forward.)"""
+    model = _model_with_grads(train)
+    x = torch.randn(2, 3, 12, 12).requires_grad_(requires_grad)
+    before = snapshot(model, (x,))
+    getattr(attrkit, method)(model).attribute(x, target=1)
+    after = snapshot(model, (x,))
+    if train:
+        del before["buffers"], after["buffers"]
+    assert_same(before, after)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("model_factory", "target", "error"),
+    [
+        pytest.param(models.RaisingNet, 0, RuntimeError, id="forward-raises"),
+        pytest.param(models.SmallCNN, 99, IndexError, id="target-out-of-range"),
+        pytest.param(models.SmallCNN, None, ValueError, id="target-missing"),
+    ],
+)
+def test_failure_leaves_no_trace(method, model_factory, target, error):
+    torch.manual_seed(0)
+    model = model_factory().eval()
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    x = torch.randn(2, *((5,) if model_factory is models.RaisingNet else (3, 12, 12)))
+    before = snapshot(model, (x,))
+    with pytest.raises(error):
+        getattr(attrkit, method)(model).attribute(x, target=target)
+    assert_same(before, snapshot(model, (x,)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("functional", [False, True], ids=["module", "functional"])
+def test_inplace_relu_on_the_callers_input_does_not_modify_it(method, functional):
+    model = models.InplaceReluOnInput(functional=functional)
+    x = torch.randn(4, 5)
+    assert (x < 0).any()
+    original = x.clone()
+    getattr(attrkit, method)(model).attribute(x, target=0)
+    assert torch.equal(x, original)
+    assert x._version == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_non_leaf_input_keeps_its_graph(method):
+    """Attributing a tensor that is part of the caller's graph neither consumes nor alters
+    that graph: the caller's own backward afterwards gives the usual gradient."""
+    model = models.SmallCNN().eval()
+    leaf = torch.randn(2, 3, 12, 12, requires_grad=True)
+    x = leaf * 2.0
+    getattr(attrkit, method)(model).attribute(x, target=0)
+    assert leaf.grad is None
+    x.sum().backward()
+    torch.testing.assert_close(leaf.grad, torch.full_like(leaf, 2.0))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
+def test_works_inside_no_grad_and_inference_mode(method, context):
+    model = models.SmallCNN().eval()
+    x = torch.randn(2, 3, 12, 12)
+    expected = getattr(attrkit, method)(model).attribute(x, target=3)
+    manager = torch.no_grad() if context == "no_grad" else torch.inference_mode()
+    with manager:
+        inner_x = x.clone()  # an inference tensor under inference_mode
+        got = getattr(attrkit, method)(model).attribute(inner_x, target=3)
+        assert not torch.is_grad_enabled()
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_normal_call_is_quiet(method, recwarn):
+    model = models.TinyDenseNet().eval()
+    getattr(attrkit, method)(model).attribute(torch.randn(2, 3, 6, 6), target=[0, 1])
+    assert len(recwarn) == 0
