@@ -51,7 +51,8 @@ class DemoCNN(nn.Module):
         x = self._relu(self.relu1, self.conv1(x))
         x = F.max_pool2d(self._relu(self.relu2, self.conv2(x)), 2)
         x = self._relu(self.relu3, self.fc1(torch.flatten(x, 1)))
-        return self.fc2(x)
+        logits: Tensor = self.fc2(x)
+        return logits
 
 
 @dataclass(frozen=True)
