@@ -9,6 +9,15 @@ from attrkit.modified_relu import (
     ModifiedReluGradientAttribution,
     NoReluWarning,
 )
+from attrkit.registry import (
+    MethodInfo,
+    UnknownMethodError,
+    attribute,
+    available_methods,
+    create,
+    method_info,
+    register,
+)
 from attrkit.relu_override import UnsupportedModelError
 
 __version__ = "0.1.0"
@@ -17,10 +26,17 @@ __all__ = [
     "Deconvolution",
     "GradientAttribution",
     "GuidedBackprop",
+    "MethodInfo",
     "ModifiedReluGradientAttribution",
     "NoReluWarning",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
+    "UnknownMethodError",
     "UnsupportedModelError",
     "__version__",
+    "attribute",
+    "available_methods",
+    "create",
+    "method_info",
+    "register",
 ]

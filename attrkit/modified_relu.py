@@ -13,6 +13,7 @@ from attrkit._docs import fill_doc
 from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit._warnings import warn_at_caller
 from attrkit.attribution import GradientAttribution, captum_entry_point, check_callable
+from attrkit.registry import register
 from attrkit.relu_override import (
     DeconvolutionReLU,
     GuidedBackpropReLU,
@@ -95,6 +96,13 @@ class ModifiedReluGradientAttribution(GradientAttribution):
             )
 
 
+@register(
+    "guided_backprop",
+    aliases=("gbp", "guided_backpropagation"),
+    display_name="Guided Backpropagation",
+    paper="Springenberg et al., Striving for Simplicity: The All Convolutional Net, "
+    "ICLR workshop 2015, https://arxiv.org/abs/1412.6806",
+)
 @fill_doc
 class GuidedBackprop(ModifiedReluGradientAttribution):
     """Guided backpropagation (Springenberg et al., 2015, https://arxiv.org/abs/1412.6806).
@@ -119,6 +127,13 @@ class GuidedBackprop(ModifiedReluGradientAttribution):
         super().__init__(model, use_relu_grad_output=False)
 
 
+@register(
+    "deconvolution",
+    aliases=("deconv", "deconvnet"),
+    display_name="Deconvolution",
+    paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, "
+    "ECCV 2014, https://arxiv.org/abs/1311.2901",
+)
 @fill_doc
 class Deconvolution(ModifiedReluGradientAttribution):
     """Deconvolution (Zeiler & Fergus, 2014, https://arxiv.org/abs/1311.2901).

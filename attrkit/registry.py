@@ -1,0 +1,264 @@
+"""Methods by name: one uniform way to find, describe and construct any attribution method.
+
+A method registers itself with :func:`register` (a class decorator) under a canonical
+snake_case name and optional aliases; lookups accept ``-`` or ``_`` and any case.
+Third-party packages register through the ``attrkit.methods`` entry-point group: each
+entry point names a module or class whose import calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from attrkit._warnings import warn_at_caller
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MethodInfo",
+    "UnknownMethodError",
+    "attribute",
+    "available_methods",
+    "create",
+    "method_info",
+    "register",
+]
+
+ENTRY_POINT_GROUP = "attrkit.methods"
+
+#: The arguments every method's ``attribute`` takes; the rest are method-specific.
+COMMON_ARGUMENTS = ("inputs", "target", "additional_forward_args")
+
+C = TypeVar("C", bound=type)
+
+
+class UnknownMethodError(KeyError):
+    """No method is registered under the requested name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the CLI and the docs need to know about a registered method.
+
+    Attributes:
+        name: Canonical snake_case name.
+        cls: The class.
+        aliases: Other names that find it.
+        display_name: Human-readable name ("Guided Backpropagation").
+        paper: Reference to the method's paper, with a link.
+        multiplies_by_inputs: Whether the attribution is multiplied by the inputs (the
+            default configuration, for methods where it is a constructor option).
+        has_convergence_delta: Whether ``attribute`` can return a convergence delta.
+        init_arguments: Constructor arguments beyond the model (e.g. ``layer``).
+        attribute_arguments: ``attribute`` arguments beyond ``inputs``, ``target`` and
+            ``additional_forward_args``.
+        layer_output: Whether attributions have the shape of a layer rather than of the
+            inputs (Grad-CAM).
+        factory: Builds the method from ``(model, **init_kwargs)``; the class itself
+            unless the method wraps another one (NoiseTunnel).
+    """
+
+    name: str
+    cls: type
+    aliases: tuple[str, ...]
+    display_name: str
+    paper: str
+    multiplies_by_inputs: bool
+    has_convergence_delta: bool
+    init_arguments: tuple[str, ...]
+    attribute_arguments: tuple[str, ...]
+    layer_output: bool = False
+    factory: Callable[..., Any] | None = None
+
+
+_lock = threading.Lock()
+_methods: dict[str, MethodInfo] = {}
+_lookup: dict[str, str] = {}  # normalized name or alias -> canonical name
+_entry_points_loaded = False
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _parameters(function: Callable[..., Any], skip: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(
+        p.name
+        for p in inspect.signature(function).parameters.values()
+        if p.name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
+
+
+def register(
+    name: str,
+    *,
+    display_name: str,
+    paper: str,
+    aliases: tuple[str, ...] = (),
+    multiplies_by_inputs: bool = False,
+    has_convergence_delta: bool = False,
+    layer_output: bool = False,
+    factory: Callable[..., Any] | None = None,
+) -> Callable[[C], C]:
+    """Class decorator that registers an attribution method.
+
+    The keyword arguments become the method's :class:`MethodInfo`; its constructor and
+    ``attribute`` arguments are read from the signatures (from ``factory``'s when given).
+
+    Raises:
+        ValueError: if the name or an alias is already taken, or is not snake_case.
+    """
+
+    def decorator(cls: C) -> C:
+        method: Any = cls
+        info = MethodInfo(
+            name=name,
+            cls=cls,
+            aliases=aliases,
+            display_name=display_name,
+            paper=paper,
+            multiplies_by_inputs=multiplies_by_inputs,
+            has_convergence_delta=has_convergence_delta,
+            init_arguments=_parameters(factory or cls, ("model", "forward_func")),
+            attribute_arguments=_parameters(method.attribute, ("self", *COMMON_ARGUMENTS)),
+            layer_output=layer_output,
+            factory=factory,
+        )
+        keys = [_normalize(n) for n in (name, *aliases)]
+        with _lock:
+            if name != _normalize(name) or not name.isidentifier():
+                raise ValueError(f"method name {name!r} must be snake_case")
+            for key in keys:
+                if key in _lookup:
+                    owner = _methods[_lookup[key]].cls
+                    raise ValueError(
+                        f"cannot register {cls.__qualname__} as {key!r}: that name already "
+                        f"belongs to {owner.__module__}.{owner.__qualname__}"
+                    )
+            _methods[name] = info
+            for key in keys:
+                _lookup[key] = name
+        return cls
+
+    return decorator
+
+
+def _load_entry_points() -> None:
+    """Import the third-party methods declared in the ``attrkit.methods`` group, once."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as error:  # a broken plug-in must not break attrkit
+            warn_at_caller(
+                f"attrkit: could not load method plug-in {entry_point.name!r} "
+                f"({entry_point.value}): {type(error).__name__}: {error}",
+                RuntimeWarning,
+            )
+
+
+def available_methods() -> list[str]:
+    """The canonical names of every registered method, sorted."""
+    _load_entry_points()
+    return sorted(_methods)
+
+
+def method_info(name: str) -> MethodInfo:
+    """The :class:`MethodInfo` registered under ``name`` or one of its aliases.
+
+    Raises:
+        KeyError: if no method has that name; the message lists the names and suggests
+            the closest one.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"`method` must be a method name (str), got {type(name).__name__}")
+    _load_entry_points()
+    key = _normalize(name)
+    if key in _lookup:
+        return _methods[_lookup[key]]
+    close = difflib.get_close_matches(key, list(_lookup), n=1, cutoff=0.5)
+    hint = f" Did you mean {_lookup[close[0]]!r}?" if close else ""
+    names = ", ".join(sorted(_methods))
+    raise UnknownMethodError(f"no attribution method named {name!r}.{hint} Available: {names}")
+
+
+def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
+    """Construct the method registered under ``name`` for ``model``.
+
+    A ``layer`` given as a string is looked up with ``model.get_submodule``, so that
+    ``create("layer_grad_cam", model, layer="features.3")`` works from a command line.
+
+    Example:
+        >>> import torch, attrkit
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+        >>> attrkit.create("gbp", model)  # doctest: +ELLIPSIS
+        <attrkit.modified_relu.GuidedBackprop object at ...>
+    """
+    info = method_info(name)
+    unknown = sorted(set(init_kwargs) - set(info.init_arguments))
+    if unknown:
+        accepted = ", ".join(info.init_arguments) or "none"
+        raise TypeError(
+            f"{info.cls.__name__} does not take {', '.join(map(repr, unknown))} when "
+            f"constructed (its arguments besides the model: {accepted})"
+        )
+    layer = init_kwargs.get("layer")
+    if isinstance(layer, str):
+        init_kwargs["layer"] = _submodule(model, layer)
+    return (info.factory or info.cls)(model, **init_kwargs)
+
+
+def _submodule(model: object, path: str) -> Any:
+    get_submodule = getattr(model, "get_submodule", None)
+    if get_submodule is None:
+        raise TypeError(f"`layer` {path!r} is a name, but the model is not a torch.nn.Module")
+    try:
+        return get_submodule(path)
+    except AttributeError as error:
+        raise ValueError(f"`layer` {path!r} is not a submodule of the model: {error}") from None
+
+
+def attribute(
+    model: Callable[..., Any],
+    inputs: Any,
+    method: str = "deconvolution",
+    target: Any = None,
+    additional_forward_args: Any = None,
+    **method_kwargs: Any,
+) -> Any:
+    """Build ``method`` for ``model`` and attribute ``inputs`` in one call.
+
+    ``method_kwargs`` are split by name between the method's constructor (e.g. ``layer``)
+    and its ``attribute`` (e.g. ``n_steps``), for scripts that loop over methods.
+
+    Example:
+        >>> import torch, attrkit
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 2))
+        >>> x = torch.randn(2, 3)
+        >>> attrkit.attribute(model, x, method="guided_backprop", target=1).shape
+        torch.Size([2, 3])
+    """
+    info = method_info(method)
+    init_kwargs = {k: method_kwargs.pop(k) for k in list(method_kwargs) if k in info.init_arguments}
+    unknown = sorted(set(method_kwargs) - set(info.attribute_arguments))
+    if unknown:
+        accepted = ", ".join(info.init_arguments + info.attribute_arguments) or "none"
+        raise TypeError(
+            f"{info.name} does not take {', '.join(map(repr, unknown))} (its options: {accepted})"
+        )
+    explainer = create(info.name, model, **init_kwargs)
+    return explainer.attribute(
+        inputs, target=target, additional_forward_args=additional_forward_args, **method_kwargs
+    )
