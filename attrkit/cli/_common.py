@@ -1,9 +1,158 @@
-"""Pieces shared by the subcommands."""
+"""Pieces shared by the subcommands: loading a model, its weights, inputs and targets from
+command-line options, with one-line errors (:class:`CLIError`) instead of tracebacks."""
 
 from __future__ import annotations
 
-__all__ = ["CLIError"]
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "CLIError",
+    "load_factory",
+    "load_image",
+    "load_input",
+    "load_model",
+    "parse_shape",
+    "parse_target_option",
+    "random_input",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 class CLIError(Exception):
     """A user error the command line reports as one line on stderr (exit status 2)."""
+
+
+def load_factory(spec: str, option: str = "--model") -> Callable[..., Any]:
+    """Import ``package.module:attribute`` (from the current directory or the installed
+    packages) and return the attribute, which must be callable."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CLIError(f"{option} {spec!r} must look like package.module:factory")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CLIError(f"{option} {spec!r}: cannot import {module_name!r}: {error}") from None
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise CLIError(f"{option} {spec!r}: {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise CLIError(f"{option} {spec!r}: {attribute!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def load_model(spec: str, weights: str | None = None) -> torch.nn.Module:
+    """Build the model from ``--model`` (a factory called without arguments), load the
+    optional ``--weights`` state dict, and put it in eval mode."""
+    factory = load_factory(spec)
+    try:
+        model = factory()
+    except Exception as error:
+        raise CLIError(
+            f"--model {spec!r}: the factory raised {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(model, torch.nn.Module):
+        raise CLIError(f"--model {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        path = _existing_file(weights, "--weights")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as error:
+            raise CLIError(f"--weights {weights!r}: {type(error).__name__}: {error}") from None
+    return model.eval()
+
+
+def _existing_file(path: str, option: str) -> Path:
+    file = Path(path)
+    if not file.is_file():
+        raise CLIError(f"{option} {path!r}: no such file")
+    return file
+
+
+def load_input(path: str, option: str = "--input") -> torch.Tensor:
+    """Read a float tensor from a ``.pt`` / ``.pth`` file (a tensor), a ``.npy`` array, or an
+    image (as a ``1 x C x H x W`` tensor in [0, 1])."""
+    file = _existing_file(path, option)
+    suffix = file.suffix.lower()
+    try:
+        if suffix in (".pt", ".pth"):
+            value = torch.load(file, map_location="cpu", weights_only=True)
+            if not isinstance(value, torch.Tensor):
+                raise CLIError(f"{option} {path!r} holds a {type(value).__name__}, not a tensor")
+            return value.float()
+        if suffix == ".npy":
+            return torch.from_numpy(np.load(file, allow_pickle=False)).float()
+        if suffix in IMAGE_SUFFIXES:
+            return load_image(file)
+    except CLIError:
+        raise
+    except Exception as error:
+        raise CLIError(f"{option} {path!r}: {type(error).__name__}: {error}") from None
+    raise CLIError(
+        f"{option} {path!r}: unknown file type {suffix or '(none)'}; "
+        f"use .pt, .npy or an image ({', '.join(IMAGE_SUFFIXES)})"
+    )
+
+
+def load_image(
+    path: Path, size: tuple[int, int] | None = None, grayscale: bool = False
+) -> torch.Tensor:
+    """An image as a ``1 x C x H x W`` float tensor in [0, 1], optionally resized."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise CLIError("reading images needs Pillow: pip install pillow") from None
+    with Image.open(path) as opened:
+        image = opened.convert("L" if grayscale else "RGB")
+    if size is not None:
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array.copy())
+    tensor = tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+    return tensor.unsqueeze(0)
+
+
+def parse_shape(text: str, option: str = "--input-shape") -> tuple[int, ...]:
+    """``"2,3,32,32"`` -> ``(2, 3, 32, 32)``."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise CLIError(
+            f"{option} {text!r} must be comma-separated integers, e.g. 2,3,32,32"
+        ) from None
+    if not shape or any(size <= 0 for size in shape):
+        raise CLIError(f"{option} {text!r} must be positive sizes, e.g. 2,3,32,32")
+    return shape
+
+
+def random_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """A standard normal tensor of ``shape`` drawn from its own generator seeded ``seed``."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def parse_target_option(text: str | None) -> int | list[int] | str | None:
+    """``--target``: ``None``, ``"predicted"``, an int, or comma-separated ints (one per
+    example)."""
+    if text is None or text == "predicted":
+        return text
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise CLIError(
+            f"--target {text!r} must be 'predicted', an int, or comma-separated ints"
+        ) from None
+    return values[0] if len(values) == 1 else values
