@@ -3,12 +3,15 @@ each method's definition exactly."""
 
 from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.attribution import GradientAttribution
+from attrkit.gradient import InputXGradient, Saliency
+from attrkit.integrated_gradients import IntegratedGradients
 from attrkit.modified_relu import (
     Deconvolution,
     GuidedBackprop,
     ModifiedReluGradientAttribution,
     NoReluWarning,
 )
+from attrkit.noise_tunnel import NoiseTunnel
 from attrkit.registry import (
     MethodInfo,
     UnknownMethodError,
@@ -26,9 +29,13 @@ __all__ = [
     "Deconvolution",
     "GradientAttribution",
     "GuidedBackprop",
+    "InputXGradient",
+    "IntegratedGradients",
     "MethodInfo",
     "ModifiedReluGradientAttribution",
     "NoReluWarning",
+    "NoiseTunnel",
+    "Saliency",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
     "UnknownMethodError",

@@ -13,7 +13,9 @@ from attrkit._targets import Target, parse_target
 
 __all__ = [
     "AttributionCall",
+    "Result",
     "format_additional_forward_args",
+    "format_baselines",
     "format_tensors",
     "gradients",
     "prepare_call",
@@ -63,12 +65,65 @@ def format_additional_forward_args(value: object) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+def format_baselines(
+    baselines: object, inputs: tuple[Tensor, ...], name: str = "baselines"
+) -> tuple[Tensor, ...]:
+    """Baselines in every Captum form -> one tensor per input, broadcastable to it.
+
+    ``None`` (zeros), a number, or a tensor with the input's shape or with a batch of one,
+    for every input, or a tuple of those with one entry per input tensor.
+    """
+    if baselines is None:
+        return tuple(torch.zeros((), dtype=x.dtype, device=x.device) for x in inputs)
+    entries = baselines if isinstance(baselines, tuple) else (baselines,)
+    if len(entries) != len(inputs):
+        raise ValueError(
+            f"`{name}` has {len(entries)} entries but `inputs` has {len(inputs)} tensors"
+        )
+    formatted = []
+    for position, (baseline, x) in enumerate(zip(entries, inputs, strict=True)):
+        label = f"{name}[{position}]" if isinstance(baselines, tuple) else name
+        if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
+            raise TypeError(
+                f"`{label}` must be a number or a tensor, got {type(baseline).__name__}"
+            )
+        if not isinstance(baseline, Tensor):
+            formatted.append(torch.tensor(baseline, dtype=x.dtype, device=x.device))
+            continue
+        if baseline.dim() > 0 and (
+            baseline.shape[1:] != x.shape[1:] or baseline.shape[0] not in (1, x.shape[0])
+        ):
+            raise ValueError(
+                f"`{label}` has shape {tuple(baseline.shape)}; it must be a number, or a "
+                f"tensor of the input's shape {tuple(x.shape)} or with a batch of one "
+                f"{(1, *x.shape[1:])}"
+            )
+        formatted.append(baseline.detach().to(dtype=x.dtype, device=x.device))
+    return tuple(formatted)
+
+
 def _leaf(tensor: Tensor) -> Tensor:
     """A new leaf that requires grad and shares the caller's values, never their graph
     or their ``requires_grad`` flag."""
     if tensor.is_inference():
         tensor = tensor.clone()
     return tensor.detach().requires_grad_()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a method computes when it is more than one tensor per input.
+
+    Attributes:
+        attributions: One tensor per input (or per layer tensor).
+        delta: The convergence delta, returned after the attributions when not ``None``.
+        is_tuple: Return a tuple (``True``) or a tensor (``False``); ``None`` follows the
+            inputs.
+    """
+
+    attributions: tuple[Tensor, ...]
+    delta: Tensor | None = None
+    is_tuple: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +146,30 @@ class AttributionCall:
     def model_inputs(self) -> tuple[Tensor, ...]:
         return tuple(leaf.clone() for leaf in self.inputs)
 
-    def pack(self, results: Sequence[Tensor]) -> Tensor | tuple[Tensor, ...]:
-        """Tensor in, tensor out; tuple in, tuple out."""
-        return tuple(results) if self.is_tuple else results[0]
+    def take(self, rows: Tensor, inputs: tuple[Tensor, ...]) -> AttributionCall:
+        """The call for an expanded batch: row ``i`` of ``inputs`` belongs to example
+        ``rows[i]``, whose target and per-example additional arguments (tensors whose
+        dimension 0 is the batch) it gets."""
+        batch_size = self.batch_size
+        return AttributionCall(
+            inputs=tuple(_leaf(x) for x in inputs),
+            is_tuple=self.is_tuple,
+            target=self.target.take(rows),
+            additional_forward_args=tuple(
+                arg[rows.to(arg.device)]
+                if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch_size
+                else arg
+                for arg in self.additional_forward_args
+            ),
+        )
+
+    def pack(self, results: Sequence[Tensor] | Result) -> Any:
+        """Tensor in, tensor out; tuple in, tuple out; a delta after the attributions."""
+        if not isinstance(results, Result):
+            return tuple(results) if self.is_tuple else results[0]
+        is_tuple = self.is_tuple if results.is_tuple is None else results.is_tuple
+        packed = results.attributions if is_tuple else results.attributions[0]
+        return packed if results.delta is None else (packed, results.delta)
 
 
 def prepare_call(

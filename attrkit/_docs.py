@@ -36,10 +36,26 @@ DOCS: dict[str, str] = {
         additional_forward_args (Any, optional): Extra arguments passed to the model
             after the inputs and never attributed: a single non-tuple object, or a tuple
             of them. Default: ``None``.""",
+    "baselines": """
+        baselines (scalar, Tensor, or tuple of them, optional): The reference point of each
+            input: a number, or a tensor with the input's shape or with a batch of one
+            (broadcast to every example); a tuple with one entry per input tensor when
+            ``inputs`` is a tuple. ``None`` means zeros. Default: ``None``.""",
     "returns_attributions": """
         Tensor or tuple[Tensor, ...]: The attributions, one tensor per input tensor with
         the input's shape: a tensor when ``inputs`` was a tensor, a tuple when it was a
         tuple.""",
+    "forward_func": """
+        forward_func (torch.nn.Module or Callable): The model, or any function of the
+            inputs (followed by the additional forward arguments) that returns a tensor
+            whose dimension 0 is the batch.""",
+    "layer": """
+        layer (torch.nn.Module): The layer (a submodule of the model, applied once per
+            forward pass) whose input or output the method works on.""",
+    "device_ids": """
+        device_ids (list[int], optional): Accepted for Captum compatibility and not
+            needed: attrkit refuses ``DataParallel`` models over several devices (their
+            replicas run in threads the method cannot reach); pass ``model.module``.""",
     "model": """
         model (torch.nn.Module or Callable): The model (or any function of the inputs
             returning a tensor whose dimension 0 is the batch).""",

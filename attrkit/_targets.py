@@ -46,17 +46,19 @@ class Target:
     """A validated target: either one index shared by every example, one row of indices
     per example, or nothing (the model returns one value per example)."""
 
-    __slots__ = ("per_example", "shared", "text")
+    __slots__ = ("name", "per_example", "shared", "text")
 
     def __init__(
         self,
         shared: tuple[int, ...] | None = None,
         per_example: Tensor | None = None,
         text: str = "None",
+        name: str = "target",
     ) -> None:
         self.shared = shared
         self.per_example = per_example  # int64, shape (N, depth)
         self.text = text
+        self.name = name  # the argument, for error messages
 
     @property
     def depth(self) -> int:
@@ -65,30 +67,37 @@ class Target:
             return int(self.per_example.shape[1])
         return len(self.shared) if self.shared is not None else 0
 
-    def select(self, output: Any, batch_size: int) -> Tensor:
-        """Return the targeted output value of every example, shape ``(batch_size,)``."""
+    def take(self, rows: Tensor) -> Target:
+        """The target of an expanded batch whose row ``i`` is example ``rows[i]``."""
+        if self.per_example is None:
+            return self
+        return Target(self.shared, self.per_example[rows.cpu()], self.text, self.name)
+
+    def select(self, output: Any, batch_size: int, source: str = "the model's output") -> Tensor:
+        """Return the targeted value of every example of ``output`` (described as
+        ``source`` in errors), shape ``(batch_size,)``."""
         if not isinstance(output, Tensor):
             raise TypeError(
-                "the model must return a tensor whose dimension 0 is the batch, "
+                f"{source} must be a tensor whose dimension 0 is the batch, "
                 f"got {type(output).__name__}"
             )
         if output.dim() == 0 or output.shape[0] != batch_size:
             raise ValueError(
-                f"the model's output has shape {_shape(output)}, but dimension 0 must "
+                f"{source} has shape {_shape(output)}, but dimension 0 must "
                 f"be the batch of {batch_size} examples given in `inputs`"
             )
         if self.depth > output.dim() - 1:
             raise IndexError(
-                f"`target` {self.text} has {self.depth} indices, but the model's output "
+                f"`{self.name}` {self.text} has {self.depth} indices, but {source} "
                 f"(shape {_shape(output)}) has only {output.dim() - 1} dimension(s) "
                 "after the batch"
             )
         if batch_size == 0:
             return output.reshape(-1)[:0]
         if self.per_example is not None:
-            selected = self._select_per_example(output, self.per_example)
+            selected = self._select_per_example(output, self.per_example, source)
         elif self.shared:
-            self._check_range(self.shared, output)
+            self._check_range(self.shared, output, source)
             index: tuple[slice | int, ...] = (slice(None), *self.shared)
             selected = output[index]
         else:
@@ -97,26 +106,26 @@ class Target:
         if per_example != 1:
             if self.depth == 0:
                 raise ValueError(
-                    f"`target` is required: the model returns {per_example} values per "
-                    f"example (output shape {_shape(output)}); pass {_FORMS}"
+                    f"`{self.name}` is required: {source} has {per_example} values per "
+                    f"example (shape {_shape(output)}); pass {_FORMS}"
                 )
             raise ValueError(
-                f"`target` {self.text} leaves {per_example} values per example of the "
-                f"model's output (shape {_shape(output)}); give one index for every "
+                f"`{self.name}` {self.text} leaves {per_example} values per example of "
+                f"{source} (shape {_shape(output)}); give one index for every "
                 "dimension after the batch"
             )
         return selected.reshape(batch_size)
 
-    def _check_range(self, index: tuple[int, ...], output: Tensor) -> None:
+    def _check_range(self, index: tuple[int, ...], output: Tensor, source: str) -> None:
         for dim, position in enumerate(index, start=1):
             size = output.shape[dim]
             if not -size <= position < size:
                 raise IndexError(
-                    f"`target` {self.text}: index {position} is out of range for "
-                    f"dimension {dim} of the model's output (shape {_shape(output)})"
+                    f"`{self.name}` {self.text}: index {position} is out of range for "
+                    f"dimension {dim} of {source} (shape {_shape(output)})"
                 )
 
-    def _select_per_example(self, output: Tensor, index: Tensor) -> Tensor:
+    def _select_per_example(self, output: Tensor, index: Tensor, source: str) -> Tensor:
         depth = index.shape[1]
         sizes = torch.tensor(output.shape[1 : 1 + depth], dtype=torch.int64)
         bad = (index < -sizes) | (index >= sizes)
@@ -124,75 +133,75 @@ class Target:
             row, col = (int(v) for v in bad.nonzero()[0])
             entry = index[row].tolist() if depth > 1 else int(index[row, 0])
             raise IndexError(
-                f"`target[{row}]` = {_brief(entry)}: index {int(index[row, col])} is out of "
-                f"range for dimension {col + 1} "
-                f"of the model's output (shape {_shape(output)})"
+                f"`{self.name}[{row}]` = {_brief(entry)}: index {int(index[row, col])} is out "
+                f"of range for dimension {col + 1} of {source} (shape {_shape(output)})"
             )
         index = index.to(output.device)
         rows = torch.arange(output.shape[0], device=output.device)
         return output[(rows, *index.unbind(1))]
 
 
-def parse_target(target: object, batch_size: int) -> Target:
-    """Check ``target``'s type and length against the batch; see :class:`Target`."""
+def parse_target(target: object, batch_size: int, name: str = "target") -> Target:
+    """Check the type and length of ``target`` (the argument called ``name``) against the
+    batch; see :class:`Target`."""
     if target is None:
-        return Target()
+        return Target(name=name)
     text = _brief(target)
     if isinstance(target, Tensor):
-        return _parse_tensor(target, batch_size, text)
+        return _parse_tensor(target, batch_size, text, name)
     if isinstance(target, tuple):
-        index = tuple(_as_index(v, f"target[{i}]") for i, v in enumerate(target))
-        return Target(shared=index, text=text)
+        index = tuple(_as_index(v, f"{name}[{i}]") for i, v in enumerate(target))
+        return Target(shared=index, text=text, name=name)
     if isinstance(target, list):
-        return _parse_list(target, batch_size, text)
+        return _parse_list(target, batch_size, text, name)
     if isinstance(target, bool) or not hasattr(target, "__index__"):
-        raise TypeError(f"`target` must be {_FORMS}; got {type(target).__name__}")
-    return Target(shared=(_as_index(target, "target"),), text=text)
+        raise TypeError(f"`{name}` must be {_FORMS}; got {type(target).__name__}")
+    return Target(shared=(_as_index(target, name),), text=text, name=name)
 
 
-def _check_length(length: int, batch_size: int) -> None:
+def _check_length(length: int, batch_size: int, name: str) -> None:
     if length != batch_size:
         raise ValueError(
-            f"`target` has {length} entries but the batch has {batch_size} examples; "
+            f"`{name}` has {length} entries but the batch has {batch_size} examples; "
             "give one entry per example, or a single int or tuple for all of them"
         )
 
 
-def _parse_tensor(target: Tensor, batch_size: int, text: str) -> Target:
+def _parse_tensor(target: Tensor, batch_size: int, text: str, name: str) -> Target:
     if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
-        raise TypeError(f"`target` tensor must have an integer dtype, got {target.dtype}")
+        raise TypeError(f"`{name}` tensor must have an integer dtype, got {target.dtype}")
     if target.device.type == "meta":
-        raise ValueError("`target` tensor is on the meta device and holds no values")
+        raise ValueError(f"`{name}` tensor is on the meta device and holds no values")
     if target.numel() == 1:
-        return Target(shared=(int(target.item()),), text=text)
+        return Target(shared=(int(target.item()),), text=text, name=name)
     if target.dim() != 1:
         raise ValueError(
-            "`target` tensor must be 0-d, hold one element, or be 1-d with one entry per "
+            f"`{name}` tensor must be 0-d, hold one element, or be 1-d with one entry per "
             f"example; got shape {_shape(target)}"
         )
-    _check_length(target.numel(), batch_size)
-    return Target(per_example=target.detach().to("cpu", torch.int64).reshape(-1, 1), text=text)
+    _check_length(target.numel(), batch_size, name)
+    per_example = target.detach().to("cpu", torch.int64).reshape(-1, 1)
+    return Target(per_example=per_example, text=text, name=name)
 
 
-def _parse_list(target: list[object], batch_size: int, text: str) -> Target:
-    _check_length(len(target), batch_size)
+def _parse_list(target: list[object], batch_size: int, text: str, name: str) -> Target:
+    _check_length(len(target), batch_size, name)
     if not target:
-        return Target(per_example=torch.empty((0, 0), dtype=torch.int64), text=text)
+        return Target(per_example=torch.empty((0, 0), dtype=torch.int64), text=text, name=name)
     if all(isinstance(entry, tuple) for entry in target):
         tuples = cast("list[tuple[object, ...]]", target)
         rows = [
-            [_as_index(v, f"target[{i}][{j}]") for j, v in enumerate(entry)]
+            [_as_index(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry)]
             for i, entry in enumerate(tuples)
         ]
         depths = {len(row) for row in rows}
         if len(depths) != 1:
             raise ValueError(
-                f"`target` tuples must all have the same length, got lengths {sorted(depths)}"
+                f"`{name}` tuples must all have the same length, got lengths {sorted(depths)}"
             )
     elif any(isinstance(entry, tuple) for entry in target):
-        raise TypeError("`target` list must hold only ints or only tuples of ints, not both")
+        raise TypeError(f"`{name}` list must hold only ints or only tuples of ints, not both")
     else:
-        rows = [[_as_index(v, f"target[{i}]")] for i, v in enumerate(target)]
-    return Target(
-        per_example=torch.tensor(rows, dtype=torch.int64).reshape(len(rows), -1), text=text
-    )
+        rows = [[_as_index(v, f"{name}[{i}]")] for i, v in enumerate(target)]
+    per_example = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), -1)
+    return Target(per_example=per_example, text=text, name=name)

@@ -12,7 +12,7 @@ import torch
 from captum.attr import GradientAttribution as _CaptumGradientAttribution
 from torch import Tensor
 
-from attrkit._call import AttributionCall, gradients, prepare_call
+from attrkit._call import AttributionCall, Result, gradients, prepare_call
 
 __all__ = ["GradientAttribution", "captum_entry_point", "check_callable"]
 
@@ -101,7 +101,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
         target: object,
         additional_forward_args: object,
         **options: Any,
-    ) -> Tensor | tuple[Tensor, ...]:
+    ) -> Any:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
         call = prepare_call(inputs, target, additional_forward_args)
         with _CallScope(call.inputs):
@@ -109,18 +109,21 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
         return call.pack(attributions)
 
     @abstractmethod
-    def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
-        """Return one attribution tensor per input tensor of ``call``."""
+    def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:
+        """Return one attribution tensor per input tensor of ``call`` (or a
+        :class:`~attrkit._call.Result` with a delta or another structure)."""
 
     def _forward_context(self) -> AbstractContextManager[Any]:
         """The context in which the model's forward pass runs (here: none)."""
         return nullcontext()
 
-    def _gradients(self, call: AttributionCall) -> tuple[Tensor, ...]:
-        """Gradients of the targeted outputs with respect to ``call.inputs``, the forward
-        pass running inside :meth:`_forward_context`."""
+    def _forward(self, call: AttributionCall) -> Any:
+        """Run the model on ``call`` inside :meth:`_forward_context`."""
         model_inputs = call.model_inputs()
         with self._forward_context():
-            output = self.forward_func(*model_inputs, *call.additional_forward_args)
-        selected = call.target.select(output, call.batch_size)
+            return self.forward_func(*model_inputs, *call.additional_forward_args)
+
+    def _gradients(self, call: AttributionCall) -> tuple[Tensor, ...]:
+        """Gradients of the targeted outputs with respect to ``call.inputs``."""
+        selected = call.target.select(self._forward(call), call.batch_size)
         return gradients(selected, call.inputs)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from torch import Tensor
+from torch.autograd import Function
 
 from attrkit._call import AttributionCall
 from attrkit._docs import fill_doc
@@ -21,14 +22,54 @@ from attrkit.relu_override import (
     check_overridable,
 )
 
-__all__ = ["Deconvolution", "GuidedBackprop", "ModifiedReluGradientAttribution", "NoReluWarning"]
+__all__ = [
+    "Deconvolution",
+    "GuidedBackprop",
+    "ModifiedReluGradientAttribution",
+    "NoReluWarning",
+    "ReluRuleForward",
+]
 
 
 class NoReluWarning(UserWarning):
     """The model applied no ReLU, so the attribution equals the plain gradient."""
 
 
-class ModifiedReluGradientAttribution(GradientAttribution):
+class ReluRuleForward:
+    """Mixin: forward passes run with every ReLU given the deconvolution or the guided
+    backpropagation rule (see :class:`~attrkit.relu_override.ReluOverride`).
+
+    Used by :class:`ModifiedReluGradientAttribution` and the neuron variants; the class
+    calls :meth:`_use_relu_rule` from its constructor.
+    """
+
+    model: Callable[..., Any]
+    _rule: type[Function]
+    _warned_no_relu: bool
+
+    def _use_relu_rule(self, model: Callable[..., Any], use_relu_grad_output: bool) -> None:
+        check_overridable(model)
+        self.model = model
+        self.use_relu_grad_output = use_relu_grad_output
+        self._rule = DeconvolutionReLU if use_relu_grad_output else GuidedBackpropReLU
+        self._warned_no_relu = False
+
+    @contextmanager
+    def _forward_context(self) -> Iterator[None]:
+        check_overridable(self.model)
+        override = ReluOverride(self._rule)
+        with override:
+            yield
+        if override.relu_count == 0 and not self._warned_no_relu:
+            self._warned_no_relu = True
+            warn_at_caller(
+                f"{type(self).__name__}: the model applied no ReLU, so the attribution "
+                "equals the plain gradient (this warning is shown once per object)",
+                NoReluWarning,
+            )
+
+
+class ModifiedReluGradientAttribution(ReluRuleForward, GradientAttribution):
     """Gradient of the target with every ReLU's backward replaced by a rule.
 
     The rule applies to every ReLU application of the forward pass, in every spelling:
@@ -47,12 +88,8 @@ class ModifiedReluGradientAttribution(GradientAttribution):
 
     def __init__(self, model: Callable[..., Any], use_relu_grad_output: bool = False) -> None:
         check_callable(model, "model")
-        super().__init__(model)
-        check_overridable(model)
-        self.model = model
-        self.use_relu_grad_output = use_relu_grad_output
-        self._rule = DeconvolutionReLU if use_relu_grad_output else GuidedBackpropReLU
-        self._warned_no_relu = False
+        GradientAttribution.__init__(self, model)
+        self._use_relu_rule(model, use_relu_grad_output)
 
     @captum_entry_point
     @fill_doc
@@ -72,28 +109,14 @@ class ModifiedReluGradientAttribution(GradientAttribution):
         Returns:
             %(returns_attributions)s
         """
-        return self._attribute(inputs, target, additional_forward_args)  # type: ignore[return-value]
+        return self._attribute(inputs, target, additional_forward_args)  # type: ignore[no-any-return]
 
     def attribute_future(self) -> None:
         """Not implemented, as in Captum."""
         raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
 
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
-        check_overridable(self.model)
         return self._gradients(call)
-
-    @contextmanager
-    def _forward_context(self) -> Iterator[None]:
-        override = ReluOverride(self._rule)
-        with override:
-            yield
-        if override.relu_count == 0 and not self._warned_no_relu:
-            self._warned_no_relu = True
-            warn_at_caller(
-                f"{type(self).__name__}: the model applied no ReLU, so the attribution "
-                "equals the plain gradient (this warning is shown once per object)",
-                NoReluWarning,
-            )
 
 
 @register(

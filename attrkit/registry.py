@@ -89,6 +89,10 @@ def _normalize(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
+def _takes_any_keyword(function: Callable[..., Any]) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
+
+
 def _parameters(function: Callable[..., Any], skip: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(
         p.name
@@ -206,8 +210,9 @@ def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
         <attrkit.modified_relu.GuidedBackprop object at ...>
     """
     info = method_info(name)
+    factory = info.factory or info.cls
     unknown = sorted(set(init_kwargs) - set(info.init_arguments))
-    if unknown:
+    if unknown and not _takes_any_keyword(factory):
         accepted = ", ".join(info.init_arguments) or "none"
         raise TypeError(
             f"{info.cls.__name__} does not take {', '.join(map(repr, unknown))} when "
@@ -216,7 +221,7 @@ def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
     layer = init_kwargs.get("layer")
     if isinstance(layer, str):
         init_kwargs["layer"] = _submodule(model, layer)
-    return (info.factory or info.cls)(model, **init_kwargs)
+    return factory(model, **init_kwargs)
 
 
 def _submodule(model: object, path: str) -> Any:
@@ -253,7 +258,7 @@ def attribute(
     info = method_info(method)
     init_kwargs = {k: method_kwargs.pop(k) for k in list(method_kwargs) if k in info.init_arguments}
     unknown = sorted(set(method_kwargs) - set(info.attribute_arguments))
-    if unknown:
+    if unknown and not _takes_any_keyword(info.cls.attribute):  # type: ignore[attr-defined]
         accepted = ", ".join(info.init_arguments + info.attribute_arguments) or "none"
         raise TypeError(
             f"{info.name} does not take {', '.join(map(repr, unknown))} (its options: {accepted})"

@@ -129,28 +129,37 @@ class UnsupportedModelError(TypeError):
     """The model runs code that a ReLU override cannot reach (TorchScript)."""
 
 
+_TORCHSCRIPT = (
+    "is TorchScript (scripted or traced): its ReLUs run inside the TorchScript interpreter, "
+    "where attrkit cannot give them the method's backward rule, and the result would "
+    "silently be the plain gradient. Pass the original Python nn.Module instead "
+    "(torch.compile'd models are supported)."
+)
+_DATA_PARALLEL = (
+    "is a DataParallel over several devices: its replicas run in worker threads, where the "
+    "ReLU override (which is local to the calling thread) cannot reach them. Pass "
+    "`model.module` instead."
+)
+
+
+def _unsupported_part(module: torch.nn.Module) -> str:
+    if isinstance(module, torch.jit.ScriptModule):
+        return _TORCHSCRIPT
+    if isinstance(module, torch.nn.DataParallel) and len(module.device_ids) > 1:
+        return _DATA_PARALLEL
+    return ""
+
+
 def check_overridable(model: object) -> None:
-    """Raise :class:`UnsupportedModelError` if ``model`` runs TorchScript code, whose ReLUs
-    would silently keep their ordinary gradient."""
-    script_types = (torch.jit.ScriptModule, torch.jit.ScriptFunction, torch._C.ScriptMethod)
-    if isinstance(model, script_types):
-        where = "`model`"
-    elif isinstance(model, torch.nn.Module):
-        where = next(
-            (
-                f"`model.{name}`" if name else "`model`"
-                for name, module in model.named_modules()
-                if isinstance(module, torch.jit.ScriptModule)
-            ),
-            "",
-        )
-        if not where:
-            return
-    else:
+    """Raise :class:`UnsupportedModelError` if ``model`` runs code that a thread-local
+    ReLU override cannot reach (TorchScript; DataParallel over several devices), where the
+    result would silently be the plain gradient."""
+    if isinstance(model, (torch.jit.ScriptFunction, torch._C.ScriptMethod)):
+        raise UnsupportedModelError(f"`model` {_TORCHSCRIPT}")
+    if not isinstance(model, torch.nn.Module):
         return
-    raise UnsupportedModelError(
-        f"{where} is TorchScript (scripted or traced): its ReLUs run inside the TorchScript "
-        "interpreter, where attrkit cannot give them the method's backward rule, and the "
-        "result would silently be the plain gradient. Pass the original Python "
-        "nn.Module instead (torch.compile'd models are supported)."
-    )
+    for name, module in model.named_modules():
+        reason = _unsupported_part(module)
+        if reason:
+            where = f"`model.{name}`" if name else "`model`"
+            raise UnsupportedModelError(f"{where} {reason}")

@@ -207,7 +207,7 @@ BAD_INPUTS = [
         X,
         None,
         ValueError,
-        r"`target` is required: the model returns 4 values per example \(output shape \(3, 4\)\)",
+        r"`target` is required: the model's output has 4 values per example \(shape \(3, 4\)\)",
     ),
     (
         "target-tuple-deeper-than-output",
@@ -240,7 +240,7 @@ BAD_INPUTS = [
         X,
         0,
         TypeError,
-        r"the model must return a tensor whose dimension 0 is the batch, got tuple",
+        r"the model's output must be a tensor whose dimension 0 is the batch, got tuple",
     ),
     (
         "output-batch-mismatch",

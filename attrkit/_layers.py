@@ -1,0 +1,140 @@
+"""Capturing one layer's input or output during a forward pass, and selecting a neuron.
+
+:class:`LayerCapture` registers a forward (pre-)hook on the layer for the duration of one
+``with`` block. The hook only acts on the thread that entered the block, so other threads
+running the same model at the same time are unaffected; it replaces what it captures with
+a clone, so that in-place operations further on cannot change the captured tensors.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from attrkit._targets import Target, parse_target
+
+__all__ = ["LayerCapture", "check_layer", "select_neuron"]
+
+
+def check_layer(layer: object, model: object) -> nn.Module:
+    """``layer`` must be a module (of ``model``, when ``model`` is one)."""
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"`layer` must be a torch.nn.Module, got {type(layer).__name__}")
+    if isinstance(model, nn.Module) and not any(m is layer for m in model.modules()):
+        raise ValueError(f"`layer` ({type(layer).__name__}) is not a submodule of the model")
+    return layer
+
+
+class LayerCapture:
+    """Within the block, record the tensors entering (``inputs=True``) or leaving the layer.
+
+    Attributes:
+        tensors: The captured tensors (a tuple), once the forward pass has run.
+        is_tuple: Whether the layer's input/output was a tuple rather than one tensor.
+    """
+
+    def __init__(self, layer: nn.Module, inputs: bool = False) -> None:
+        self.layer = layer
+        self.inputs = inputs
+        self.tensors: tuple[Tensor, ...] = ()
+        self.is_tuple = False
+        self.calls = 0
+        self._thread = threading.get_ident()
+        self._handle: RemovableHandle | None = None
+
+    def _capture(self, value: Any) -> Any:
+        is_tuple = isinstance(value, (tuple, list))
+        items = tuple(value) if is_tuple else (value,)
+        if not all(isinstance(item, Tensor) for item in items):
+            kinds = ", ".join(type(item).__name__ for item in items)
+            where = "inputs" if self.inputs else "output"
+            raise TypeError(f"`layer`'s {where} must be tensors, got ({kinds})")
+        self.calls += 1
+        self.tensors, self.is_tuple = items, is_tuple
+        clones = tuple(item.clone() for item in items)
+        return clones if is_tuple else clones[0]
+
+    def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> Any:
+        if threading.get_ident() != self._thread:
+            return None
+        return self._capture(args) if self.inputs else None
+
+    def _hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if threading.get_ident() != self._thread or self.inputs:
+            return None
+        return self._capture(output)
+
+    def __enter__(self) -> LayerCapture:
+        if self.inputs:
+            self._handle = self.layer.register_forward_pre_hook(self._pre_hook)
+        else:
+            self._handle = self.layer.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        if exc_type is None and self.calls != 1:
+            name = type(self.layer).__name__
+            if self.calls == 0:
+                raise ValueError(f"`layer` ({name}) did not run during the forward pass")
+            raise ValueError(
+                f"`layer` ({name}) ran {self.calls} times during one forward pass; "
+                "attribution to a layer needs a layer that is applied once"
+            )
+
+
+NeuronSelector = int | tuple[int | slice, ...] | Callable[..., Tensor]
+
+
+def select_neuron(captured: LayerCapture, selector: object, batch_size: int) -> Tensor:
+    """The selected neuron of every example, shape ``(batch_size,)`` (or a 0-d sum).
+
+    ``selector``: an int or a tuple of ints and slices indexing the layer tensor after the
+    batch dimension (slices are summed over), or a callable that receives the layer's
+    tensor (or tuple of tensors) and returns one value per example.
+    """
+    layer_value: Any = captured.tensors if captured.is_tuple else captured.tensors[0]
+    if callable(selector):
+        selected = selector(layer_value)
+        if not isinstance(selected, Tensor):
+            raise TypeError(
+                f"`neuron_selector` returned {type(selected).__name__}; it must return a "
+                "tensor with one value per example"
+            )
+        if selected.dim() == 0:
+            return selected
+        return Target(name="neuron_selector").select(
+            selected, batch_size, source="the value `neuron_selector` returned"
+        )
+    source = "the layer's tensor"
+    if captured.is_tuple:
+        raise ValueError(
+            f"the layer's tensors form a tuple of {len(captured.tensors)}; "
+            "pass a callable `neuron_selector` that picks one value per example"
+        )
+    (tensor,) = captured.tensors
+    if isinstance(selector, tuple) and any(isinstance(i, slice) for i in selector):
+        if len(selector) > tensor.dim() - 1:
+            raise IndexError(
+                f"`neuron_selector` {selector!r} has {len(selector)} indices, but {source} "
+                f"(shape {tuple(tensor.shape)}) has only {tensor.dim() - 1} dimension(s) "
+                "after the batch"
+            )
+        return tensor[(slice(None), *selector)].reshape(batch_size, -1).sum(dim=1)
+    if not isinstance(selector, (int, tuple)) or isinstance(selector, bool):
+        raise TypeError(
+            "`neuron_selector` must be an int, a tuple of ints and slices, or a callable; "
+            f"got {type(selector).__name__}"
+        )
+    return parse_target(selector, batch_size, "neuron_selector").select(tensor, batch_size, source)
