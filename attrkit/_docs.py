@@ -36,6 +36,12 @@ DOCS: dict[str, str] = {
         additional_forward_args (Any, optional): Extra arguments passed to the model
             after the inputs and never attributed: a single non-tuple object, or a tuple
             of them. Default: ``None``.""",
+    "neuron_selector": """
+        neuron_selector (int, tuple, or Callable): The neuron of the layer's tensor, for
+            every example: an int (``tensor[:, i]``), a tuple of ints and slices
+            (``tensor[:, i, j, ...]``; the neurons a slice selects are summed), or a
+            callable that receives the layer's tensor (or tuple of tensors) and returns
+            one value per example.""",
     "baselines": """
         baselines (scalar, Tensor, or tuple of them, optional): The reference point of each
             input: a number, or a tensor with the input's shape or with a batch of one

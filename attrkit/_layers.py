@@ -35,7 +35,8 @@ class LayerCapture:
 
     Attributes:
         tensors: The captured tensors (a tuple), once the forward pass has run.
-        is_tuple: Whether the layer's input/output was a tuple rather than one tensor.
+        is_tuple: Whether there is more than one (a layer's single input or a one-tensor
+            tuple counts as one tensor, as in Captum).
     """
 
     def __init__(self, layer: nn.Module, inputs: bool = False) -> None:
@@ -48,16 +49,19 @@ class LayerCapture:
         self._handle: RemovableHandle | None = None
 
     def _capture(self, value: Any) -> Any:
-        is_tuple = isinstance(value, (tuple, list))
-        items = tuple(value) if is_tuple else (value,)
-        if not all(isinstance(item, Tensor) for item in items):
-            kinds = ", ".join(type(item).__name__ for item in items)
+        """Record the tensors of ``value`` (a tensor, or a tuple/list of values) and return
+        ``value`` with those tensors replaced by clones."""
+        items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        tensors = tuple(item for item in items if isinstance(item, Tensor))
+        if not tensors:
             where = "inputs" if self.inputs else "output"
-            raise TypeError(f"`layer`'s {where} must be tensors, got ({kinds})")
+            raise TypeError(f"`layer`'s {where} holds no tensor")
         self.calls += 1
-        self.tensors, self.is_tuple = items, is_tuple
-        clones = tuple(item.clone() for item in items)
-        return clones if is_tuple else clones[0]
+        self.tensors, self.is_tuple = tensors, len(tensors) > 1
+        clones = [item.clone() if isinstance(item, Tensor) else item for item in items]
+        if isinstance(value, (tuple, list)):
+            return type(value)(clones)
+        return clones[0]
 
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> Any:
         if threading.get_ident() != self._thread:

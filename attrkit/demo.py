@@ -1,111 +1,184 @@
-"""The built-in demo: attrkit next to Captum on a small built-in CNN.
+"""The built-in demo: every registered method on held-out digits, and attrkit next to Captum.
 
-The same network is run twice: once with every ReLU an ``nn.ReLU`` module (where Captum
-follows the definition, so both libraries must agree), once with the ReLUs written as
-``F.relu`` calls (which Captum's module hooks never see, so Captum silently returns the
-plain gradient through them while attrkit still applies the method's rule).
+:func:`run_demo` loads the built-in :class:`DigitsCNN` (trained on scikit-learn's 8x8
+digits, shipped in the package), and runs every method in :func:`attrkit.available_methods`
+on a few held-out digits through :func:`attrkit.compare`, which attributes them with attrkit
+and with Captum and reports how well the two agree.
+:func:`demo_figure` draws the digits x methods grid and :func:`format_agreement` the table;
+``attrkit demo`` prints and saves both.
+
+The model's convolutions use ``nn.ReLU`` modules and its hidden linear layer a functional
+``F.relu``: the methods that change ReLU's backward rule (Deconvolution, Guided
+Backpropagation and the methods built on them) agree with Captum up to the functional ReLU
+and differ after it, because Captum's module hooks never see it.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import captum.attr
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-import attrkit
+from attrkit._demo_model import (
+    DigitsCNN,
+    HeldoutDigits,
+    load_demo_metadata,
+    load_demo_model,
+    load_heldout_digits,
+)
+from attrkit._table import text_table
+from attrkit.compare import CompareReport, compare
+from attrkit.registry import available_methods, method_info
 
-__all__ = ["DemoCNN", "DemoRow", "run_demo"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-
-class DemoCNN(nn.Module):
-    """A small CNN for 1x8x8 images with 10 classes.
-
-    Args:
-        functional_relu: Apply the ReLUs as ``F.relu`` calls instead of ``nn.ReLU``
-            modules (the weights are the same either way).
-    """
-
-    def __init__(self, functional_relu: bool = False) -> None:
-        super().__init__()
-        self.functional_relu = functional_relu
-        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.fc1 = nn.Linear(16 * 4 * 4, 32)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(32, 10)
-
-    def _relu(self, module: nn.Module, x: Tensor) -> Tensor:
-        output: Tensor = F.relu(x) if self.functional_relu else module(x)
-        return output
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self._relu(self.relu1, self.conv1(x))
-        x = F.max_pool2d(self._relu(self.relu2, self.conv2(x)), 2)
-        x = self._relu(self.relu3, self.fc1(torch.flatten(x, 1)))
-        logits: Tensor = self.fc2(x)
-        return logits
+__all__ = [
+    "DemoResult",
+    "DigitsCNN",
+    "HeldoutDigits",
+    "demo_arguments",
+    "demo_figure",
+    "format_agreement",
+    "load_demo_metadata",
+    "load_demo_model",
+    "load_heldout_digits",
+    "run_demo",
+]
 
 
 @dataclass(frozen=True)
-class DemoRow:
-    """One line of the demo's agreement table."""
+class DemoResult:
+    """What :func:`run_demo` computed.
 
-    variant: str
-    method: str
-    max_abs_difference: float
-    relative_l2_error: float
-    attrkit_seconds: float
-    captum_seconds: float
+    Attributes:
+        images: ``N x 1 x 8 x 8`` digits.
+        labels: True classes.
+        predicted: The model's predictions (the attributed target).
+        attributions: Method name -> attrkit's attributions of ``images``.
+        reports: Method name -> the :class:`attrkit.compare.CompareReport` of attrkit
+            and Captum.
+    """
 
-    @property
-    def agrees(self) -> bool:
-        return self.relative_l2_error <= 1e-5
-
-
-def _timed(fn: Callable[..., Tensor], *args: Any) -> tuple[Tensor, float]:
-    start = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - start
+    images: Tensor
+    labels: Tensor
+    predicted: Tensor
+    attributions: dict[str, Tensor]
+    reports: dict[str, CompareReport]
 
 
-def run_demo(seed: int = 0, batch_size: int = 4) -> list[DemoRow]:
-    """Attribute ``batch_size`` random images with Deconvolution and GuidedBackprop through
-    attrkit and Captum, on both variants of :class:`DemoCNN`; return the agreement rows."""
-    torch.manual_seed(seed)
-    weights = DemoCNN().state_dict()
-    images = torch.rand(batch_size, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+def demo_arguments(
+    name: str, model: DigitsCNN, predicted: Tensor
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
+
+    Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
+    feature maps Grad-CAM is defined on); neuron methods attribute the output neuron of
+    each digit's predicted class (``fc2``, one neuron per example); every other method
+    takes the predicted class as ``target``.
+
+    Returns:
+        ``(init_kwargs, attribute_kwargs)``.
+    """
+    info = method_info(name)
+    init_kwargs: dict[str, Any] = {}
+    attribute_kwargs: dict[str, Any] = {}
+    if "layer" in info.init_arguments:
+        init_kwargs["layer"] = model.relu2
+    if "neuron_selector" in info.attribute_arguments:  # neuron methods take no target
+        init_kwargs["layer"] = model.fc2
+        attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
+    else:
+        attribute_kwargs["target"] = predicted
+    return init_kwargs, attribute_kwargs
+
+
+class _PredictedNeuron:
+    """Neuron selector: output ``predicted[i]`` of example ``i`` (a readable repr)."""
+
+    def __init__(self, predicted: Tensor) -> None:
+        self.predicted = predicted
+
+    def __call__(self, output: Tensor) -> Tensor:
+        return output[torch.arange(len(self.predicted)), self.predicted]
+
+    def __repr__(self) -> str:
+        return "<predicted class>"
+
+
+def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
+    """Attribute the first ``n_digits`` held-out digits with every registered method,
+    through attrkit and Captum (:func:`attrkit.compare`, random methods seeded ``seed``).
+
+    Example:
+        >>> result = run_demo(n_digits=2)
+        >>> sorted(result.attributions) == attrkit.available_methods()
+        True
+        >>> result.attributions["guided_backprop"].shape
+        torch.Size([2, 1, 8, 8])
+    """
+    digits = load_heldout_digits()
+    if not 1 <= n_digits <= len(digits.labels):
+        raise ValueError(f"`n_digits` must be between 1 and {len(digits.labels)}; got {n_digits}")
+    model = load_demo_model()
+    images, labels = digits.images[:n_digits], digits.labels[:n_digits]
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1)
+    attributions: dict[str, Tensor] = {}
+    reports: dict[str, CompareReport] = {}
+    for name in available_methods():
+        init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted)
+        report = compare(
+            name, model, images, libraries=("attrkit", "captum"), seed=seed,
+            **init_kwargs, **attribute_kwargs,
+        )  # fmt: skip
+        ours = report.run("attrkit").attributions
+        assert ours is not None  # compare raises if attrkit fails
+        attributions[name], reports[name] = ours[0].detach(), report
+    return DemoResult(images, labels, predicted, attributions, reports)
+
+
+def format_agreement(reports: dict[str, CompareReport]) -> str:
+    """attrkit-vs-Captum agreement as a table: one row per method, with the explanation
+    :func:`attrkit.compare` gives for a difference."""
     rows = []
-    for variant, functional in (("nn.ReLU modules", False), ("functional F.relu", True)):
-        model = DemoCNN(functional_relu=functional)
-        model.load_state_dict(weights)
-        model.eval()
-        with torch.no_grad():
-            target = model(images).argmax(dim=1)
-        for method in ("Deconvolution", "GuidedBackprop"):
-            ours, ours_time = _timed(getattr(attrkit, method)(model).attribute, images, target)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Captum warns on every call
-                theirs, theirs_time = _timed(
-                    getattr(captum.attr, method)(model).attribute, images.clone(), target
-                )
-            difference = ours - theirs
-            rows.append(
-                DemoRow(
-                    variant=variant,
-                    method=method,
-                    max_abs_difference=float(difference.abs().max()),
-                    relative_l2_error=float(difference.norm() / ours.norm().clamp_min(1e-30)),
-                    attrkit_seconds=ours_time,
-                    captum_seconds=theirs_time,
-                )
-            )
-    return rows
+    for report in reports.values():
+        captum = report.run("captum")
+        if captum.status != "ok":
+            rows.append([report.display_name, "-", "-", f"Captum {captum.status}: {captum.reason}"])
+            continue
+        pair = report.pair("attrkit", "captum")
+        (tensor,) = pair.tensors
+        verdict = pair.verdict + (f": {pair.explanation}" if pair.explanation else "")
+        rows.append(
+            [
+                report.display_name,
+                f"{tensor.max_abs_difference:.2e}",
+                f"{tensor.relative_l2_error:.2e}",
+                verdict,
+            ]
+        )
+    return text_table(["method", "max |diff|", "rel. L2", "attrkit vs Captum"], rows)
+
+
+def demo_figure(result: DemoResult) -> Figure:
+    """The digits x methods grid of :func:`run_demo`'s attributions (needs matplotlib).
+
+    Each method's column shares one colour scale; green is positive, red negative.
+    """
+    from attrkit.viz import attribution_grid
+
+    columns = {method_info(name).display_name: value for name, value in result.attributions.items()}
+    labels = [
+        f"true {int(t)}, pred {int(p)}"
+        for t, p in zip(result.labels, result.predicted, strict=True)
+    ]
+    return attribution_grid(
+        result.images,
+        columns,
+        row_labels=labels,
+        sign="all",
+        title="attrkit on the built-in digits CNN (held-out digits)",
+    )

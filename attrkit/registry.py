@@ -27,6 +27,7 @@ __all__ = [
     "create",
     "method_info",
     "register",
+    "split_method_kwargs",
 ]
 
 ENTRY_POINT_GROUP = "attrkit.methods"
@@ -256,14 +257,33 @@ def attribute(
         torch.Size([2, 3])
     """
     info = method_info(method)
-    init_kwargs = {k: method_kwargs.pop(k) for k in list(method_kwargs) if k in info.init_arguments}
-    unknown = sorted(set(method_kwargs) - set(info.attribute_arguments))
+    init_kwargs, attribute_kwargs = split_method_kwargs(info, method_kwargs)
+    signature = inspect.signature(info.cls.attribute)  # type: ignore[attr-defined]
+    open_ended = _takes_any_keyword(info.cls.attribute)  # type: ignore[attr-defined]
+    for name, value in (("target", target), ("additional_forward_args", additional_forward_args)):
+        if name in signature.parameters or (open_ended and value is not None):
+            attribute_kwargs[name] = value
+        elif value is not None:
+            options = ", ".join(info.attribute_arguments)
+            raise TypeError(f"{info.name} does not take `{name}` (its options: {options})")
+    return create(info.name, model, **init_kwargs).attribute(inputs, **attribute_kwargs)
+
+
+def split_method_kwargs(
+    info: MethodInfo, method_kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword arguments by name into (constructor, ``attribute``) arguments of the
+    method ``info`` describes.
+
+    Raises:
+        TypeError: for a name that neither takes (unless ``attribute`` takes ``**kwargs``).
+    """
+    init_kwargs = {k: v for k, v in method_kwargs.items() if k in info.init_arguments}
+    attribute_kwargs = {k: v for k, v in method_kwargs.items() if k not in info.init_arguments}
+    unknown = sorted(set(attribute_kwargs) - set(info.attribute_arguments))
     if unknown and not _takes_any_keyword(info.cls.attribute):  # type: ignore[attr-defined]
         accepted = ", ".join(info.init_arguments + info.attribute_arguments) or "none"
         raise TypeError(
             f"{info.name} does not take {', '.join(map(repr, unknown))} (its options: {accepted})"
         )
-    explainer = create(info.name, model, **init_kwargs)
-    return explainer.attribute(
-        inputs, target=target, additional_forward_args=additional_forward_args, **method_kwargs
-    )
+    return init_kwargs, attribute_kwargs

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import attrkit
+from attrkit.demo import load_demo_metadata
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "attrkit"
 author = "attrkit developers"
@@ -19,6 +24,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "sphinx_copybutton",
+    "attrkit_docs",  # docs/_ext: figures, example output and CLI help, made at build time
 ]
 
 autosummary_generate = True
@@ -44,4 +50,13 @@ nitpicky = False
 html_theme = "furo"
 html_title = f"attrkit {release}"
 html_static_path = ["_static"]
-exclude_patterns = ["_build"]
+# _generated/ holds build-time output (see docs/_ext/attrkit_docs.py); performance_table.rst
+# is written by the benchmarks and included by performance.rst.
+exclude_patterns = ["_build", "_generated", "performance_table.rst"]
+
+_demo = load_demo_metadata()
+rst_epilog = f"""
+.. |demo_accuracy| replace:: {_demo["test_accuracy"]:.1%}
+.. |demo_test_size| replace:: {_demo["n_test"]}
+.. |demo_train_size| replace:: {_demo["n_train"]}
+"""

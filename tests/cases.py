@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -316,3 +316,189 @@ def target_forms(output_shape: tuple[int, ...], batch: int = BATCH) -> list[tupl
 def first_target(case: Case) -> Any:
     """One valid target for ``case`` (for tests that are not about target forms)."""
     return target_forms(case.output_shape)[0][1]
+
+
+# ----------------------------------------------------------------------- methods table
+
+#: A layer of each case that runs once per forward pass (for the layer and neuron methods).
+LAYERS = {
+    "captum-conv-one-conv": "conv1",
+    "captum-conv-one-conv-inplace-two-inputs": "conv1",
+    "captum-convnet-pool-softmax": "conv2",
+    "captum-convnet-maxpool1d": "conv2",
+    "captum-conv-padding-dilation": "conv1",
+    "captum-multilayer-4d-output": "linear1",
+    "captum-multilayer-multi-relu-module": "linear0",
+    "captum-multilayer-three-inputs-int-arg": "model.linear1",
+    "captum-relu-linear-inplace": "l3",
+    "captum-linear-relu-linear": "fc1",
+    "captum-maxpool-relu-inplace": "maxpool",
+    "small-cnn-bn-pool-dropout": "features.4",
+    "residual-block-reused-inplace-relu": "conv2",
+    "mixed-tensor-and-python-args": "out",
+    "sequence-tagger-3d-output": "conv2",
+    "reused-relu-parallel-branches": "out",
+    "reused-relu-sequential": "fc3",
+    "relu-created-in-forward": "fc2",
+    "relu-input-used-elsewhere": "fc2",
+    "relu-on-non-grad-argument": "fc2",
+    "inplace-module-relu-on-input": "fc",
+    "inplace-functional-relu-on-input": "fc",
+    "densenet-style": "transition.1",
+    "inception-style": "branch5.2.conv",
+    **{f"functional-{spelling}": "fc2" for spelling in models.RELU_SPELLINGS},
+}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One configuration of one method, run the same way through attrkit and Captum.
+
+    Attributes:
+        id: Test id.
+        cls: The class name, the same in ``attrkit`` and ``captum.attr``.
+        attribute_kwargs: Options for ``attribute`` besides inputs/target/extra args.
+        init_kwargs: Options for the constructor besides the model (and the layer).
+        wraps: For NoiseTunnel, the class name of the wrapped method.
+        layer: The constructor takes the case's layer (``LAYERS``).
+        neuron: ``attribute`` takes a ``neuron_selector`` instead of a ``target``.
+        float64_kwargs: Overrides in float64 (Captum's NoiseTunnel draws float32 noise,
+            so float64 runs are compared at ``stdevs=0``).
+        float64_rtol: Tolerance in float64 where Captum rounds to float32 (IG's step
+            sizes): ``None`` for the dtype's default.
+    """
+
+    id: str
+    cls: str
+    attribute_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    wraps: str = ""
+    layer: bool = False
+    neuron: bool = False
+    float64_kwargs: dict[str, Any] = field(default_factory=dict)
+    float64_rtol: float | None = None
+
+    @property
+    def relu_rule(self) -> str | None:
+        """The ReLU rule the method applies (``None`` for plain-gradient methods)."""
+        return RULE_OF_CLASS.get(self.wraps or self.cls)
+
+    def kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
+        return {**self.attribute_kwargs, **(self.float64_kwargs if dtype == torch.float64 else {})}
+
+
+RULE_OF_CLASS = {
+    "Deconvolution": "deconvolution",
+    "NeuronDeconvolution": "deconvolution",
+    "GuidedBackprop": "guided_backprop",
+    "NeuronGuidedBackprop": "guided_backprop",
+    "GuidedGradCam": "guided_backprop",
+}
+IG = {"n_steps": 8}
+NOISE = {"nt_samples": 3, "stdevs": 0.3}
+STILL = {"stdevs": 0.0}
+METHOD_SPECS = [
+    MethodSpec("deconvolution", "Deconvolution"),
+    MethodSpec("guided-backprop", "GuidedBackprop"),
+    MethodSpec("saliency-abs", "Saliency"),
+    MethodSpec("saliency-signed", "Saliency", {"abs": False}),
+    MethodSpec("input-x-gradient", "InputXGradient"),
+    MethodSpec(
+        "ig-gausslegendre-delta",
+        "IntegratedGradients",
+        {**IG, "return_convergence_delta": True},
+        float64_rtol=1e-6,
+    ),
+    MethodSpec(
+        "ig-riemann-left-scalar-baseline",
+        "IntegratedGradients",
+        {**IG, "method": "riemann_left", "baselines": 0.25},
+        float64_rtol=1e-6,
+    ),
+    MethodSpec(
+        "ig-riemann-right-internal-batch",
+        "IntegratedGradients",
+        {**IG, "method": "riemann_right", "internal_batch_size": 7},
+        float64_rtol=1e-6,
+    ),
+    MethodSpec(
+        "ig-riemann-middle-local",
+        "IntegratedGradients",
+        {**IG, "method": "riemann_middle"},
+        {"multiply_by_inputs": False},
+        float64_rtol=1e-6,
+    ),
+    MethodSpec(
+        "nt-smoothgrad-guided-backprop",
+        "NoiseTunnel",
+        {**NOISE, "nt_type": "smoothgrad"},
+        wraps="GuidedBackprop",
+        float64_kwargs=STILL,
+    ),
+    MethodSpec(
+        "nt-smoothgrad-sq-saliency-batched",
+        "NoiseTunnel",
+        {**NOISE, "nt_type": "smoothgrad_sq", "nt_samples_batch_size": 2},
+        wraps="Saliency",
+        float64_kwargs=STILL,
+    ),
+    MethodSpec(
+        "nt-vargrad-deconvolution",
+        "NoiseTunnel",
+        {**NOISE, "nt_type": "vargrad"},
+        wraps="Deconvolution",
+        float64_kwargs=STILL,
+    ),
+    MethodSpec(
+        "nt-smoothgrad-ig",
+        "NoiseTunnel",
+        {**NOISE, "n_steps": 4},
+        wraps="IntegratedGradients",
+        float64_kwargs=STILL,
+        float64_rtol=1e-6,
+    ),
+    MethodSpec("neuron-deconvolution", "NeuronDeconvolution", layer=True, neuron=True),
+    MethodSpec(
+        "neuron-guided-backprop-layer-input",
+        "NeuronGuidedBackprop",
+        {"attribute_to_neuron_input": True},
+        layer=True,
+        neuron=True,
+    ),
+    MethodSpec("layer-grad-cam", "LayerGradCam", layer=True),
+    MethodSpec(
+        "layer-grad-cam-input-relu-per-channel",
+        "LayerGradCam",
+        {"attribute_to_layer_input": True, "relu_attributions": True, "attr_dim_summation": False},
+        layer=True,
+    ),
+    MethodSpec("guided-grad-cam", "GuidedGradCam", layer=True),
+]
+
+#: Where plain-gradient Captum methods crash: Captum sets requires_grad on the caller's
+#: input tensor itself, so an in-place ReLU on it fails (its ReLU hooks clone the input,
+#: which is why Deconvolution survives the module case).
+CAPTUM_PLAIN_CRASHES = frozenset(
+    {"inplace-functional-relu-on-input", "inplace-module-relu-on-input"}
+)
+
+
+def captum_agrees_with(case: Case, spec: MethodSpec) -> bool:
+    """Whether Captum follows the definition for this method on this case."""
+    rule = spec.relu_rule
+    if rule is None:
+        return case.id not in CAPTUM_PLAIN_CRASHES
+    return captum_agrees(
+        case, {"deconvolution": "Deconvolution", "guided_backprop": "GuidedBackprop"}[rule]
+    )
+
+
+def neuron_selectors(shape: tuple[int, ...]) -> list[tuple[str, Any]]:
+    """Selector forms for a layer tensor of per-example ``shape``."""
+    last = tuple(size - 1 for size in shape)
+    forms: list[tuple[str, Any]] = [("tuple", last)]
+    if len(shape) == 1:
+        forms.append(("int", shape[0] - 1))
+    forms.append(("tuple-with-slice", (slice(0, 2), *last[1:])))
+    forms.append(("callable", lambda t: t.reshape(t.shape[0], -1)[:, :3].sum(dim=1)))
+    return forms

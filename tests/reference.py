@@ -97,3 +97,69 @@ def reference_attribution(
     return tuple(
         torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)
     )
+
+
+def _capture(layer: Any, to_input: bool, store: list[Tensor]) -> Any:
+    """A hook recording the layer's tensor (and handing on a clone, so that in-place
+    operations further on cannot change the recorded one)."""
+    if to_input:
+        return layer.register_forward_pre_hook(
+            lambda module, args: (store.append(args[0]), (args[0].clone(), *args[1:]))[1]
+        )
+    return layer.register_forward_hook(
+        lambda module, args, output: (store.append(output), output.clone())[1]
+    )
+
+
+def reference_neuron_attribution(
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    layer: Any,
+    selector: Any,
+    additional_forward_args: tuple[Any, ...],
+    rule: str,
+    to_input: bool = False,
+) -> tuple[Tensor, ...]:
+    """The definition-based attribution of one neuron of ``layer``."""
+    leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
+    store: list[Tensor] = []
+    handle = _capture(layer, to_input, store)
+    try:
+        with definition_relus(rule), torch.enable_grad():
+            model(*(x.clone() for x in leaves), *additional_forward_args)
+    finally:
+        handle.remove()
+    (tensor,) = store
+    n = tensor.shape[0]
+    if callable(selector):
+        picked = selector(tensor)
+    elif isinstance(selector, int):
+        picked = torch.stack([tensor[i, selector] for i in range(n)])
+    else:
+        picked = torch.stack([tensor[(i, *selector)].sum() for i in range(n)])
+    grads = torch.autograd.grad(picked.sum(), leaves, allow_unused=True)
+    pairs = zip(leaves, grads, strict=True)
+    return tuple(torch.zeros_like(x) if g is None else g for x, g in pairs)
+
+
+def reference_grad_cam(
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    layer: Any,
+    target: object,
+    additional_forward_args: tuple[Any, ...],
+) -> Tensor:
+    """Grad-CAM with ReLU, per the paper: channel weights are the spatial means of the
+    plain gradient; the map is the ReLU of the weighted sum of the activations."""
+    leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
+    store: list[Tensor] = []
+    handle = _capture(layer, False, store)
+    try:
+        with torch.enable_grad():
+            output = model(*(x.clone() for x in leaves), *additional_forward_args)
+    finally:
+        handle.remove()
+    (activation,) = store
+    (grad,) = torch.autograd.grad(select_reference(output, target).sum(), activation)
+    weights = grad.mean(dim=tuple(range(2, grad.dim())), keepdim=True) if grad.dim() > 2 else grad
+    return (weights * activation).sum(dim=1, keepdim=True).clamp(min=0).detach()

@@ -13,6 +13,26 @@ import attrkit
 from tests import models
 from tests.cases import METHODS
 
+#: The ReLU-override methods (and their layer variants), built for a model with a layer.
+RELU_METHODS = (*METHODS, "NeuronDeconvolution", "NeuronGuidedBackprop", "GuidedGradCam")
+LAYER_OF = {models.SmallCNN: "features.4", models.RaisingNet: "fc"}
+
+
+def explain(method: str, model: nn.Module, x: torch.Tensor, target: object) -> object:
+    """Run ``method`` on ``model``; the neuron variants select neuron ``target`` of the layer
+    (``None`` becomes a selector too short for the layer, the neuron form of a missing
+    target)."""
+    if method in METHODS:
+        return getattr(attrkit, method)(model).attribute(x, target=target)
+    layer = model.get_submodule(LAYER_OF[type(model)])
+    explainer = getattr(attrkit, method)(model, layer)
+    if method.startswith("Neuron"):
+        if target is None:
+            return explainer.attribute(x, neuron_selector=(0,))
+        return explainer.attribute(x, neuron_selector=(target, 0, 0) if x.dim() == 4 else target)
+    return explainer.attribute(x, target=target)
+
+
 HOOK_DICTS = (
     "_forward_hooks",
     "_forward_hooks_with_kwargs",
@@ -85,7 +105,7 @@ def _model_with_grads(train: bool) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", RELU_METHODS)
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("requires_grad", [False, True], ids=["plain-input", "grad-input"])
 def test_success_leaves_no_trace(method, train, requires_grad):
@@ -94,14 +114,14 @@ def test_success_leaves_no_trace(method, train, requires_grad):
     model = _model_with_grads(train)
     x = torch.randn(2, 3, 12, 12).requires_grad_(requires_grad)
     before = snapshot(model, (x,))
-    getattr(attrkit, method)(model).attribute(x, target=1)
+    explain(method, model, x, 1)
     after = snapshot(model, (x,))
     if train:
         del before["buffers"], after["buffers"]
     assert_same(before, after)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", RELU_METHODS)
 @pytest.mark.parametrize(
     ("model_factory", "target", "error"),
     [
@@ -118,7 +138,7 @@ def test_failure_leaves_no_trace(method, model_factory, target, error):
     x = torch.randn(2, *((5,) if model_factory is models.RaisingNet else (3, 12, 12)))
     before = snapshot(model, (x,))
     with pytest.raises(error):
-        getattr(attrkit, method)(model).attribute(x, target=target)
+        explain(method, model, x, target)
     assert_same(before, snapshot(model, (x,)))
 
 
@@ -161,8 +181,10 @@ def test_works_inside_no_grad_and_inference_mode(method, context):
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_normal_call_is_quiet(method, recwarn):
+@pytest.mark.parametrize("name", attrkit.available_methods())
+def test_normal_call_is_quiet(name, recwarn):
     model = models.TinyDenseNet().eval()
-    getattr(attrkit, method)(model).attribute(torch.randn(2, 3, 6, 6), target=[0, 1])
+    init = {"layer": "transition.1"} if "layer" in attrkit.method_info(name).init_arguments else {}
+    options = {"neuron_selector": (0, 0, 0)} if name.startswith("neuron") else {"target": [0, 1]}
+    attrkit.attribute(model, torch.randn(2, 3, 6, 6), method=name, **init, **options)
     assert len(recwarn) == 0

@@ -74,3 +74,52 @@ def test_one_explainer_object_shared_by_threads():
         thread.join(timeout=120)
     for got, want in zip(results, expected, strict=True):
         torch.testing.assert_close(got, want)
+
+
+LAYER_METHODS = {
+    "NeuronDeconvolution": {"neuron_selector": (1, 0, 0)},
+    "NeuronGuidedBackprop": {"neuron_selector": (2, 1, 1)},
+    "GuidedGradCam": {"target": [0, 2, 4]},
+    "LayerGradCam": {"target": [1, 1, 1]},
+}
+
+
+def test_layer_methods_concurrently_with_plain_forwards():
+    """Layer methods hook the layer for the duration of a call; the hook ignores other
+    threads, so concurrent calls and plain forward passes do not see each other."""
+    torch.manual_seed(0)
+    model = models.TinyInception().eval()
+    layer = model.branch5[2].conv
+    x = torch.randn(3, 3, 6, 6)
+    expected = {
+        m: getattr(attrkit, m)(model, layer).attribute(x, **kw) for m, kw in LAYER_METHODS.items()
+    }
+    with torch.no_grad():
+        plain_output = model(x)
+    start = threading.Barrier(len(LAYER_METHODS) + 1)
+    failures: list[str] = []
+
+    def attribute_repeatedly(method: str) -> None:
+        start.wait()
+        for call in range(CALLS):
+            got = getattr(attrkit, method)(model, layer).attribute(x, **LAYER_METHODS[method])
+            if not torch.allclose(got, expected[method], rtol=1e-5, atol=1e-7):
+                failures.append(f"{method} call {call}")
+
+    def forward_repeatedly() -> None:
+        start.wait()
+        for call in range(CALLS):
+            with torch.no_grad():
+                if not torch.allclose(model(x), plain_output, rtol=1e-5, atol=1e-7):
+                    failures.append(f"plain forward call {call}")
+
+    threads = [threading.Thread(target=attribute_repeatedly, args=(m,)) for m in LAYER_METHODS]
+    threads.append(threading.Thread(target=forward_repeatedly))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert failures == []
+    assert not layer._forward_hooks
+    assert not layer._forward_pre_hooks

@@ -15,7 +15,12 @@ __all__ = ["COMMANDS", "main"]
 
 #: Subcommand name -> module under attrkit.cli that implements it.
 COMMANDS: dict[str, str] = {
+    "attribute-dataset": "attrkit.cli.attribute_dataset",
+    "audit": "attrkit.cli.audit",
+    "compare": "attrkit.cli.compare",
     "demo": "attrkit.cli.demo",
+    "explain": "attrkit.cli.explain",
+    "methods": "attrkit.cli.methods",
 }
 
 

@@ -3,6 +3,7 @@ command-line options, with one-line errors (:class:`CLIError`) instead of traceb
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -14,15 +15,21 @@ import numpy as np
 import torch
 
 __all__ = [
+    "FORMATS",
     "IMAGE_SUFFIXES",
     "CLIError",
+    "add_model_arguments",
+    "error_line",
     "load_factory",
     "load_image",
     "load_input",
     "load_model",
+    "load_model_and_inputs",
     "parse_shape",
     "parse_target_option",
+    "predicted_target",
     "random_input",
+    "render_report",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -83,9 +90,15 @@ def _existing_file(path: str, option: str) -> Path:
     return file
 
 
-def load_input(path: str, option: str = "--input") -> torch.Tensor:
+def load_input(
+    path: str,
+    option: str = "--input",
+    size: tuple[int, int] | None = None,
+    grayscale: bool = False,
+) -> torch.Tensor:
     """Read a float tensor from a ``.pt`` / ``.pth`` file (a tensor), a ``.npy`` array, or an
-    image (as a ``1 x C x H x W`` tensor in [0, 1])."""
+    image (as a ``1 x C x H x W`` tensor in [0, 1], resized to ``size`` and converted to one
+    channel with ``grayscale``, see :func:`load_image`)."""
     file = _existing_file(path, option)
     suffix = file.suffix.lower()
     try:
@@ -97,7 +110,7 @@ def load_input(path: str, option: str = "--input") -> torch.Tensor:
         if suffix == ".npy":
             return torch.from_numpy(np.load(file, allow_pickle=False)).float()
         if suffix in IMAGE_SUFFIXES:
-            return load_image(file)
+            return load_image(file, size=size, grayscale=grayscale)
     except CLIError:
         raise
     except Exception as error:
@@ -156,3 +169,74 @@ def parse_target_option(text: str | None) -> int | list[int] | str | None:
             f"--target {text!r} must be 'predicted', an int, or comma-separated ints"
         ) from None
     return values[0] if len(values) == 1 else values
+
+
+def error_line(error: BaseException) -> str:
+    """``Type: first line of the message``, for a one-line error report."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--weights`` and the inputs: ``--input FILE`` or ``--input-shape``
+    with ``--seed`` (read back with :func:`load_model_and_inputs`)."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a function returning the torch.nn.Module, e.g. torchvision.models:resnet18 "
+        "(imported from the current folder or the installed packages)",
+    )
+    parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument(
+        "--input", metavar="FILE", help="the input: a .pt tensor, a .npy array or an image"
+    )
+    inputs.add_argument(
+        "--input-shape",
+        metavar="N,C,H,W",
+        help="a random standard normal input of this shape, e.g. 2,3,32,32",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the random input and of the methods' noise (default: 0)",
+    )
+
+
+def load_model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The model and the input tensor from :func:`add_model_arguments`' options."""
+    model = load_model(args.model, args.weights)
+    if args.input is not None:
+        return model, load_input(args.input)
+    return model, random_input(parse_shape(args.input_shape), args.seed)
+
+
+def predicted_target(model: Callable[..., Any], inputs: torch.Tensor) -> torch.Tensor:
+    """``--target predicted``: the model's highest-scoring class for each example."""
+    try:
+        with torch.no_grad():
+            output = model(inputs)
+    except Exception as error:
+        raise CLIError(
+            f"the model failed on the input of shape {tuple(inputs.shape)}: {error_line(error)}"
+        ) from None
+    if not isinstance(output, torch.Tensor) or output.dim() != 2:
+        raise CLIError(
+            "--target predicted needs a model that returns N x classes scores; give --target"
+        )
+    return output.argmax(dim=1)
+
+
+#: Report formats of ``attrkit compare`` and ``attrkit audit``.
+FORMATS = ("table", "json", "markdown")
+
+
+def render_report(report: Any, format: str) -> str:
+    """A report (with ``__str__``, ``to_json`` and ``to_markdown``) in ``format``."""
+    if format == "json":
+        return str(report.to_json())
+    if format == "markdown":
+        return str(report.to_markdown())
+    return str(report)

@@ -1,0 +1,178 @@
+"""``attrkit attribute-dataset``: attribute a whole dataset to a folder of ``.npy`` shards,
+on one process or under ``torchrun`` on many."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import time
+from typing import Any
+
+import torch
+
+from attrkit.cli._common import CLIError, load_factory, load_model
+
+HELP = "attribute every example of a dataset and write the attributions to a folder"
+EPILOG = """examples:
+  attrkit attribute-dataset --model mypkg.models:resnet --weights resnet.pt \\
+      --data mypkg.data:validation_set --method guided_backprop --target label \\
+      --batch-size 64 --out attributions/
+  torchrun --nproc-per-node 4 -m attrkit attribute-dataset ...same options... --resume
+
+--data names a function returning a torch Dataset, a DataLoader (not shuffled) or an
+iterable of batches; read the result with attrkit.load_attributions(DIR) or with numpy
+(see manifest.json).
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "attribute-dataset",
+        help=HELP,
+        description=HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a function returning the torch.nn.Module (put in eval mode)",
+    )
+    parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a function returning a Dataset, a DataLoader or an iterable of batches",
+    )
+    parser.add_argument(
+        "--method", required=True, metavar="NAME", help="method name (see `attrkit methods`)"
+    )
+    parser.add_argument(
+        "--target",
+        required=True,
+        metavar="label|predicted|none|N[,M...]",
+        help="each example's label, the model's prediction, nothing (one output per "
+        "example), or a fixed output index (comma-separated for a multi-index output)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
+    parser.add_argument(
+        "--batch-size", type=int, metavar="B", help="batch size for a Dataset (default: 32)"
+    )
+    parser.add_argument(
+        "--num-workers", type=int, metavar="W", help="loader processes for a Dataset (default: 0)"
+    )
+    parser.add_argument(
+        "--batches-per-shard",
+        type=int,
+        default=1,
+        metavar="K",
+        help="batches per shard file, the unit of resumption (default: 1)",
+    )
+    parser.add_argument("--layer", metavar="NAME", help="layer, for the methods that take one")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another argument of the method, as a Python literal or a string, e.g. "
+        "n_steps=32 or neuron_selector=(3,1,1); repeat for more",
+    )
+    parser.add_argument(
+        "--device", metavar="DEVICE", help="cpu or cuda (default: cuda if available)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (or start it there)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(run=run)
+
+
+def parse_target(text: str) -> int | tuple[int, ...] | str | None:
+    """``--target``: ``label``, ``predicted``, ``none``, an int, or comma-separated ints (one
+    multi-index target shared by every example)."""
+    if text in ("label", "predicted"):
+        return text
+    if text == "none":
+        return None
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise CLIError(
+            f"--target {text!r} must be label, predicted, none, an int or comma-separated ints"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def parse_options(options: list[str]) -> dict[str, Any]:
+    """``["n_steps=32", "layer=features.3"]`` -> ``{"n_steps": 32, "layer": "features.3"}``."""
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise CLIError(f"--option {option!r} must look like KEY=VALUE, e.g. n_steps=32")
+        try:
+            value: Any = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        parsed[key.strip()] = value
+    return parsed
+
+
+def _device(text: str | None) -> torch.device:
+    if text is None:
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise CLIError(f"--device {text!r}: {error}") from None
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def run(args: argparse.Namespace) -> int:
+    from attrkit.dataset import attribute_dataset
+
+    target = parse_target(args.target)
+    options = parse_options(args.option)
+    if args.layer is not None:
+        options["layer"] = args.layer
+    device = _device(args.device)
+    model = load_model(args.model, args.weights).to(device)
+    factory = load_factory(args.data, "--data")
+    try:
+        data = factory()
+    except Exception as error:
+        raise CLIError(
+            f"--data {args.data!r}: the factory raised {type(error).__name__}: {error}"
+        ) from None
+    start = time.perf_counter()
+    try:
+        result = attribute_dataset(
+            args.method,
+            data,
+            model=model,
+            target=target,
+            out=args.out,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            batches_per_shard=args.batches_per_shard,
+            device=device,
+            seed=args.seed,
+            resume=args.resume,
+            progress=not args.quiet,
+            **options,
+        )
+    except (TypeError, ValueError, IndexError, KeyError, OSError, RuntimeError) as error:
+        raise CLIError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    if not args.quiet and os.environ.get("RANK", "0") == "0":
+        seconds = time.perf_counter() - start
+        print(
+            f"{len(result)} attributions by {result.method}, shape {result.shape}, in "
+            f"{args.out} ({seconds:.1f} s)"
+        )
+    return 0

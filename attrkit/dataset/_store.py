@@ -1,0 +1,228 @@
+"""The on-disk format of a dataset attribution run, and its writing.
+
+A run's folder holds a JSON manifest, ``.npy`` shards and, once complete, the sample indices
+and targets as ``.npy`` arrays::
+
+    out/
+      manifest.json          # the run (method, arguments, model fingerprint, versions, ...)
+      indices.npy            # dataset index of every row (complete runs)
+      targets.npy            # the target used for every row (complete runs, if any)
+      shards/
+        000000.attributions.npy   # rows of shard 0; one file per attribution tensor
+        000000.json               # shard 0's record: written last, marks it complete
+        ...
+
+Every file is written to a temporary name and renamed into place, so a file that exists
+under its final name is complete; a shard counts as done when its record exists and names
+existing files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "SHARDS",
+    "check_writable",
+    "clean_temporary",
+    "finalize",
+    "read_manifest",
+    "read_record",
+    "save_json",
+    "write_shard",
+]
+
+FORMAT = "attrkit-attributions"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARDS = "shards"
+_TEMPORARY = ".tmp-"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f"{path.name}{_TEMPORARY}{os.getpid()}")
+
+
+def _commit(temporary: Path, path: Path, handle: Any) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(temporary, path)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` atomically (a temporary file, then a rename)."""
+    temporary = _temporary(path)
+    handle = open(temporary, "wb")  # noqa: SIM115 - closed by _commit
+    try:
+        np.save(handle, array, allow_pickle=False)
+        _commit(temporary, path, handle)
+    except BaseException:
+        handle.close()
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def save_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` atomically."""
+    temporary = _temporary(path)
+    handle = open(temporary, "w", encoding="utf-8")  # noqa: SIM115 - closed by _commit
+    try:
+        json.dump(value, handle, indent=1)
+        handle.write("\n")
+        _commit(temporary, path, handle)
+    except BaseException:
+        handle.close()
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def shard_stem(index: int) -> str:
+    return f"{index:06d}"
+
+
+def write_shard(
+    root: Path, index: int, arrays: dict[str, np.ndarray], record: dict[str, Any]
+) -> None:
+    """Write shard ``index``: its arrays, then its record (which makes it complete)."""
+    stem = shard_stem(index)
+    files = {}
+    for name, array in arrays.items():
+        file = f"{stem}.{name}.npy"
+        save_npy(root / SHARDS / file, array)
+        files[name] = {"file": file, "shape": list(array.shape), "dtype": array.dtype.str}
+    save_json(root / SHARDS / f"{stem}.json", {**record, "shard": index, "arrays": files})
+
+
+def read_record(root: Path, index: int) -> dict[str, Any] | None:
+    """Shard ``index``'s record if the shard is complete, else ``None``."""
+    path = root / SHARDS / f"{shard_stem(index)}.json"
+    try:
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    arrays = record.get("arrays", {})
+    if not arrays or not all((root / SHARDS / a["file"]).is_file() for a in arrays.values()):
+        return None
+    return record
+
+
+def read_manifest(root: Path, argument: str = "out") -> dict[str, Any] | None:
+    """The manifest of the run in ``root``, or ``None`` if there is none.
+
+    Raises:
+        ValueError: if ``root`` holds a manifest that is not an attrkit one.
+    """
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"`{argument}` {str(root)!r}: {MANIFEST} is not JSON: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(
+            f"`{argument}` {str(root)!r}: {MANIFEST} is not an attrkit attribution manifest"
+        )
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"`{argument}` {str(root)!r}: format version {manifest.get('format_version')!r} is not "
+            f"supported by this attrkit (it reads version {FORMAT_VERSION})"
+        )
+    return manifest
+
+
+def check_writable(root: Path) -> None:
+    """Create ``root`` (and its shard folder) and prove that files can be written there.
+
+    Raises:
+        PermissionError: naming ``out``, if the folder cannot be created or written.
+    """
+    probe = root / f".attrkit-write-test-{os.getpid()}"
+    try:
+        (root / SHARDS).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise PermissionError(f"`out` {str(root)!r} is not writable: {reason}") from None
+
+
+def clean_temporary(root: Path) -> None:
+    """Remove the temporary files an interrupted run left behind."""
+    for folder in (root, root / SHARDS):
+        for path in folder.glob(f"*{_TEMPORARY}*"):
+            path.unlink(missing_ok=True)
+
+
+def finalize(root: Path, manifest: dict[str, Any], num_shards: int) -> dict[str, Any]:
+    """Gather the shard records into the complete manifest; write it with the indices and
+    targets.
+
+    Raises:
+        ValueError: if a shard is missing or the shards disagree on shapes or dtypes.
+    """
+    records = []
+    for index in range(num_shards):
+        record = read_record(root, index)
+        if record is None:
+            raise ValueError(f"`out` {str(root)!r}: shard {index} is missing")
+        records.append(record)
+    if not records:
+        raise ValueError("`data` yielded no batches")
+    first = records[0]
+    layout = _layout(first)
+    start = 0
+    shards = []
+    for record in records:
+        if _layout(record) != layout:
+            raise ValueError(
+                f"shard {record['shard']} has attributions {_layout(record)} but shard 0 has "
+                f"{layout}; every batch must give the same per-example shapes and dtypes"
+            )
+        shards.append({"index": record["shard"], "start": start, "stop": start + record["rows"]})
+        start += record["rows"]
+    save_npy(root / "indices.npy", np.asarray([i for r in records for i in r["indices"]], np.int64))
+    has_targets = first["targets"] is not None
+    if has_targets:
+        targets = np.asarray([t for r in records for t in r["targets"]], dtype=np.int64)
+        save_npy(root / "targets.npy", targets)
+    arrays = {
+        name: {
+            "shape": [start, *spec["shape"][1:]],
+            "dtype": spec["dtype"],
+            "shards": [f"{SHARDS}/{r['arrays'][name]['file']}" for r in records],
+        }
+        for name, spec in first["arrays"].items()
+    }
+    complete = {
+        **manifest,
+        "complete": True,
+        "num_samples": start,
+        "inputs": first["inputs"],
+        "inputs_tuple": first["inputs_tuple"],
+        "attributions": first["attributions"],
+        "result_tuple": first["result_tuple"],
+        "convergence_delta": first["convergence_delta"],
+        "arrays": arrays,
+        "shards": shards,
+        "indices": "indices.npy",
+        "targets": "targets.npy" if has_targets else None,
+    }
+    save_json(root / MANIFEST, complete)
+    return complete
+
+
+def _layout(record: dict[str, Any]) -> Any:
+    return (
+        record["inputs"],
+        {name: (spec["shape"][1:], spec["dtype"]) for name, spec in record["arrays"].items()},
+    )

@@ -1,0 +1,188 @@
+"""Content generated while the documentation builds, so that it cannot go stale.
+
+When the builder starts, this extension writes into ``docs/_generated/`` (not committed):
+
+- the output and figure of ``attrkit demo`` (run in this process, from the shipped model);
+- two concept figures from the built-in model (the three backward rules; attrkit next to
+  Captum);
+- the output of every script in ``docs/examples/`` (each is run; a failing script fails the
+  build);
+- ``cli_commands.rst``: the ``--help`` of every ``attrkit`` command, from the parsers;
+- ``methods.rst``: a table of the registered methods.
+
+It also warns (an error under ``-W``) when a name in ``attrkit.__all__`` is missing from
+``api.rst``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import re
+import runpy
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+HELP_WIDTH = "88"
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", generate)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def generate(app: Sphinx) -> None:
+    source = Path(app.srcdir)
+    out = source / "_generated"
+    (out / "examples").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    _demo(out)
+    _concept_figures(out)
+    _examples(source / "examples", out / "examples")
+    _cli_reference(out / "cli_commands.rst")
+    _methods_table(out / "methods.rst")
+    _check_api_reference(source / "api.rst")
+    logger.info(f"attrkit_docs: generated content in {time.perf_counter() - start:.1f} s")
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _demo(out: Path) -> None:
+    """``attrkit demo`` in ``out``: its figure, and what it prints (minus the timing)."""
+    from attrkit.cli import main
+
+    printed = io.StringIO()
+    with _working_directory(out), contextlib.redirect_stdout(printed):
+        status = main(["demo"])
+    if status != 0:
+        raise ExtensionError(f"attrkit demo exited with {status}")
+    text = re.sub(r"\ndone in .*\n", "\n", printed.getvalue())
+    (out / "demo_output.txt").write_text(text)
+
+
+def _concept_figures(out: Path) -> None:
+    """The three backward rules on held-out digits; attrkit next to Captum."""
+    import captum.attr
+    import torch
+
+    import attrkit
+    from attrkit.demo import load_demo_model, load_heldout_digits
+    from attrkit.viz import attribution_grid, save_figure
+
+    model = load_demo_model()
+    images = load_heldout_digits().images[:4]
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1)
+    labels = [f"predicted {int(p)}" for p in predicted]
+    rules = {
+        "gradient": attrkit.Saliency(model).attribute(images, target=predicted, abs=False),
+        "deconvolution": attrkit.Deconvolution(model).attribute(images, target=predicted),
+        "guided backprop": attrkit.GuidedBackprop(model).attribute(images, target=predicted),
+    }
+    figure = attribution_grid(images, rules, row_labels=labels, sign="all", cell_size=1.6)
+    save_figure(figure, out / "rules.png")
+
+    ours = attrkit.GuidedBackprop(model).attribute(images, target=predicted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Captum warns on every call
+        theirs = captum.attr.GuidedBackprop(model).attribute(images.clone(), target=predicted)
+    columns = {"attrkit": ours, "Captum": theirs.detach(), "attrkit - Captum": ours - theirs}
+    figure = attribution_grid(images, columns, row_labels=labels, sign="all", cell_size=1.6)
+    save_figure(figure, out / "captum_vs_attrkit.png")
+
+
+def _examples(folder: Path, out: Path) -> None:
+    """Run every example script; write what it prints to ``out/<name>.txt``."""
+    scripts = sorted(folder.glob("*.py"))
+    if not scripts:
+        raise ExtensionError(f"no example scripts in {folder}")
+    for script in scripts:
+        printed = io.StringIO()
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+                runpy.run_path(str(script), run_name="__main__")
+        except BaseException as error:
+            raise ExtensionError(f"docs example {script.name} failed: {error!r}") from error
+        (out / f"{script.stem}.txt").write_text(printed.getvalue())
+
+
+def _cli_reference(path: Path) -> None:
+    """One section per command: its one-line help and its full ``--help``."""
+    from attrkit.cli import COMMANDS, build_parser
+
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps help to the terminal width
+    try:
+        sections = [_section("attrkit", "", build_parser().format_help())]
+        for name in sorted(COMMANDS):
+            module = importlib.import_module(COMMANDS[name])
+            subparsers = argparse.ArgumentParser(prog="attrkit").add_subparsers()
+            module.add_parser(subparsers)
+            help_text = subparsers.choices[name].format_help()
+            sections.append(_section(f"attrkit {name}", getattr(module, "HELP", ""), help_text))
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+    path.write_text("\n".join(sections))
+
+
+def _section(title: str, summary: str, help_text: str) -> str:
+    lines = [title, "-" * len(title), ""]
+    if summary:
+        lines += [summary[0].upper() + summary[1:] + ".", ""]
+    lines += [".. code-block:: text", ""]
+    lines += [f"   {line}".rstrip() for line in help_text.rstrip().splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _methods_table(path: Path) -> None:
+    """The registry as a table: name and aliases, display name, paper, options."""
+    import attrkit
+
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 22 20 38 20", ""]
+    lines += ["   * - name (aliases)", "     - method", "     - paper", "     - options"]
+    for name in attrkit.available_methods():
+        info = attrkit.method_info(name)
+        aliases = f" ({', '.join(f'``{a}``' for a in info.aliases)})" if info.aliases else ""
+        options = [f"``{a}``" for a in (*info.init_arguments, *info.attribute_arguments)]
+        lines += [
+            f"   * - ``{name}``{aliases}",
+            f"     - {info.display_name}",
+            f"     - {info.paper}",
+            f"     - {', '.join(options) or '-'}",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _check_api_reference(api: Path) -> None:
+    """Every public name must appear in the API reference."""
+    import attrkit
+
+    text = api.read_text()
+    for name in attrkit.__all__:
+        if name.startswith("__"):
+            continue
+        if not re.search(rf"\battrkit\.{re.escape(name)}\b", text):
+            logger.warning(f"api.rst does not document attrkit.{name} (it is in attrkit.__all__)")

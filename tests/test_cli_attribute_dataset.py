@@ -1,0 +1,92 @@
+"""``attrkit attribute-dataset``, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import attrkit
+from tests import dataset_fixtures as fixtures
+from tests.test_dataset import ROOT, assert_same_run
+
+FIXTURES = "tests.dataset_fixtures"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "attrkit", "attribute-dataset", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+
+def base_args(out, method: str = "integrated_gradients") -> list[str]:
+    return [
+        "--model", f"{FIXTURES}:model", "--data", f"{FIXTURES}:dataset", "--method", method,
+        "--target", "label", "--batch-size", "4", "--out", str(out), "--device", "cpu",
+    ]  # fmt: skip
+
+
+def test_cli_writes_what_the_function_writes(tmp_path):
+    model = fixtures.model()
+    with torch.no_grad():
+        model.head[1].weight.mul_(-1.5)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    args = base_args(tmp_path / "cli")
+    result = run_cli(*args, "--weights", str(tmp_path / "weights.pt"), "--option", "n_steps=3")
+    assert result.returncode == 0, result.stderr
+    assert "38 attributions by integrated_gradients, shape (38, 3, 8, 8)" in result.stdout
+    assert "samples/s" in result.stderr
+    expected = attrkit.attribute_dataset(
+        "integrated_gradients",
+        fixtures.dataset(),
+        model=model,
+        target="label",
+        out=tmp_path / "function",
+        batch_size=4,
+        n_steps=3,
+        progress=False,
+    )
+    assert_same_run(tmp_path / "cli", tmp_path / "function")
+    np.testing.assert_array_equal(attrkit.load_attributions(tmp_path / "cli")[:], expected[:])
+
+
+def test_cli_resume(tmp_path):
+    args = base_args(tmp_path / "out", "saliency")
+    assert run_cli(*args, "--quiet").returncode == 0
+    again = run_cli(*args, "--quiet")
+    assert again.returncode == 2
+    assert again.stderr.count("\n") == 1
+    assert "already holds a complete run; pass resume=True" in again.stderr
+    resumed = run_cli(*args, "--quiet", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            ("--target", "bogus"), "--target 'bogus' must be label, predicted", id="target"
+        ),
+        pytest.param(("--method", "nope"), "no attribution method named 'nope'", id="method"),
+        pytest.param(("--data", f"{FIXTURES}:nope"), "has no attribute 'nope'", id="data"),
+        pytest.param(("--option", "n_steps"), "must look like KEY=VALUE", id="option"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, change, message):
+    args = base_args(tmp_path / "out")
+    position = args.index(change[0]) if change[0] in args else len(args)
+    args[position : position + 2] = change
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("attrkit attribute-dataset: error: ")
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
