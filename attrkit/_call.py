@@ -46,6 +46,13 @@ def format_tensors(value: object, name: str) -> tuple[tuple[Tensor, ...], bool]:
                 f"`{label}` has dtype {tensor.dtype}; gradients need a floating-point "
                 "tensor (convert it with .float())"
             )
+        if tensor.layout != torch.strided:
+            raise TypeError(
+                f"`{label}` is a {tensor.layout} tensor; pass a dense tensor "
+                "(convert it with .to_dense())"
+            )
+        if tensor.device.type == "meta":
+            raise ValueError(f"`{label}` is on the meta device and holds no values")
         if tensor.dim() == 0:
             raise ValueError(f"`{label}` is 0-dimensional; dimension 0 must be the batch")
         if batch_size is None:
@@ -186,15 +193,28 @@ def prepare_call(
     )
 
 
-def gradients(selected: Tensor, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+def gradients(
+    selected: Tensor, inputs: tuple[Tensor, ...], **grad_kwargs: Any
+) -> tuple[Tensor, ...]:
     """Gradient of ``selected.sum()`` with respect to each input; zeros where an input
-    does not reach the output."""
+    does not reach the output. ``grad_kwargs`` go to :func:`torch.autograd.grad`."""
     if not selected.requires_grad:
         return tuple(torch.zeros_like(x) for x in inputs)
-    return torch.autograd.grad(
-        selected,
-        inputs,
-        grad_outputs=torch.ones_like(selected),
-        allow_unused=True,
-        materialize_grads=True,
-    )
+    try:
+        return torch.autograd.grad(
+            selected,
+            inputs,
+            grad_outputs=torch.ones_like(selected),
+            allow_unused=True,
+            materialize_grads=True,
+            **grad_kwargs,
+        )
+    except (RuntimeError, NotImplementedError) as error:
+        if selected.layout == torch.strided and not selected.is_meta:
+            raise
+        raise TypeError(
+            f"the attributed output is a {selected.layout} tensor on the "
+            f"{selected.device.type} device, which has no gradient to attribute; "
+            "it must be a dense tensor with values (check `inputs` and "
+            "`additional_forward_args`)"
+        ) from error

@@ -44,21 +44,37 @@ def _as_index(value: object, name: str) -> int:
 
 class Target:
     """A validated target: either one index shared by every example, one row of indices
-    per example, or nothing (the model returns one value per example)."""
+    per example, or nothing (the model returns one value per example).
 
-    __slots__ = ("name", "per_example", "shared", "text")
+    ``given`` is the target as the caller gave it; its text (:attr:`text`) is made only
+    for an error message (the ``repr`` of a tensor costs more than a forward pass of a
+    small model).
+    """
+
+    __slots__ = ("bounds", "given", "name", "per_example", "shared")
 
     def __init__(
         self,
         shared: tuple[int, ...] | None = None,
         per_example: Tensor | None = None,
-        text: str = "None",
+        given: object = None,
         name: str = "target",
     ) -> None:
         self.shared = shared
-        self.per_example = per_example  # int64, shape (N, depth)
-        self.text = text
+        self.per_example = per_example  # int64 on the CPU, shape (N, depth)
+        self.given = given
         self.name = name  # the argument, for error messages
+        # Per dimension, the smallest and the largest index: the range check of select
+        # then compares Python ints (the full check runs only to word an error).
+        self.bounds: list[tuple[int, int]] = []
+        if per_example is not None and per_example.numel():
+            low, high = torch.aminmax(per_example, dim=0)
+            self.bounds = list(zip(low.tolist(), high.tolist(), strict=True))
+
+    @property
+    def text(self) -> str:
+        """The target as the caller gave it, abbreviated, for messages."""
+        return _brief(self.given)
 
     @property
     def depth(self) -> int:
@@ -71,7 +87,7 @@ class Target:
         """The target of an expanded batch whose row ``i`` is example ``rows[i]``."""
         if self.per_example is None:
             return self
-        return Target(self.shared, self.per_example[rows.cpu()], self.text, self.name)
+        return Target(self.shared, self.per_example[rows.cpu()], self.given, self.name)
 
     def select(self, output: Any, batch_size: int, source: str = "the model's output") -> Tensor:
         """Return the targeted value of every example of ``output`` (described as
@@ -81,15 +97,16 @@ class Target:
                 f"{source} must be a tensor whose dimension 0 is the batch, "
                 f"got {type(output).__name__}"
             )
-        if output.dim() == 0 or output.shape[0] != batch_size:
+        shape = output.shape
+        if not shape or shape[0] != batch_size:
             raise ValueError(
                 f"{source} has shape {_shape(output)}, but dimension 0 must "
                 f"be the batch of {batch_size} examples given in `inputs`"
             )
-        if self.depth > output.dim() - 1:
+        if self.depth > len(shape) - 1:
             raise IndexError(
                 f"`{self.name}` {self.text} has {self.depth} indices, but {source} "
-                f"(shape {_shape(output)}) has only {output.dim() - 1} dimension(s) "
+                f"(shape {_shape(output)}) has only {len(shape) - 1} dimension(s) "
                 "after the batch"
             )
         if batch_size == 0:
@@ -98,10 +115,13 @@ class Target:
             selected = self._select_per_example(output, self.per_example, source)
         elif self.shared:
             self._check_range(self.shared, output, source)
-            index: tuple[slice | int, ...] = (slice(None), *self.shared)
-            selected = output[index]
+            selected = output
+            for position in self.shared:  # Tensor.select: the cheapest view per index
+                selected = selected.select(1, position)
         else:
             selected = output
+        if selected.dim() == 1:
+            return selected
         per_example = math.prod(selected.shape[1:])
         if per_example != 1:
             if self.depth == 0:
@@ -126,19 +146,28 @@ class Target:
                 )
 
     def _select_per_example(self, output: Tensor, index: Tensor, source: str) -> Tensor:
+        shape = output.shape
+        if any(
+            low < -size or high >= size
+            for (low, high), size in zip(self.bounds, shape[1:], strict=False)
+        ):
+            self._raise_out_of_range(output, index, source)
+        index = index.to(output.device, non_blocking=True)
+        if len(shape) == 2 and self.bounds[0][0] >= 0:  # one class per example: one kernel
+            return output.gather(1, index).squeeze(1)
+        rows = torch.arange(shape[0], device=output.device)
+        return output[(rows, *index.unbind(1))]
+
+    def _raise_out_of_range(self, output: Tensor, index: Tensor, source: str) -> None:
         depth = index.shape[1]
         sizes = torch.tensor(output.shape[1 : 1 + depth], dtype=torch.int64)
         bad = (index < -sizes) | (index >= sizes)
-        if bool(bad.any()):
-            row, col = (int(v) for v in bad.nonzero()[0])
-            entry = index[row].tolist() if depth > 1 else int(index[row, 0])
-            raise IndexError(
-                f"`{self.name}[{row}]` = {_brief(entry)}: index {int(index[row, col])} is out "
-                f"of range for dimension {col + 1} of {source} (shape {_shape(output)})"
-            )
-        index = index.to(output.device)
-        rows = torch.arange(output.shape[0], device=output.device)
-        return output[(rows, *index.unbind(1))]
+        row, col = (int(v) for v in bad.nonzero()[0])
+        entry = index[row].tolist() if depth > 1 else int(index[row, 0])
+        raise IndexError(
+            f"`{self.name}[{row}]` = {_brief(entry)}: index {int(index[row, col])} is out "
+            f"of range for dimension {col + 1} of {source} (shape {_shape(output)})"
+        )
 
 
 def parse_target(target: object, batch_size: int, name: str = "target") -> Target:
@@ -146,17 +175,18 @@ def parse_target(target: object, batch_size: int, name: str = "target") -> Targe
     batch; see :class:`Target`."""
     if target is None:
         return Target(name=name)
-    text = _brief(target)
+    if isinstance(target, int) and not isinstance(target, bool):  # the common case, first
+        return Target(shared=(target,), given=target, name=name)
     if isinstance(target, Tensor):
-        return _parse_tensor(target, batch_size, text, name)
+        return _parse_tensor(target, batch_size, name)
     if isinstance(target, tuple):
         index = tuple(_as_index(v, f"{name}[{i}]") for i, v in enumerate(target))
-        return Target(shared=index, text=text, name=name)
+        return Target(shared=index, given=target, name=name)
     if isinstance(target, list):
-        return _parse_list(target, batch_size, text, name)
+        return _parse_list(target, batch_size, name)
     if isinstance(target, bool) or not hasattr(target, "__index__"):
         raise TypeError(f"`{name}` must be {_FORMS}; got {type(target).__name__}")
-    return Target(shared=(_as_index(target, name),), text=text, name=name)
+    return Target(shared=(_as_index(target, name),), given=target, name=name)
 
 
 def _check_length(length: int, batch_size: int, name: str) -> None:
@@ -167,13 +197,15 @@ def _check_length(length: int, batch_size: int, name: str) -> None:
         )
 
 
-def _parse_tensor(target: Tensor, batch_size: int, text: str, name: str) -> Target:
+def _parse_tensor(target: Tensor, batch_size: int, name: str) -> Target:
     if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
         raise TypeError(f"`{name}` tensor must have an integer dtype, got {target.dtype}")
     if target.device.type == "meta":
         raise ValueError(f"`{name}` tensor is on the meta device and holds no values")
+    if target.layout != torch.strided:
+        raise TypeError(f"`{name}` must be a dense tensor, got a {target.layout} tensor")
     if target.numel() == 1:
-        return Target(shared=(int(target.item()),), text=text, name=name)
+        return Target(shared=(int(target.item()),), given=target, name=name)
     if target.dim() != 1:
         raise ValueError(
             f"`{name}` tensor must be 0-d, hold one element, or be 1-d with one entry per "
@@ -181,13 +213,13 @@ def _parse_tensor(target: Tensor, batch_size: int, text: str, name: str) -> Targ
         )
     _check_length(target.numel(), batch_size, name)
     per_example = target.detach().to("cpu", torch.int64).reshape(-1, 1)
-    return Target(per_example=per_example, text=text, name=name)
+    return Target(per_example=per_example, given=target, name=name)
 
 
-def _parse_list(target: list[object], batch_size: int, text: str, name: str) -> Target:
+def _parse_list(target: list[object], batch_size: int, name: str) -> Target:
     _check_length(len(target), batch_size, name)
     if not target:
-        return Target(per_example=torch.empty((0, 0), dtype=torch.int64), text=text, name=name)
+        return Target(per_example=torch.empty((0, 0), dtype=torch.int64), given=target, name=name)
     if all(isinstance(entry, tuple) for entry in target):
         tuples = cast("list[tuple[object, ...]]", target)
         rows = [
@@ -203,5 +235,11 @@ def _parse_list(target: list[object], batch_size: int, text: str, name: str) -> 
         raise TypeError(f"`{name}` list must hold only ints or only tuples of ints, not both")
     else:
         rows = [[_as_index(v, f"{name}[{i}]")] for i, v in enumerate(target)]
-    per_example = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), -1)
-    return Target(per_example=per_example, text=text, name=name)
+    try:
+        per_example = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), -1)
+    except (OverflowError, ValueError, RuntimeError):  # an index beyond int64
+        row = next(i for i, r in enumerate(rows) if any(not -(2**63) <= v < 2**63 for v in r))
+        raise IndexError(
+            f"`{name}[{row}]` = {_brief(target[row])}: index out of range for any tensor"
+        ) from None
+    return Target(per_example=per_example, given=target, name=name)

@@ -119,6 +119,10 @@ class MethodRequest:
     def base_info(self) -> MethodInfo | None:
         """The wrapped method of ``noise_tunnel`` (``None`` for other methods)."""
         base = self.init_kwargs.get("base_method")
+        if base is None:
+            factory = self.info.factory or self.info.cls
+            parameter = inspect.signature(factory).parameters.get("base_method")
+            base = None if parameter is None else parameter.default
         return method_info(base) if isinstance(base, str) else None
 
     def option(self, name: str) -> Any:
@@ -247,7 +251,7 @@ class CaptumAdapter(Adapter):
         with warnings.catch_warnings():  # Captum warns on every call
             warnings.simplefilter("ignore")
             if base is not None:
-                del init_kwargs["base_method"]
+                init_kwargs.pop("base_method", None)
                 wrapped = self._class(base)(request.model, **init_kwargs)
                 explainer = self._class(request.info)(wrapped)
             else:

@@ -44,32 +44,36 @@ def captum_entry_point(method: F) -> F:
 
 class _CallScope:
     """What every call runs inside: autograd enabled (also under ``torch.no_grad`` or
-    inference mode), and the random number generators of the CPU and of the inputs'
-    CUDA devices restored on exit, so that a forward pass in train mode (dropout) leaves
-    the caller's random stream as it was."""
+    inference mode), and the random number generators of the CPU and of every CUDA
+    device restored on exit, so that a forward pass in train mode (dropout) leaves the
+    caller's random stream as it was.
 
-    __slots__ = ("_cpu_state", "_cuda_states", "_devices", "_stack")
+    CUDA generators are saved only once CUDA is initialized (before that, nothing can
+    have drawn from them), so a CPU-only call touches no CUDA state.
+    """
 
-    def __init__(self, inputs: tuple[Tensor, ...]) -> None:
-        self._devices = sorted({x.device.index or 0 for x in inputs if x.device.type == "cuda"})
+    __slots__ = ("_cpu_state", "_cuda_states", "_modes")
 
     def __enter__(self) -> None:
-        self._cpu_state = torch.get_rng_state()
-        self._cuda_states = [torch.cuda.get_rng_state(d) for d in self._devices]
-        self._stack: list[AbstractContextManager[Any]] = []
+        self._cpu_state = torch.default_generator.get_state()
+        self._cuda_states: list[tuple[torch.Generator, Tensor]] = []
+        if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+            generators = torch.cuda.default_generators
+            self._cuda_states = [(g, g.get_state()) for g in generators]
+        self._modes: list[AbstractContextManager[Any]] = []
         if torch.is_inference_mode_enabled():
-            self._stack.append(torch.inference_mode(False))
+            self._modes.append(torch.inference_mode(False))
         if not torch.is_grad_enabled():
-            self._stack.append(torch.enable_grad())
-        for context in self._stack:
-            context.__enter__()
+            self._modes.append(torch.enable_grad())
+        for mode in self._modes:
+            mode.__enter__()
 
     def __exit__(self, *exc_info: object) -> None:
-        for context in reversed(self._stack):
-            context.__exit__(None, None, None)
-        torch.set_rng_state(self._cpu_state)
-        for device, state in zip(self._devices, self._cuda_states, strict=True):
-            torch.cuda.set_rng_state(state, device)
+        for mode in reversed(self._modes):
+            mode.__exit__(None, None, None)
+        torch.default_generator.set_state(self._cpu_state)
+        for generator, state in self._cuda_states:
+            generator.set_state(state)
 
 
 class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc]
@@ -104,7 +108,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     ) -> Any:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
         call = prepare_call(inputs, target, additional_forward_args)
-        with _CallScope(call.inputs):
+        with _CallScope():
             attributions = self._compute(call, **options)
         return call.pack(attributions)
 

@@ -326,8 +326,8 @@ class AuditReport:
         return {
             "model": self.model,
             "summary": self.summary(),
-            "relus": [asdict(f) for f in self.relus],
-            "activations": [asdict(a) for a in self.activations],
+            "relus": [asdict(f, dict_factory=_json_dict) for f in self.relus],
+            "activations": [asdict(a, dict_factory=_json_dict) for a in self.activations],
             "counts": {
                 lib: {
                     status: sum(f.verdict(lib).status == status for f in self.relus)
@@ -438,6 +438,11 @@ class AuditReport:
                 markdown_table(self._ACTIVATION_HEADERS, self._activation_rows()),
             ]
         return "\n".join(parts) + "\n"
+
+
+def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``dataclasses.asdict`` factory that stores tuples as lists, as JSON does."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in items}
 
 
 def _short_path(path: str) -> str:
@@ -568,8 +573,10 @@ def audit(model: nn.Module, inputs: Any, additional_forward_args: Any = None) ->
 
     One forward pass runs (in the model's current train/eval mode, with autograd on and
     the random number generators restored afterwards), watched on the calling thread only;
-    nothing is left on the model. The report also lists the activations that are not ReLU
-    (GELU, SiLU, Tanh, ...), where every ReLU-override method equals the plain gradient.
+    nothing is left on the model. A ``torch.compile``'d model is audited through the
+    module it wraps (the same forward, run eagerly). The report also lists the
+    activations that are not ReLU (GELU, SiLU, Tanh, ...), where every ReLU-override
+    method equals the plain gradient.
 
     Args:
         model (torch.nn.Module): The model.
@@ -602,9 +609,12 @@ def audit(model: nn.Module, inputs: Any, additional_forward_args: Any = None) ->
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     check_overridable(model)
+    original = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+    if isinstance(original, nn.Module):
+        model = original
     call = prepare_call(inputs, None, additional_forward_args)
     paths = {id(m): name for name, m in reversed(list(model.named_modules(remove_duplicate=False)))}
-    with _CallScope(call.inputs):
+    with _CallScope():
         model_inputs = call.model_inputs()
         trace = ForwardTrace(model_inputs)
         with trace:

@@ -91,12 +91,15 @@ class Tolerances:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"`tolerances.{name}` must be a number >= 0, got {value!r}")
 
-    def describe(self) -> str:
-        """The agreement criterion in words."""
+    def describe(self, stochastic: bool = False) -> str:
+        """The agreement criterion in words (with ``stochastic``, also for pairs that can
+        agree only statistically)."""
         text = f"agree when rel. L2 error <= {self.rtol:g}"
         if self.atol:
             text += f" or max |diff| <= {self.atol:g}"
-        return text + f" (noise drawn differently: cosine >= {self.stochastic_cosine:g})"
+        if stochastic:
+            text += f" (statistical pairs: or cosine >= {self.stochastic_cosine:g})"
+        return text
 
 
 # ------------------------------------------------------------------------- metrics
@@ -407,7 +410,7 @@ class CompareReport:
     def _title(self) -> str:
         shapes = ", ".join(str(s) for s in self.input_shapes)
         return (
-            f"{self.display_name} ({self.method}) on {self.model}; inputs {shapes}; "
+            f"{self.method} ({self.display_name}) on {self.model}; inputs {shapes}; "
             f"target {self.target}; seed {self.seed}"
         )
 
@@ -451,7 +454,7 @@ class CompareReport:
         return rows
 
     def _notes(self) -> list[str]:
-        notes = [self.tolerances.describe()]
+        notes = [self.tolerances.describe(any(pair.stochastic for pair in self.pairs))]
         if self.audit is not None:
             notes.append(f"audit: {self.audit_summary}")
         notes += [f"{pair.name} differ: {pair.explanation}" for pair in self.disagreements]
@@ -509,7 +512,7 @@ def _warm_up(request: MethodRequest, seed: int) -> None:
     leaves = tuple(x.detach().clone().requires_grad_() for x in request.inputs)
     extra = format_additional_forward_args(request.additional_forward_args)
     with _seeded(seed, request.inputs), torch.enable_grad():
-        output = request.model(*leaves, *extra)
+        output = request.model(*(leaf.clone() for leaf in leaves), *extra)
         scores = [t.sum() for t in tree_leaves(output) if isinstance(t, Tensor) and t.requires_grad]
         if scores:
             total = torch.stack(scores).sum()
@@ -660,7 +663,9 @@ def compare(
     methods draw the same noise where the libraries draw it the same way. A library that
     is not installed, lacks the method or cannot take these arguments is reported as
     ``"unavailable"`` with the reason; one that raises is reported as ``"error"``. attrkit
-    is the reference: if it raises, so does ``compare``.
+    is the reference: if it raises, so does ``compare``. Each call is timed after one
+    untimed forward and backward pass of the model (torch's one-time setup), so that the
+    times compare the libraries.
 
     Args:
         method (str): A registered method name (see :func:`attrkit.available_methods`).

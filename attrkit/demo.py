@@ -8,9 +8,10 @@ and with Captum and reports how well the two agree.
 ``attrkit demo`` prints and saves both.
 
 The model's convolutions use ``nn.ReLU`` modules and its hidden linear layer a functional
-``F.relu``: the methods that change ReLU's backward rule (Deconvolution, Guided
-Backpropagation and the methods built on them) agree with Captum up to the functional ReLU
-and differ after it, because Captum's module hooks never see it.
+``F.relu``. Captum's module hooks never see the functional one, so for the methods that
+change ReLU's backward rule (Deconvolution, Guided Backpropagation and the methods built on
+them) Captum departs from the definition there and the two libraries differ; the other
+methods agree.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
 
     Example:
         >>> result = run_demo(n_digits=2)
-        >>> sorted(result.attributions) == attrkit.available_methods()
+        >>> sorted(result.attributions) == available_methods()
         True
         >>> result.attributions["guided_backprop"].shape
         torch.Size([2, 1, 8, 8])
@@ -141,17 +142,26 @@ def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
 
 
 def format_agreement(reports: dict[str, CompareReport]) -> str:
-    """attrkit-vs-Captum agreement as a table: one row per method, with the explanation
-    :func:`attrkit.compare` gives for a difference."""
+    """attrkit-vs-Captum agreement as a table, one row per method; what explains a
+    difference (from :func:`attrkit.compare`) follows as numbered notes."""
+    notes: list[str] = []
+
+    def note(text: str) -> str:
+        if text not in notes:
+            notes.append(text)
+        return f" [{notes.index(text) + 1}]"
+
     rows = []
     for report in reports.values():
         captum = report.run("captum")
         if captum.status != "ok":
-            rows.append([report.display_name, "-", "-", f"Captum {captum.status}: {captum.reason}"])
+            rows.append(
+                [report.display_name, "-", "-", f"Captum {captum.status}{note(captum.reason)}"]
+            )
             continue
         pair = report.pair("attrkit", "captum")
         (tensor,) = pair.tensors
-        verdict = pair.verdict + (f": {pair.explanation}" if pair.explanation else "")
+        verdict = pair.verdict + (note(pair.explanation) if pair.explanation else "")
         rows.append(
             [
                 report.display_name,
@@ -160,7 +170,8 @@ def format_agreement(reports: dict[str, CompareReport]) -> str:
                 verdict,
             ]
         )
-    return text_table(["method", "max |diff|", "rel. L2", "attrkit vs Captum"], rows)
+    table = text_table(["method", "max |diff|", "rel. L2", "attrkit vs Captum"], rows)
+    return "\n".join([table, "", *(f"[{i}] {text}" for i, text in enumerate(notes, 1))])
 
 
 def demo_figure(result: DemoResult) -> Figure:

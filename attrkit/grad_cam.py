@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
-from attrkit._call import AttributionCall, Result
+from attrkit._call import AttributionCall, Result, gradients
 from attrkit._docs import fill_doc
 from attrkit._layers import LayerCapture, check_layer
 from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
@@ -29,10 +29,30 @@ INTERPOLATE_MODES = (
     "trilinear",
     "area",
 )
+#: The options of ``torch.autograd.grad`` that ``grad_kwargs`` may set.
+GRAD_KWARGS = ("retain_graph", "create_graph")
+#: Modes that interpolate a fixed number of spatial dimensions.
+_MODE_DIMENSIONS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 GRAD_CAM_PAPER = (
     "Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
     "Localization, ICCV 2017, https://arxiv.org/abs/1610.02391"
 )
+
+
+def _grad_kwargs(value: object) -> dict[str, Any]:
+    """``grad_kwargs``: ``None`` or a dict of the options of ``torch.autograd.grad`` that
+    attrkit does not set itself."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
+    if unknown:
+        raise TypeError(
+            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
+            f"{', '.join(GRAD_KWARGS)}"
+        )
+    return value
 
 
 @register(
@@ -121,14 +141,7 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
             output = self._forward(call)
         selected = call.target.select(output, call.batch_size)
         activations = captured.tensors
-        grads = torch.autograd.grad(
-            selected,
-            activations,
-            grad_outputs=torch.ones_like(selected),
-            allow_unused=True,
-            materialize_grads=True,
-            **(options["grad_kwargs"] or {}),
-        )
+        grads = gradients(selected, activations, **_grad_kwargs(options["grad_kwargs"]))
         maps = []
         for grad, activation in zip(grads, activations, strict=True):
             if grad.dim() > 2:
@@ -237,4 +250,10 @@ class GuidedGradCam(GradientAttribution):
     def _combine(guided: Tensor, cam: Tensor, size: torch.Size, mode: str) -> Tensor:
         if len(size) == 0 or len(size) != cam.dim() - 2:
             return torch.empty(0, dtype=guided.dtype, device=guided.device)
+        if _MODE_DIMENSIONS.get(mode, len(size)) != len(size):
+            raise ValueError(
+                f"`interpolate_mode` {mode!r} upsamples maps with {_MODE_DIMENSIONS[mode]} "
+                f"spatial dimension(s), but the Grad-CAM map has {len(size)} "
+                f"(shape {tuple(cam.shape)})"
+            )
         return guided * F.interpolate(cam, size=tuple(size), mode=mode)

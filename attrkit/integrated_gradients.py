@@ -29,8 +29,9 @@ def _check_internal_batch_size(value: object) -> int | None:
 
 
 def _broadcast(values: Tensor, like: Tensor) -> Tensor:
-    """Shape ``(rows,)`` -> ``(rows, 1, 1, ...)`` to scale rows of ``like``."""
-    return values.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+    """Shape ``(rows,)`` -> ``(rows, 1, 1, ...)`` to scale rows of ``like`` (on its
+    device: the quadrature's points and weights are made on the CPU)."""
+    return values.to(like.device, like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
 @register(
@@ -185,7 +186,7 @@ class IntegratedGradients(GradientAttribution):
             )
             grads = self._gradients(call.take(examples, points))
             for total, grad in zip(totals, grads, strict=True):
-                weighted = grad * _broadcast(weight_rows[steps], grad).to(grad.device)
+                weighted = grad * _broadcast(weight_rows[steps], grad)
                 total.index_add_(0, examples.to(grad.device), weighted)
         if self._multiply_by_inputs:
             totals = [t * p for t, p in zip(totals, paths, strict=True)]

@@ -12,7 +12,7 @@ from attrkit._call import format_additional_forward_args, format_baselines, form
 from attrkit._docs import fill_doc
 from attrkit._targets import parse_target
 from attrkit.attribution import captum_entry_point
-from attrkit.registry import create, register
+from attrkit.registry import UnknownMethodError, create, register
 
 __all__ = ["NoiseTunnel"]
 
@@ -64,7 +64,15 @@ def _noise_tunnel_factory(
 ) -> NoiseTunnel:
     """``create("noise_tunnel", model, base_method=...)``: a NoiseTunnel over the method
     registered as ``base_method``, built for ``model`` with ``base_init_kwargs``."""
-    return NoiseTunnel(create(base_method, model, **base_init_kwargs))
+    if not isinstance(base_method, str):
+        raise TypeError(
+            f"`base_method` must be a method name (str), got {type(base_method).__name__}"
+        )
+    try:
+        method = create(base_method, model, **base_init_kwargs)
+    except UnknownMethodError as error:
+        raise UnknownMethodError(f"`base_method`: {error}") from None
+    return NoiseTunnel(method)
 
 
 @register(

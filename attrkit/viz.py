@@ -195,7 +195,7 @@ def _display_image(image: ArrayLike) -> FloatArray:
 
 
 def _new_axes(fig_size: tuple[float, float]) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=fig_size, layout="constrained")
+    figure = Figure(figsize=fig_size, layout="compressed")
     FigureCanvasAgg(figure)
     return figure, figure.add_subplot()
 
@@ -397,7 +397,7 @@ def attribution_grid(
         raise ValueError("`images` is empty")
     figure = Figure(
         figsize=(cell_size * (1 + len(columns)), cell_size * len(rows) + 0.9),
-        layout="constrained",
+        layout="compressed",
     )
     FigureCanvasAgg(figure)
     grid = figure.subplots(len(rows), 1 + len(columns), squeeze=False)

@@ -30,4 +30,9 @@ def raises() -> nn.Module:
     raise RuntimeError("cannot build the model")
 
 
+def scalar_output() -> nn.Module:
+    """One value per example, output shape (N,): no class to predict. Input: N x 5."""
+    return nn.Sequential(nn.Linear(5, 1), nn.Flatten(0))
+
+
 NOT_CALLABLE = 3

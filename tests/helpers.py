@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -44,3 +45,25 @@ def relative_error(actual: Tensor, expected: Tensor) -> float:
 def differs(actual: tuple[Tensor, ...], expected: tuple[Tensor, ...]) -> bool:
     """Some tensor is off by more than 0.1% relative L2 error (far above rounding)."""
     return any(relative_error(a, e) > 1e-3 for a, e in zip(actual, expected, strict=True))
+
+
+def run_in_thread(function: Any, timeout: float = 60.0) -> Any:
+    """Run ``function()`` in a new thread; return its result or raise its exception.
+    Fails (instead of hanging the suite) if it is still running after ``timeout``
+    seconds."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = function()
+        except BaseException as error:  # handed to the calling thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"the call did not finish within {timeout} s (a hang)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

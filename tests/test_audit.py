@@ -479,6 +479,13 @@ def test_torchscript_is_refused():
         attrkit.audit(scripted, torch.randn(2, 3))
 
 
+def test_compiled_model_is_audited_through_the_module_it_wraps():
+    model = models.TinyDenseNet().eval()
+    x = torch.randn(2, 3, 6, 6)
+    compiled = attrkit.audit(torch.compile(model), x)  # never compiled: audited eagerly
+    assert compiled.to_dict() == attrkit.audit(model, x).to_dict()
+
+
 def test_unknown_library():
     report = attrkit.audit(models.SmallCNN(), torch.randn(1, 3, 12, 12))
     with pytest.raises(ValueError, match="`library` must be one of captum, zennit"):
@@ -486,18 +493,12 @@ def test_unknown_library():
 
 
 # -------------------------------------------------------------- real architectures
-tv_models = pytest.importorskip("torchvision.models")
-
 TORCHVISION = {
-    # name: (factory, input size, Captum misses functional ReLUs)
-    "resnet18": (lambda: tv_models.resnet18(num_classes=7), 64, False),
-    "vgg11": (lambda: tv_models.vgg11(num_classes=7), 32, False),
-    "densenet121": (lambda: tv_models.densenet121(num_classes=7), 32, True),
-    "googlenet": (
-        lambda: tv_models.googlenet(num_classes=7, aux_logits=False, init_weights=False),
-        32,
-        True,
-    ),
+    # name: (constructor arguments, input size, whether Captum misses functional ReLUs)
+    "resnet18": ({}, 64, False),
+    "vgg11": ({}, 32, False),
+    "densenet121": ({}, 32, True),
+    "googlenet": ({"aux_logits": False, "init_weights": False}, 32, True),
 }
 
 
@@ -506,9 +507,11 @@ TORCHVISION = {
 def test_torchvision_architectures(name):
     """test_torchvision_models.py shows Captum differs from the definition exactly on the
     architectures with functional ReLUs; the audit finds them."""
-    factory, size, functional = TORCHVISION[name]
+    tv_models = pytest.importorskip("torchvision.models")  # the test extra installs it
+    kwargs, size, functional = TORCHVISION[name]
     torch.manual_seed(0)
-    report = attrkit.audit(factory().eval(), torch.randn(1, 3, size, size))
+    model = getattr(tv_models, name)(num_classes=7, **kwargs).eval()
+    report = attrkit.audit(model, torch.randn(1, 3, size, size))
     assert report.follows_definition("captum") == (not functional)
     issues = {f.captum.issue for f in report.issues("captum")}
     assert issues == ({"functional"} if functional else set())

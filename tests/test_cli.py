@@ -63,8 +63,9 @@ def test_demo_writes_the_figure_and_prints_the_table(tmp_path, command):
     # ReLU-rule methods differ from Captum, and the audit says why; plain gradients agree.
     assert verdicts["saliency"] == "agree"
     for name in ("deconvolution", "guided_backprop"):
-        assert verdicts[name].startswith("differ: ")
-        assert "1 functional ReLU" in verdicts[name]
+        assert re.fullmatch(r"differ \[\d\]", verdicts[name])
+        note = verdicts[name].split()[1]
+        assert f"\n{note} Captum misses 1 functional ReLU" in result.stdout
 
 
 def test_demo_out_folder_is_created(tmp_path):
@@ -167,7 +168,11 @@ EXPLAIN_ERRORS = [
     pytest.param([*DEMO_MODEL[:3], "--size", "8"], "must be two sizes", id="size-one"),
     pytest.param([*DEMO_MODEL[:3], "--size", "a,b"], "comma-separated integers", id="size-text"),
     pytest.param([*DEMO_MODEL[:3], "--size", "0,8"], "must be positive", id="size-zero"),
-    pytest.param(DEMO_MODEL[:3], "the model failed on this image", id="wrong-size-for-model"),
+    pytest.param(
+        DEMO_MODEL[:3],
+        "the model failed on the input of shape (1, 1, 64, 64)",
+        id="wrong-size-for-model",
+    ),
     pytest.param([*DEMO_MODEL, "--mean", "0.1,0.2"], "--mean has 2 values", id="mean-channels"),
     pytest.param([*DEMO_MODEL, "--std", "0"], "must not contain 0", id="std-zero"),
     pytest.param([*DEMO_MODEL, "--mean", "x"], "comma-separated numbers", id="mean-text"),
@@ -270,3 +275,11 @@ def test_explain_shows_a_progress_bar_on_a_terminal(tmp_path, digit_images):
     assert process.returncode == 0
     assert "explain: 100%" in drawn.decode()
     assert "3/3" in drawn.decode()
+
+
+def test_explain_offers_the_figure_modes_and_signs():
+    from attrkit import viz
+    from attrkit.cli import explain
+
+    assert set(explain.SIGNS) == set(viz.SIGNS)
+    assert set(explain.MODES) == set(viz.MODES) - {"original_image"}

@@ -284,7 +284,12 @@ def test_convergence_delta_is_stored(tmp_path):
 
 def test_stochastic_method_is_reproducible_from_the_seed(tmp_path):
     options = {"base_method": "input_x_gradient", "nt_samples": 3, "stdevs": 0.5}
-    first = attribute(tmp_path / "a", "noise_tunnel", **options)
+    model, data = fixtures.model(), fixtures.dataset()
+    state = torch.get_rng_state()
+    first = attribute(
+        tmp_path / "a", "noise_tunnel", model=model, data=data, batch_size=4, **options
+    )
+    assert torch.equal(torch.get_rng_state(), state), "the caller's random state changed"
     again = attribute(tmp_path / "b", "noise_tunnel", **options)
     other = attribute(tmp_path / "c", "noise_tunnel", seed=1, **options)
     np.testing.assert_array_equal(first[:], again[:])
@@ -365,6 +370,7 @@ def sharded(tmp_path):
         pytest.param(slice(2, 6), id="across-shards"),
         pytest.param(slice(None, None, -2), id="reversed-step"),
         pytest.param([6, 0, 3, 3], id="int-list"),
+        pytest.param([], id="empty-list"),
         pytest.param(np.array([True, False, True, False, False, True, True]), id="mask"),
         pytest.param((slice(1, 5), 1), id="rows-then-column"),
         pytest.param((4, slice(None), 2), id="row-then-slices"),

@@ -91,3 +91,9 @@ def test_wheel_ships_the_package_data(tmp_path):
     (wheel,) = tmp_path.glob("attrkit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"attrkit/data/{name}" for name in DATA_FILES} <= names
+
+
+def test_readme_states_the_shipped_accuracy():
+    metadata = load_demo_metadata()
+    stated = f"{metadata['test_accuracy']:.1%} accuracy on the {metadata['n_test']} held-out"
+    assert stated in (ROOT / "README.md").read_text()

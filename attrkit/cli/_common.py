@@ -79,7 +79,7 @@ def load_model(spec: str, weights: str | None = None) -> torch.nn.Module:
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as error:
-            raise CLIError(f"--weights {weights!r}: {type(error).__name__}: {error}") from None
+            raise CLIError(f"--weights {weights!r}: {error_line(error)}") from None
     return model.eval()
 
 
@@ -114,7 +114,7 @@ def load_input(
     except CLIError:
         raise
     except Exception as error:
-        raise CLIError(f"{option} {path!r}: {type(error).__name__}: {error}") from None
+        raise CLIError(f"{option} {path!r}: {error_line(error)}") from None
     raise CLIError(
         f"{option} {path!r}: unknown file type {suffix or '(none)'}; "
         f"use .pt, .npy or an image ({', '.join(IMAGE_SUFFIXES)})"

@@ -81,7 +81,10 @@ def add_parser(subparsers: Any) -> None:
         "n_steps=32 or neuron_selector=(3,1,1); repeat for more",
     )
     parser.add_argument(
-        "--device", metavar="DEVICE", help="cpu or cuda (default: cuda if available)"
+        "--device",
+        metavar="DEVICE",
+        help="cpu or cuda (default: cuda if available); under torchrun, cuda means the "
+        "process's own GPU, cuda:LOCAL_RANK",
     )
     parser.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
     parser.add_argument(
@@ -130,7 +133,9 @@ def _device(text: str | None) -> torch.device:
     except RuntimeError as error:
         raise CLIError(f"--device {text!r}: {error}") from None
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        # One GPU per process under torchrun; processes share GPUs when there are more.
+        count = max(torch.cuda.device_count(), 1)
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]) % count)
     return device
 
 

@@ -14,10 +14,12 @@ from torch import Tensor, nn
 from attrkit.cli._common import (
     IMAGE_SUFFIXES,
     CLIError,
+    error_line,
     load_input,
     load_model,
     parse_shape,
     parse_target_option,
+    predicted_target,
 )
 from attrkit.registry import MethodInfo, UnknownMethodError, create, method_info
 
@@ -27,6 +29,8 @@ EPILOG = """example:
       --method guided_backprop,integrated_gradients --size 224,224 \\
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --out heatmaps/ cat.jpg dog.png
 """
+# attrkit.viz.SIGNS and MODES (less original_image), spelled out so that the parser builds
+# without importing matplotlib; tests/test_cli.py checks that they match.
 SIGNS = ("absolute_value", "positive", "negative", "all")
 MODES = ("blended_heat_map", "heat_map", "masked_image", "alpha_scaling")
 
@@ -252,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 attribution = explainer.attribute(inputs, **kwargs)
             except (RuntimeError, TypeError, ValueError, IndexError) as error:
-                raise CLIError(f"{path!r}: {info.name}: {_first_line(error)}") from None
+                raise CLIError(f"{path!r}: {info.name}: {error_line(error)}") from None
             label = (
                 f"target {target}" if _takes_target(info) else f"neuron {kwargs['neuron_selector']}"
             )
@@ -281,21 +285,6 @@ def _target(model: nn.Module, inputs: Tensor, option: int | str | None, path: st
     if isinstance(option, int):
         return option
     try:
-        with torch.no_grad():
-            output = model(inputs)
-    except (RuntimeError, TypeError, ValueError, IndexError) as error:
-        shape = "x".join(map(str, inputs.shape))
-        raise CLIError(
-            f"{path!r}: the model failed on this {shape} input (check --size and --grayscale): "
-            f"{_first_line(error)}"
-        ) from None
-    if not isinstance(output, Tensor) or output.dim() != 2:
-        raise CLIError(
-            "--target predicted needs a model that returns N x classes scores; give --target N"
-        )
-    return int(output[0].argmax())
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+        return int(predicted_target(model, inputs)[0])
+    except CLIError as error:
+        raise CLIError(f"{path!r}: {error} (check --size and --grayscale)") from None

@@ -96,6 +96,8 @@ class ShardedArray:
         if isinstance(index, slice):
             return np.arange(*index.indices(length))
         array = np.asarray(index)
+        if array.size == 0 and array.ndim == 1:
+            return np.empty(0, dtype=np.int64)
         if array.dtype == bool:
             if array.shape != (length,):
                 raise IndexError(f"a boolean index must have shape ({length},), got {array.shape}")

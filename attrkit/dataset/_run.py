@@ -198,17 +198,19 @@ def _device(device: str | torch.device | None, forward: Callable[..., Any]) -> t
 
 
 @contextlib.contextmanager
-def _seeded(seed: int, batch: int, device: torch.device) -> Iterator[None]:
-    """Run with the CPU (and ``device``'s) generator seeded from ``seed`` and the batch
-    number; the caller's random state is restored afterwards."""
-    value = int.from_bytes(hashlib.sha256(f"{seed}:{batch}".encode()).digest()[:8], "little")
+def _isolated_rng(seed: int, device: torch.device, batch: int | None = None) -> Iterator[None]:
+    """Run with the CPU (and ``device``'s) generator seeded from ``seed`` (and the batch
+    number); the caller's random state is restored afterwards. The data loaders draw
+    their seeds inside the run's context; each batch is attributed inside its own."""
+    key = f"{seed}" if batch is None else f"{seed}:{batch}"
+    value = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
     devices = []
     if device.type == "cuda":
         devices = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(value >> 1)
+        torch.default_generator.manual_seed(value)
         for index in devices:
-            torch.cuda.default_generators[index].manual_seed(value >> 1)
+            torch.cuda.default_generators[index].manual_seed(value)
         yield
 
 
@@ -266,7 +268,7 @@ class _Run:
     def execute(self, batches_per_shard: int, resume: bool) -> AttributionSet:
         self.per_shard = batches_per_shard
         coordinator = self.coordinator
-        plan = coordinator.broadcast(self.source.plan() if coordinator.rank == 0 else None)
+        plan = coordinator.on_rank0(self.source.plan)
         if plan is not None and not plan:
             raise ValueError("`data` holds no examples")
         identity = self._identity(plan)
@@ -276,7 +278,8 @@ class _Run:
             error: Exception | None = None
             num_shards = 0
             try:
-                num_shards = self._work(plan)
+                with _isolated_rng(self.seed, self.device):
+                    num_shards = self._work(plan)
             except Exception as caught:
                 error = caught
             coordinator.raise_any(error)
@@ -395,6 +398,7 @@ class _Run:
             file=sys.stderr,
             disable=not self.progress or self.coordinator.rank != 0,
             dynamic_ncols=True,
+            mininterval=0.1 if sys.stderr.isatty() else 10.0,  # a log file gets few lines
         )
 
     def _indexed(
@@ -480,7 +484,7 @@ class _Run:
             )
         batch = batch.to(self.device)
         method = self.method
-        with _seeded(self.seed, number, self.device):
+        with _isolated_rng(self.seed, self.device, number):
             target, targets = self.spec.resolve(batch, number, method.forward)
             kwargs = dict(method.attribute_kwargs)
             if method.takes_target:

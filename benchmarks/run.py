@@ -1,0 +1,701 @@
+"""Time and peak memory of attrkit's methods against a plain gradient and against Captum.
+
+Run from a clean checkout (the checkout's ``attrkit`` is imported, installed or not)::
+
+    python benchmarks/run.py              # the full table (about 15 minutes on 2 cores)
+    python benchmarks/run.py --quick      # a few minutes: small image, fewer repetitions
+    python benchmarks/run.py --device cuda
+
+What is measured, per model and batch size, in one process:
+
+* ``plain``: one forward pass and one ``torch.autograd.grad`` of the selected outputs
+  (``grad_outputs=ones``) -- the floor of any gradient method;
+* every registered attrkit method that can be built from the model alone and has a
+  Captum class of the same name (Deconvolution, GuidedBackprop, Saliency, InputXGradient,
+  IntegratedGradients at ``--ig-steps`` steps on the small models), and that Captum class.
+
+Timing: after warm-up, ``--repeats`` repetitions; each repetition runs every variant once
+(a fixed number of calls, at least ``--min-time`` seconds), round-robin, starting at a
+different variant each time. A ratio is the median over repetitions of the ratio of two
+variants' times *in the same repetition*, so drifting machine load cancels; its spread is
+the interquartile range of those per-repetition ratios. On CUDA the device is
+synchronized before and after each timed block.
+
+Peak memory: on CPU, each (model, batch) runs in a fresh subprocess whose allocator returns
+every block of 64 KiB or more to the system when it is freed (``MALLOC_MMAP_THRESHOLD_``),
+so that the resident set tracks the live tensors; for each call the peak resident set
+(``VmHWM``, reset through ``/proc/self/clear_refs``) minus the resident set before the call
+is recorded, the median of ``--memory-repeats`` calls. This counts everything the call
+allocates (tensors, autograd graph, Python objects), as a user would see it. On CUDA,
+``torch.cuda.max_memory_allocated`` minus the allocation before the call, in-process.
+
+Captum 0.9's Deconvolution and GuidedBackprop warn on every call; the benchmark ignores
+Captum's warnings (the report lists them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import inspect
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # benchmark the checkout's attrkit
+
+import torch  # noqa: E402
+
+import attrkit  # noqa: E402
+from benchmarks import _models  # noqa: E402
+
+#: The methods of the performance contract (docs/performance.rst).
+CONTRACT = ("deconvolution", "guided_backprop")
+#: Methods that cost several passes per call (compared with Captum only).
+EXPENSIVE = ("integrated_gradients",)
+MAIN_MODELS = ("tiny-mlp", "small-cnn", "resnet18", "vgg11", "densenet121")
+DEPTH_MODELS = (
+    "mlp-depth2",
+    "mlp-depth8",
+    "mlp-depth32",
+    "cnn-depth2",
+    "cnn-depth8",
+    "cnn-depth16",
+)
+#: Below this peak, a memory ratio is allocator noise, not a measurement.
+MIN_MEMORY = 1 << 20
+
+
+# --------------------------------------------------------------------------- variants
+
+
+@dataclass
+class Setup:
+    """One (model, batch size) configuration with its callables."""
+
+    model_name: str
+    batch: int
+    variants: dict[str, Callable[[], Any]]
+    relu_count: int
+    description: str
+    captum_warnings: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _methods(selected: Sequence[str] | None) -> list[str]:
+    """Registered methods that are built from the model alone and have a Captum namesake."""
+    import captum.attr
+
+    names = []
+    for name in attrkit.available_methods():
+        info = attrkit.method_info(name)
+        factory = info.factory or info.cls
+        parameters = list(inspect.signature(factory).parameters.values())[1:]
+        if any(p.default is p.empty for p in parameters):
+            continue  # needs a layer or a base method
+        if not hasattr(captum.attr, info.cls.__name__):
+            continue
+        if selected is None or name in selected:
+            names.append(name)
+    return names
+
+
+def _attribute_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    return {"n_steps": args.ig_steps} if name == "integrated_gradients" else {}
+
+
+def _count_relus(model: torch.nn.Module, x: torch.Tensor) -> int:
+    from attrkit.relu_override import ReluOverride, deconvolution_relu
+
+    override = ReluOverride(deconvolution_relu)
+    with torch.no_grad(), override:
+        model(x)
+    return override.relu_count
+
+
+def make_setup(
+    model_name: str, batch: int, args: argparse.Namespace, contract_only: bool = False
+) -> Setup:
+    """Build the model, the inputs and one callable per variant: every method on the
+    small models, the contract's methods only on the large ones (and with
+    ``contract_only``)."""
+    import captum.attr
+
+    spec, model = _models.build(model_name, use_torchvision=not args.no_torchvision)
+    device = torch.device(args.device)
+    model = model.to(device)
+    shape = spec.input_shape or (3, args.image_size, args.image_size)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, *shape, generator=generator).to(device)
+    with torch.no_grad():
+        classes = model(x[:1]).shape[1]
+    labels = torch.randint(classes, (batch,), generator=generator).to(device)
+    target: int | torch.Tensor = 1 if spec.int_target else labels
+
+    def plain() -> Any:
+        leaf = x.detach().requires_grad_()
+        output = model(leaf)
+        if isinstance(target, int):
+            selected = output[:, target]
+        else:
+            selected = output.gather(1, target[:, None]).squeeze(1)
+        return torch.autograd.grad(selected, leaf, grad_outputs=torch.ones_like(selected))[0]
+
+    variants: dict[str, Callable[[], Any]] = {"plain": plain}
+    setup = Setup(model_name, batch, variants, _count_relus(model, x), spec.description)
+    for name in _methods(args.methods):
+        if name not in CONTRACT and (contract_only or not spec.cheap):
+            continue
+        kwargs = _attribute_kwargs(name, args)
+        ours = attrkit.create(name, model)
+        theirs = getattr(captum.attr, attrkit.method_info(name).cls.__name__)(model)
+        variants[f"attrkit:{name}"] = _bind(ours, x, target, kwargs)
+        variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
+    _check(setup, model, x, target)
+    return setup
+
+
+def _bind(method: Any, x: torch.Tensor, target: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:
+    def call() -> Any:
+        return method.attribute(x, target=target, **kwargs)
+
+    return call
+
+
+def _check(setup: Setup, model: torch.nn.Module, x: torch.Tensor, target: Any) -> None:
+    """Run every variant once; the plain gradient must equal attrkit's Saliency without
+    ``abs`` (so that the floor computes the same gradient); record Captum's warnings."""
+    expected = attrkit.Saliency(model).attribute(x, target=target, abs=False)
+    torch.testing.assert_close(setup.variants["plain"](), expected)
+    for name, call in setup.variants.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        if caught:
+            setup.captum_warnings[name] = sorted({str(w.message).split("\n")[0] for w in caught})
+        if caught and not name.startswith("captum:"):
+            raise RuntimeError(f"{name} warned: {[str(w.message) for w in caught]}")
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def _synchronize(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def _timed(call: Callable[[], Any], number: int, synchronize: Callable[[], None]) -> float:
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(number):
+        call()
+    synchronize()
+    return (time.perf_counter() - start) / number
+
+
+def time_setup(setup: Setup, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds per call of every variant, one entry per repetition."""
+    synchronize = _synchronize(args.device)
+    for call in setup.variants.values():
+        for _ in range(args.warmup):
+            call()
+    slowest = max(_timed(call, 1, synchronize) for call in setup.variants.values())
+    number = max(1, math.ceil(args.min_time / max(slowest, 1e-9)))
+    names = list(setup.variants)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for repetition in range(args.repeats):
+        shift = repetition % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            times[name].append(_timed(setup.variants[name], number, synchronize))
+    return times
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def _rss_kib(field_name: str) -> int:
+    status = Path("/proc/self/status").read_text()
+    match = re.search(rf"^{field_name}:\s+(\d+) kB", status, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"/proc/self/status has no {field_name}")
+    return int(match.group(1))
+
+
+def _peak_cpu(call: Callable[[], Any]) -> int:
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = _rss_kib("VmRSS")
+    result = call()
+    peak = _rss_kib("VmHWM")
+    del result
+    return (peak - before) * 1024
+
+
+def _peak_cuda(call: Callable[[], Any]) -> int:
+    gc.collect()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    result = call()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del result
+    return peak - before
+
+
+def measure_memory(setup: Setup, args: argparse.Namespace) -> dict[str, int]:
+    """Median peak bytes per call of every variant (in this process, after
+    :func:`make_setup` ran each variant once)."""
+    peak = _peak_cuda if args.device.startswith("cuda") else _peak_cpu
+    samples: dict[str, list[int]] = {name: [] for name in setup.variants}
+    for _ in range(args.memory_repeats):
+        for name, call in setup.variants.items():
+            samples[name].append(peak(call))
+    return {name: int(statistics.median(values)) for name, values in samples.items()}
+
+
+def memory_in_subprocess(model_name: str, batch: int, args: argparse.Namespace) -> dict[str, int]:
+    """:func:`measure_memory` in a fresh process whose allocator unmaps freed blocks."""
+    command = [sys.executable, str(Path(__file__).resolve()), *_forwarded(args)]
+    command += ["--memory-worker", model_name, str(batch)]
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory worker for {model_name} x{batch} failed:\n{done.stderr}")
+    return {name: int(value) for name, value in json.loads(done.stdout).items()}
+
+
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    """The options a memory worker needs to build the same setup."""
+    options = ["--device", args.device, "--image-size", str(args.image_size)]
+    options += ["--ig-steps", str(args.ig_steps), "--memory-repeats", str(args.memory_repeats)]
+    options += ["--threads", str(args.threads)]
+    if args.methods:
+        options += ["--methods", *args.methods]
+    if args.no_torchvision:
+        options.append("--no-torchvision")
+    return options
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@dataclass
+class Measured:
+    setup: Setup
+    times: dict[str, list[float]]
+    memory: dict[str, int]
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def _ratio(m: Measured, a: str, b: str) -> tuple[float, float] | None:
+    """Median and half-IQR of the per-repetition time ratio ``a / b``."""
+    if a not in m.times or b not in m.times:
+        return None
+    q1, q2, q3 = _quartiles([x / y for x, y in zip(m.times[a], m.times[b], strict=True)])
+    return q2, (q3 - q1) / 2
+
+
+def _format_ratio(value: tuple[float, float] | None) -> str:
+    return "—" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}"
+
+
+def _memory_ratio(m: Measured, a: str, b: str) -> float | None:
+    if a not in m.memory or b not in m.memory or m.memory[b] < MIN_MEMORY:
+        return None
+    return m.memory[a] / m.memory[b]
+
+
+def _format_time(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds < 0.1 else f"{seconds:.3f} s"
+
+
+def _format_bytes(value: int) -> str:
+    return f"{value / 2**20:.1f} MiB" if value >= MIN_MEMORY else f"{value / 1024:.0f} KiB"
+
+
+def _median(m: Measured, name: str) -> float:
+    return statistics.median(m.times[name])
+
+
+def _met(m: Measured, method: str) -> str:
+    """Whether a contract row meets its targets (docs/performance.rst)."""
+    ours, theirs = f"attrkit:{method}", f"captum:{method}"
+    faster = (_ratio(m, ours, theirs) or (math.inf, 0))[0] < 1
+    if not _models.SPECS[m.setup.model_name].large or m.setup.batch < 8:
+        return "yes" if faster else "no (vs Captum)"
+    time_ok = (_ratio(m, ours, "plain") or (math.inf, 0))[0] <= 1.03
+    memory = _memory_ratio(m, ours, "plain")
+    memory_ok = memory is None or memory <= 1.05
+    missed = [
+        w for w, ok in (("time", time_ok), ("memory", memory_ok), ("vs Captum", faster)) if not ok
+    ]
+    return "yes" if not missed else "no (" + ", ".join(missed) + ")"
+
+
+def _rows(results: list[Measured], methods: Sequence[str], contract: bool) -> list[list[str]]:
+    rows = []
+    for m in results:
+        for method in methods:
+            ours, theirs = f"attrkit:{method}", f"captum:{method}"
+            if ours not in m.times:
+                continue
+            vs_plain = method not in EXPENSIVE
+            memory = _memory_ratio(m, ours, "plain") if vs_plain else None
+            captum_memory = _memory_ratio(m, theirs, "plain") if vs_plain else None
+            row = [
+                m.setup.model_name,
+                str(m.setup.batch),
+                attrkit.method_info(method).display_name,
+                _format_time(_median(m, "plain")),
+                _format_ratio(_ratio(m, ours, "plain") if vs_plain else None),
+                _format_ratio(_ratio(m, theirs, "plain") if vs_plain else None),
+                _format_ratio(_ratio(m, ours, theirs)),
+                "—" if memory is None else f"{memory:.3f}",
+                "—" if captum_memory is None else f"{captum_memory:.3f}",
+            ]
+            if contract:
+                row.append(_met(m, method))
+            rows.append(row)
+    return rows
+
+
+RATIO_HEADER = [
+    "model",
+    "batch",
+    "method",
+    "plain time",
+    "attrkit ÷ plain",
+    "Captum ÷ plain",
+    "attrkit ÷ Captum",
+    "attrkit ÷ plain memory",
+    "Captum ÷ plain memory",
+]
+
+
+def _overhead_rows(results: list[Measured]) -> list[list[str]]:
+    rows = []
+    for m in results:
+        plain = _median(m, "plain")
+        row = [m.setup.model_name, str(m.setup.batch), str(m.setup.relu_count)]
+        row.append(_format_time(plain))
+        for method in CONTRACT:
+            for library in ("attrkit", "captum"):
+                name = f"{library}:{method}"
+                if name not in m.times:
+                    row.append("—")
+                    continue
+                extra = statistics.median(
+                    a - b for a, b in zip(m.times[name], m.times["plain"], strict=True)
+                )
+                row.append(f"{extra * 1e6:+.0f} µs")
+        rows.append(row)
+    return rows
+
+
+def _raw_rows(results: list[Measured]) -> list[list[str]]:
+    rows = []
+    for m in results:
+        for name, values in m.times.items():
+            q1, q2, q3 = _quartiles(values)
+            memory = m.memory.get(name)
+            rows.append(
+                [
+                    m.setup.model_name,
+                    str(m.setup.batch),
+                    name,
+                    _format_time(q2),
+                    f"{_format_time(q1)} to {_format_time(q3)}",
+                    "—" if memory is None else _format_bytes(memory),
+                ]
+            )
+    return rows
+
+
+class Document:
+    """Headings, paragraphs and tables, written as Markdown or reStructuredText."""
+
+    def __init__(self, markdown: bool) -> None:
+        self.markdown = markdown
+        self.lines: list[str] = []
+
+    def heading(self, text: str) -> None:
+        self.lines += [f"### {text}" if self.markdown else f"{text}\n{'-' * len(text)}", ""]
+
+    def paragraph(self, text: str) -> None:
+        self.lines += [text if self.markdown else text.replace("`", "``"), ""]
+
+    def bullets(self, items: Sequence[str]) -> None:
+        for item in items:
+            self.paragraph_line(f"- {item}")
+        self.lines.append("")
+
+    def paragraph_line(self, text: str) -> None:
+        self.lines.append(text if self.markdown else text.replace("`", "``"))
+
+    def code(self, text: str) -> None:
+        if self.markdown:
+            self.lines += ["```", text, "```", ""]
+        else:
+            self.lines += [
+                ".. code-block:: console",
+                "",
+                *("   " + t for t in text.splitlines()),
+                "",
+            ]
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        if self.markdown:
+            self.lines.append("| " + " | ".join(header) + " |")
+            self.lines.append("|" + "|".join("---" for _ in header) + "|")
+            self.lines += ["| " + " | ".join(row) + " |" for row in rows]
+        else:
+            self.lines += [".. list-table::", "   :header-rows: 1", ""]
+            for row in [header, *rows]:
+                self.lines.append(f"   * - {row[0]}")
+                self.lines += [f"     - {cell}" for cell in row[1:]]
+        self.lines.append("")
+
+    def text(self) -> str:
+        return "\n".join(self.lines).rstrip() + "\n"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _versions() -> str:
+    import captum
+
+    parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}"]
+    parts.append(f"captum {captum.__version__}")
+    try:
+        import torchvision
+
+        parts.append(f"torchvision {torchvision.__version__}")
+    except ImportError:
+        parts.append("no torchvision (built-in model definitions)")
+    return ", ".join(parts)
+
+
+def _machine(args: argparse.Namespace, load: tuple[float, float]) -> list[str]:
+    if args.device.startswith("cuda"):
+        device = f"GPU: {torch.cuda.get_device_name(torch.device(args.device))}"
+    else:
+        device = f"CPU only, {torch.get_num_threads()} intra-op threads"
+    return [
+        f"machine: {_cpu_model()}, {os.cpu_count()} logical cores; {device}",
+        f"software: {_versions()}",
+        f"load average (1 min) at start and end: {load[0]:.2f}, {load[1]:.2f} "
+        "(other processes shared the machine when this is above 0)",
+        f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+    ]
+
+
+def render(
+    results: list[Measured],
+    depth: list[Measured],
+    args: argparse.Namespace,
+    load: tuple[float, float],
+    markdown: bool,
+) -> str:
+    doc = Document(markdown)
+    methods = _methods(args.methods)
+    command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    doc.heading("Benchmark setup")
+    doc.bullets(
+        [
+            *_machine(args, load),
+            f"image size for ResNet-18, VGG-11, DenseNet-121: {args.image_size}x{args.image_size}; "
+            f"{args.repeats} interleaved repetitions of at least {args.min_time:g} s per variant; "
+            f"Integrated Gradients at n_steps={args.ig_steps}",
+        ]
+    )
+    doc.paragraph("Command:")
+    doc.code(command.strip())
+    doc.paragraph(
+        "Ratios are medians over repetitions of per-repetition time ratios, ± half their "
+        "interquartile range; below 1 is faster. Memory ratios compare the peak memory of "
+        "one call (the peak resident set of a fresh process on CPU, the CUDA allocator's "
+        "peak on GPU); — where the plain call's peak is under 1 MiB or the ratio does not "
+        "apply. Captum's Deconvolution and GuidedBackprop warn on every call (ignored here)."
+    )
+    contract = [m for m in CONTRACT if m in methods]
+    if contract:
+        doc.heading("Deconvolution and Guided Backpropagation (the performance contract)")
+        doc.paragraph(
+            "Targets, at batch ≥ 8 on the ResNet-18 / VGG-11 / DenseNet-121 sizes: time ≤ "
+            "1.03 x plain and peak memory ≤ 1.05 x plain; on every row, faster than Captum. "
+            "The last column says whether the row meets the targets that apply to it."
+        )
+        doc.table([*RATIO_HEADER, "targets met"], _rows(results, contract, contract=True))
+    others = [m for m in methods if m not in CONTRACT]
+    if others:
+        doc.heading("Other methods (not in the contract)")
+        doc.paragraph(
+            "Integrated Gradients runs n_steps forward and backward passes, so it is "
+            "compared with Captum only, and only on the small models."
+        )
+        doc.table(RATIO_HEADER, _rows(results, others, contract=False))
+    overhead_header = ["model", "batch", "ReLUs", "plain time"]
+    overhead_header += [f"{lib} {m} - plain" for m in contract for lib in ("attrkit", "Captum")]
+    if contract:
+        doc.heading("Where the time goes: overhead over plain by batch size and depth")
+        doc.paragraph(
+            "Median per-repetition difference from the plain call. The fixed part (the "
+            "tiny MLP) is the Python cost of one call; the depth family shows the cost "
+            "per ReLU."
+        )
+        doc.table(overhead_header, _overhead_rows(results + depth))
+    doc.heading("All measurements")
+    doc.table(
+        ["model", "batch", "variant", "median time", "interquartile range", "peak memory"],
+        _raw_rows(results + depth),
+    )
+    warned = sorted({w for m in results for ws in m.setup.captum_warnings.values() for w in ws})
+    if warned:
+        doc.paragraph("Captum's warnings, per call: " + "; ".join(f'"{w}"' for w in warned))
+    return doc.text()
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a run of a few minutes")
+    parser.add_argument("--models", nargs="+", choices=sorted(_models.SPECS), default=None)
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=None)
+    parser.add_argument("--methods", nargs="+", default=None, help="attrkit method names")
+    parser.add_argument("--no-depth", action="store_true", help="skip the depth family")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=1, help="calls per variant")
+    parser.add_argument("--min-time", type=float, default=None, help="seconds per variant")
+    parser.add_argument("--memory-repeats", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--ig-steps", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="intra-op threads (default 1: stable on a shared machine; 0: torch's default)",
+    )
+    parser.add_argument("--no-torchvision", action="store_true", help="built-in models only")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "docs" / "performance_table.rst",
+        help="written as Markdown if it ends in .md, else reStructuredText",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write raw numbers")
+    parser.add_argument(
+        "--memory-worker", nargs=2, metavar=("MODEL", "BATCH"), help=argparse.SUPPRESS
+    )
+    return parser
+
+
+def _defaults(args: argparse.Namespace) -> None:
+    quick = args.quick
+    if args.models is None:
+        args.models = ["tiny-mlp", "small-cnn", "resnet18"] if quick else list(MAIN_MODELS)
+    if args.batch_sizes is None:
+        args.batch_sizes = [1, 8] if quick else [1, 8, 32]
+    if args.repeats is None:
+        args.repeats = 3 if quick else 5
+    if args.min_time is None:
+        args.min_time = 0.05 if quick else 0.2
+    if args.image_size is None:
+        args.image_size = 64 if quick else 112
+    if quick:
+        args.no_depth = True
+
+
+def _batches(model_name: str, args: argparse.Namespace) -> list[int]:
+    if _models.SPECS[model_name].int_target:
+        return [1]  # the fixed-overhead models: one example
+    return args.batch_sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _defaults(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", module=r"captum(\.|$)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device is available", file=sys.stderr)
+        return 2
+    if args.memory_worker:
+        model_name, batch = args.memory_worker[0], int(args.memory_worker[1])
+        print(json.dumps(measure_memory(make_setup(model_name, batch, args), args)))
+        return 0
+    load_start = os.getloadavg()[0]
+    results, depth = [], []
+    configs = [(name, batch, False) for name in args.models for batch in _batches(name, args)]
+    if not args.no_depth:
+        configs += [
+            (name, 1 if _models.SPECS[name].int_target else 8, True) for name in DEPTH_MODELS
+        ]
+    for model_name, batch, is_depth in configs:
+        print(f"{model_name} batch {batch} ...", file=sys.stderr, flush=True)
+        setup = make_setup(model_name, batch, args, contract_only=is_depth)
+        times = time_setup(setup, args)
+        memory: dict[str, int] = {}
+        if not args.no_memory and not is_depth:
+            if args.device.startswith("cuda"):
+                memory = measure_memory(setup, args)
+            else:
+                memory = memory_in_subprocess(model_name, batch, args)
+        (depth if is_depth else results).append(Measured(setup, times, memory))
+    load = (load_start, os.getloadavg()[0])
+    markdown = render(results, depth, args, load, markdown=True)
+    print(markdown)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    text = markdown if args.output.suffix == ".md" else render(results, depth, args, load, False)
+    args.output.write_text(text)
+    if args.json:
+        raw = [
+            {
+                "model": m.setup.model_name,
+                "batch": m.setup.batch,
+                "times": m.times,
+                "memory": m.memory,
+            }
+            for m in results + depth
+        ]
+        args.json.write_text(json.dumps(raw, indent=1))
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

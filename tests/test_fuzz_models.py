@@ -1,0 +1,468 @@
+"""Property-based tests on random models (graphs drawn by ``tests/strategies.py``):
+
+(a) every method equals the definition-based reference (``tests/reference.py``) on any
+    graph: functional, reused, in-place and created-in-forward ReLUs, skips, branches;
+(b) every method equals Captum wherever Captum follows the definition: ReLU-rule methods
+    on graphs whose ReLUs are distinct single-use ``nn.ReLU`` modules, plain-gradient
+    methods on any graph without an in-place ReLU on the input (where Captum crashes);
+(c) a result never depends on the thread or on the calls made before it.
+
+Hypothesis profiles (``tests/conftest.py``): ``ci`` by default; ``ATTRKIT_FUZZ_PROFILE=long``
+for the developers' run (docs/reliability.rst).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import captum.attr
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, event, given
+from hypothesis import strategies as st
+from torch import Tensor
+
+import attrkit
+from tests.cases import METHOD_SPECS, MethodSpec, neuron_selectors, target_forms
+from tests.helpers import as_tuple, assert_all_close, differs, fresh, run_in_thread
+from tests.reference import (
+    reference_attribution,
+    reference_grad_cam,
+    reference_neuron_attribution,
+)
+from tests.strategies import GraphModel, Problem, problems
+
+# --------------------------------------------------------------------------- helpers
+
+
+def twin(problem: Problem) -> GraphModel:
+    """The reference's copy of the model (same weights, spellings it can patch)."""
+    return problem.graph.reference_twin().build(problem.dtype)
+
+
+def reference(problem: Problem, inputs: tuple[Tensor, ...], rule: str | None) -> tuple[Tensor, ...]:
+    return reference_attribution(twin(problem), inputs, problem.target, (), rule)
+
+
+def draw_layer(
+    data: st.DataObject, model: GraphModel, spatial_only: bool = False, names: list[str] | None = None
+) -> str:
+    names = model.layer_names(spatial_only) if names is None else names
+    assume(names)
+    return data.draw(st.sampled_from(names), label="layer")
+
+
+def draw_selector(
+    data: st.DataObject, model: GraphModel, layer: str, inputs: tuple[Tensor, ...], to_input: bool
+) -> Any:
+    forms = neuron_selectors(model.layer_shape(layer, inputs, to_input))
+    form, selector = data.draw(st.sampled_from(forms), label="neuron_selector form")
+    event(f"neuron_selector: {form}")
+    return selector
+
+
+def quadrature(method: str, n_steps: int) -> list[tuple[float, float]]:
+    """(point, weight) pairs of each rule, written out from its definition."""
+    n = n_steps
+    if method == "gausslegendre":
+        points, weights = np.polynomial.legendre.leggauss(n)
+        return [(0.5 * (1 + p), 0.5 * w) for p, w in zip(points, weights, strict=True)]
+    if method == "riemann_trapezoid":
+        return [(k / (n - 1), (0.5 if k in (0, n - 1) else 1.0) / (n - 1)) for k in range(n)]
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    return [((k + offset) / n, 1.0 / n) for k in range(n)]
+
+
+# ------------------------------------------------- (a) the definition-based reference
+# One check per registered method: it draws the method's options, runs attrkit and
+# compares with an expectation built from tests/reference.py only.
+
+Check = Callable[[Problem, st.DataObject], None]
+
+
+def _run(problem: Problem, name: str, init: dict[str, Any], **kwargs: Any) -> tuple[Tensor, ...]:
+    model = problem.graph.build(problem.dtype)
+    explainer = attrkit.create(name, model, **init)
+    return as_tuple(explainer.attribute(problem.given(problem.inputs()), **kwargs))
+
+
+def _relu_rule_check(name: str, rule: str) -> Check:
+    def check(problem: Problem, data: st.DataObject) -> None:
+        ours = _run(problem, name, {}, target=problem.target)
+        assert_all_close(ours, reference(problem, problem.inputs(), rule))
+
+    return check
+
+
+def check_saliency(problem: Problem, data: st.DataObject) -> None:
+    absolute = data.draw(st.booleans(), label="abs")
+    ours = _run(problem, "saliency", {}, target=problem.target, abs=absolute)
+    grads = reference(problem, problem.inputs(), None)
+    assert_all_close(ours, tuple(g.abs() for g in grads) if absolute else grads)
+
+
+def check_input_x_gradient(problem: Problem, data: st.DataObject) -> None:
+    ours = _run(problem, "input_x_gradient", {}, target=problem.target)
+    inputs = problem.inputs()
+    grads = reference(problem, inputs, None)
+    assert_all_close(ours, tuple(x * g for x, g in zip(inputs, grads, strict=True)))
+
+
+def check_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
+    method = data.draw(
+        st.sampled_from(
+            ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
+        ),
+        label="method",
+    )
+    n_steps = data.draw(st.integers(2 if method == "riemann_trapezoid" else 1, 4), label="n_steps")
+    scale = data.draw(st.sampled_from([None, 0.0, -0.5]), label="baseline")
+    multiply = data.draw(st.booleans(), label="multiply_by_inputs")
+    chunk = data.draw(st.sampled_from([None, 1, 3]), label="internal_batch_size")
+    inputs = problem.inputs()
+    baselines = None if scale is None else tuple(scale * x[:1] for x in inputs)
+    ours = _run(
+        problem,
+        "integrated_gradients",
+        {"multiply_by_inputs": multiply},
+        target=problem.target,
+        baselines=None if baselines is None else problem.given(baselines),
+        n_steps=n_steps,
+        method=method,
+        internal_batch_size=chunk,
+    )
+    starts = tuple(torch.zeros_like(x) if baselines is None else b for x, b in zip(inputs, baselines or inputs, strict=True))
+    paths = tuple(x - s for x, s in zip(inputs, starts, strict=True))
+    integral = [torch.zeros_like(x) for x in inputs]
+    for point, weight in quadrature(method, n_steps):
+        points = tuple(s + point * p for s, p in zip(starts, paths, strict=True))
+        for total, g in zip(integral, reference(problem, points, None), strict=True):
+            total += weight * g
+    expected = tuple(t * p for t, p in zip(integral, paths, strict=True)) if multiply else integral
+    assert_all_close(ours, tuple(expected))
+
+
+NOISE_TUNNEL_BASES = {
+    "deconvolution": lambda p, x: reference(p, x, "deconvolution"),
+    "guided_backprop": lambda p, x: reference(p, x, "guided_backprop"),
+    "saliency": lambda p, x: tuple(g.abs() for g in reference(p, x, None)),
+    "input_x_gradient": lambda p, x: tuple(a * g for a, g in zip(x, reference(p, x, None))),
+}
+
+
+def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
+    """Without noise every copy is the input itself: smoothgrad is the method,
+    smoothgrad_sq its square, vargrad zero."""
+    base = data.draw(st.sampled_from(sorted(NOISE_TUNNEL_BASES)), label="base_method")
+    nt_type = data.draw(st.sampled_from(["smoothgrad", "smoothgrad_sq", "vargrad"]), label="nt_type")
+    samples = data.draw(st.integers(1, 3), label="nt_samples")
+    chunk = data.draw(st.sampled_from([None, 1, 2]), label="nt_samples_batch_size")
+    ours = _run(
+        problem,
+        "noise_tunnel",
+        {"base_method": base},
+        target=problem.target,
+        nt_type=nt_type,
+        nt_samples=samples,
+        nt_samples_batch_size=chunk,
+        stdevs=0.0,
+    )
+    plain = NOISE_TUNNEL_BASES[base](problem, problem.inputs())
+    expected = {
+        "smoothgrad": plain,
+        "smoothgrad_sq": tuple(a * a for a in plain),
+        "vargrad": tuple(torch.zeros_like(a) for a in plain),
+    }[nt_type]
+    assert_all_close(ours, expected)
+
+
+def _neuron_check(name: str, rule: str) -> Check:
+    def check(problem: Problem, data: st.DataObject) -> None:
+        model = problem.graph.build(problem.dtype)
+        inputs = problem.inputs()
+        layer = draw_layer(data, model)
+        to_input = data.draw(st.booleans(), label="attribute_to_neuron_input")
+        selector = draw_selector(data, model, layer, inputs, to_input)
+        ours = attrkit.create(name, model, layer=layer).attribute(
+            problem.given(inputs), neuron_selector=selector, attribute_to_neuron_input=to_input
+        )
+        reference_model = twin(problem)
+        expected = reference_neuron_attribution(
+            reference_model,
+            inputs,
+            reference_model.get_submodule(layer),
+            selector,
+            (),
+            rule,
+            to_input,
+        )
+        assert_all_close(as_tuple(ours), expected)
+
+    return check
+
+
+def check_layer_grad_cam(problem: Problem, data: st.DataObject) -> None:
+    model = problem.graph.build(problem.dtype)
+    layer = draw_layer(data, model)
+    inputs = problem.inputs()
+    ours = attrkit.LayerGradCam(model, model.get_submodule(layer)).attribute(
+        problem.given(inputs), target=problem.target, relu_attributions=True
+    )
+    reference_model = twin(problem)
+    expected = reference_grad_cam(
+        reference_model, inputs, reference_model.get_submodule(layer), problem.target, ()
+    )
+    torch.testing.assert_close(ours, expected)
+
+
+def check_guided_grad_cam(problem: Problem, data: st.DataObject) -> None:
+    model = problem.graph.build(problem.dtype)
+    layer = draw_layer(data, model, spatial_only=True)
+    inputs = problem.inputs()
+    ours = attrkit.GuidedGradCam(model, model.get_submodule(layer)).attribute(
+        problem.given(inputs), target=problem.target
+    )
+    reference_model = twin(problem)
+    guided = reference(problem, inputs, "guided_backprop")
+    cam = reference_grad_cam(
+        reference_model, inputs, reference_model.get_submodule(layer), problem.target, ()
+    )
+    for got, x, g in zip(as_tuple(ours), inputs, guided, strict=True):
+        if x.dim() != cam.dim():  # the flat side input: nothing to upsample to
+            assert got.numel() == 0
+            continue
+        torch.testing.assert_close(got, g * F.interpolate(cam, size=x.shape[2:], mode="nearest"))
+
+
+REFERENCE_CHECKS: dict[str, Check] = {
+    "deconvolution": _relu_rule_check("deconvolution", "deconvolution"),
+    "guided_backprop": _relu_rule_check("guided_backprop", "guided_backprop"),
+    "saliency": check_saliency,
+    "input_x_gradient": check_input_x_gradient,
+    "integrated_gradients": check_integrated_gradients,
+    "noise_tunnel": check_noise_tunnel,
+    "neuron_deconvolution": _neuron_check("neuron_deconvolution", "deconvolution"),
+    "neuron_guided_backprop": _neuron_check("neuron_guided_backprop", "guided_backprop"),
+    "layer_grad_cam": check_layer_grad_cam,
+    "guided_grad_cam": check_guided_grad_cam,
+}
+
+
+def test_every_registered_method_has_a_reference_property():
+    assert set(REFERENCE_CHECKS) == set(attrkit.available_methods())
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_CHECKS))
+@given(problem=problems(), data=st.data())
+def test_matches_definition_on_random_models(name, problem, data):
+    event(f"target form: {problem.target_form}")
+    REFERENCE_CHECKS[name](problem, data)
+
+
+# ----------------------------------------------------------------------- (b) Captum
+
+
+def construct(library: Any, spec: MethodSpec, model: GraphModel, layer: str | None) -> Any:
+    """The method of ``spec`` from ``library`` (attrkit or captum.attr)."""
+    if spec.wraps:
+        return getattr(library, spec.cls)(getattr(library, spec.wraps)(model))
+    extra = (model.get_submodule(layer),) if spec.layer else ()
+    return getattr(library, spec.cls)(model, *extra, **spec.init_kwargs)
+
+
+def run_spec(
+    library: Any, spec: MethodSpec, problem: Problem, layer: str | None, selection: Any
+) -> Any:
+    model = problem.graph.build(problem.dtype)
+    inputs = problem.given(fresh(problem.inputs()))
+    kwargs = {"neuron_selector" if spec.neuron else "target": selection, **spec.kwargs(problem.dtype)}
+    if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
+        kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)
+    torch.manual_seed(0)  # the same noise for NoiseTunnel
+    with warnings.catch_warnings():
+        if library is captum.attr:
+            warnings.simplefilter("ignore")  # Captum warns on every call
+        return construct(library, spec, model, layer).attribute(inputs, **kwargs)
+
+
+def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
+    """Captum's neuron methods raise when an input does not reach the layer (the side
+    input joins after every body layer), and its plain-gradient methods crash on an
+    in-place ReLU applied to the input: neither is drawn for Captum."""
+    return problems(
+        parity=spec.relu_rule is not None, inplace_on_input=False, side_input=not spec.neuron
+    )
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.id) for s in METHOD_SPECS])
+@given(data=st.data())
+def test_matches_captum_on_random_models(spec, data):
+    problem = data.draw(_captum_problems(spec), label="problem")
+    model = problem.graph.build(problem.dtype)
+    layer = None
+    if spec.layer:
+        names = model.layer_names()
+        if spec.attribute_kwargs.get("attribute_to_layer_input") and not spec.neuron:
+            # Captum deviation (test_captum_drops_other_branches_of_a_layer_input below).
+            inputs = problem.inputs()
+            names = [n for n in names if model.layer_input_depends_on_parameters(n, inputs)]
+        layer = draw_layer(data, model, names=names)
+    selection = problem.target
+    if spec.neuron:
+        to_input = spec.attribute_kwargs.get("attribute_to_neuron_input", False)
+        selection = draw_selector(data, model, layer, problem.inputs(), to_input)
+    ours = run_spec(attrkit, spec, problem, layer, selection)
+    theirs = run_spec(captum.attr, spec, problem, layer, selection)
+    if spec.attribute_kwargs.get("return_convergence_delta"):
+        (ours, our_delta), (theirs, their_delta) = ours, theirs
+        torch.testing.assert_close(
+            our_delta, their_delta.to(our_delta.dtype), rtol=1e-6, atol=1e-5
+        )
+    assert type(ours) is type(theirs)
+    tolerance = {}
+    if problem.dtype == torch.float64 and spec.float64_rtol is not None:
+        tolerance = {"rtol": spec.float64_rtol, "atol": 1e-9}
+    for a, b in zip(as_tuple(ours), as_tuple(theirs), strict=True):
+        if b.numel() == 0:  # GuidedGradCam's "cannot upsample to this input"
+            assert a.numel() == 0
+            continue
+        torch.testing.assert_close(a, b, **tolerance)
+
+
+class SharedInputBranches(torch.nn.Module):
+    """``h`` feeds two parallel layers; ``right`` is the layer under study."""
+
+    def __init__(self, stem: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = torch.nn.Linear(3, 3) if stem else torch.nn.Identity()
+        self.left, self.right = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.relu(self.stem(x))
+        return self.head(torch.tanh(self.left(h)) * torch.sigmoid(self.right(h)))
+
+
+@pytest.mark.parametrize("stem", [True, False], ids=["input-needs-grad", "input-needs-no-grad"])
+def test_captum_drops_other_branches_of_a_layer_input(stem):
+    """Found by the Captum property: Grad-CAM on a layer's input takes the gradient of the
+    target with respect to that tensor, through every branch that reads it. attrkit does
+    so always; Captum only when the tensor already requires grad (it depends on a
+    parameter): otherwise Captum switches on its grad when the layer runs, after the
+    other branch has read it, and that branch's gradient is lost."""
+    model = SharedInputBranches(stem).eval()
+    x = torch.randn(5, 3)
+    options = {"target": 1, "attribute_to_layer_input": True}
+    ours = attrkit.LayerGradCam(model, model.right).attribute(x, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = captum.attr.LayerGradCam(model, model.right).attribute(x.clone(), **options)
+    h = torch.relu(model.stem(x)).detach().requires_grad_()
+    out = model.head(torch.tanh(model.left(h)) * torch.sigmoid(model.right(h)))
+    (grad,) = torch.autograd.grad(out[:, 1].sum(), h)
+    expected = (grad * h).sum(dim=1, keepdim=True).detach()
+    torch.testing.assert_close(ours, expected)
+    if stem:
+        torch.testing.assert_close(theirs.detach(), expected)
+    else:
+        assert differs((theirs.detach(),), (expected,))
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        pytest.param((), id="adjacent"),
+        pytest.param((torch.nn.Identity(),), id="identity"),
+        pytest.param((torch.nn.Dropout(),), id="eval-dropout"),
+        pytest.param((torch.nn.Flatten(),), id="flatten"),
+    ],
+)
+def test_captum_deconvolution_of_relu_modules_back_to_back(between):
+    """Found by the Captum property: where one nn.ReLU module's output goes straight into
+    another (distinct, single-use) nn.ReLU module, Captum's Deconvolution passes the plain
+    ReLU gradient at one of them; its GuidedBackprop is unaffected (the mask hides it).
+    attrkit follows the definition."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(6, 6), torch.nn.ReLU(), *between, torch.nn.ReLU(), torch.nn.Linear(6, 2)
+    ).eval()
+    x = torch.randn(4, 6)
+    expected = {
+        rule: reference_attribution(model, (x,), 0, (), rule)
+        for rule in ("deconvolution", "guided_backprop")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        captum_deconv = captum.attr.Deconvolution(model).attribute(x.clone(), target=0)
+        captum_gbp = captum.attr.GuidedBackprop(model).attribute(x.clone(), target=0)
+    assert_all_close((attrkit.Deconvolution(model).attribute(x, target=0),), expected["deconvolution"])
+    assert_all_close((attrkit.GuidedBackprop(model).attribute(x, target=0),), expected["guided_backprop"])
+    assert differs((captum_deconv,), expected["deconvolution"])
+    assert_all_close((captum_gbp,), expected["guided_backprop"])
+
+
+# ------------------------------------------------ (c) independence of thread and history
+
+#: Small options that keep the multi-pass methods quick.
+FAST_OPTIONS = {
+    "integrated_gradients": {"n_steps": 3},
+    "noise_tunnel": {"nt_samples": 2, "stdevs": 0.2},
+}
+#: Methods a NoiseTunnel can wrap without constructor arguments.
+SIMPLE_METHODS = [
+    name
+    for name in attrkit.available_methods()
+    if not {"layer", "base_method"} & set(attrkit.method_info(name).init_arguments)
+]
+
+
+@st.composite
+def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[Any, ...]:
+    """(name, constructor arguments, ``attribute`` arguments) of a random valid call of
+    any registered method."""
+    names = attrkit.available_methods()
+    if not model.layer_names():
+        names = [n for n in names if "layer" not in attrkit.method_info(n).init_arguments]
+    name = draw(st.sampled_from(names))
+    info = attrkit.method_info(name)
+    init: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(FAST_OPTIONS.get(name, {}))
+    if "layer" in info.init_arguments:
+        init["layer"] = draw(st.sampled_from(model.layer_names()))
+    if "base_method" in info.init_arguments:
+        init["base_method"] = draw(st.sampled_from(SIMPLE_METHODS))
+        kwargs.update(FAST_OPTIONS.get(init["base_method"], {}))
+    if "neuron_selector" in info.attribute_arguments:
+        shape = model.layer_shape(init["layer"], problem.inputs(), False)
+        kwargs["neuron_selector"] = draw(st.sampled_from(neuron_selectors(shape)))[1]
+    else:
+        forms = target_forms(problem.graph.output_shape, problem.batch)
+        kwargs["target"] = draw(st.sampled_from(forms))[1]
+    return name, init, kwargs
+
+
+def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[Tensor, ...]:
+    name, init, kwargs = method
+    torch.manual_seed(1)  # NoiseTunnel draws from the global generator
+    result = attrkit.create(name, model, **init).attribute(
+        problem.given(problem.inputs()), **kwargs
+    )
+    return as_tuple(result[0] if kwargs.get("return_convergence_delta") else result)
+
+
+@given(problem=problems(), data=st.data())
+def test_result_does_not_depend_on_thread_or_history(problem, data):
+    model = problem.graph.build(problem.dtype)
+    first = data.draw(method_calls(model, problem), label="first call")
+    others = data.draw(st.lists(method_calls(model, problem), min_size=1, max_size=3), label="then")
+    before = call(model, problem, first)
+    for other in others:
+        call(model, problem, other)
+    after = run_in_thread(lambda: call(model, problem, first))
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b)
