@@ -22,7 +22,7 @@ def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: for an unknown method or too few steps.
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
     minimum = 2 if method == "riemann_trapezoid" else 1
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < minimum:

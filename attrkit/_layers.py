@@ -8,6 +8,7 @@ a clone, so that in-place operations further on cannot change the captured tenso
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -16,7 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from attrkit._targets import Target, parse_target
+from attrkit._targets import Target, _as_index, parse_target
 
 __all__ = ["LayerCapture", "check_layer", "select_neuron"]
 
@@ -129,16 +130,47 @@ def select_neuron(captured: LayerCapture, selector: object, batch_size: int) -> 
         )
     (tensor,) = captured.tensors
     if isinstance(selector, tuple) and any(isinstance(i, slice) for i in selector):
-        if len(selector) > tensor.dim() - 1:
-            raise IndexError(
-                f"`neuron_selector` {selector!r} has {len(selector)} indices, but {source} "
-                f"(shape {tuple(tensor.shape)}) has only {tensor.dim() - 1} dimension(s) "
-                "after the batch"
-            )
-        return tensor[(slice(None), *selector)].reshape(batch_size, -1).sum(dim=1)
+        return _sum_of_slices(tensor, selector, batch_size, source)
     if not isinstance(selector, (int, tuple)) or isinstance(selector, bool):
         raise TypeError(
             "`neuron_selector` must be an int, a tuple of ints and slices, or a callable; "
             f"got {type(selector).__name__}"
         )
     return parse_target(selector, batch_size, "neuron_selector").select(tensor, batch_size, source)
+
+
+def _sum_of_slices(
+    tensor: Tensor, selector: tuple[object, ...], batch_size: int, source: str
+) -> Tensor:
+    """Per example, the sum of the part of ``tensor`` that ``selector`` (ints and slices
+    indexing the dimensions after the batch) picks."""
+    if len(selector) > tensor.dim() - 1:
+        raise IndexError(
+            f"`neuron_selector` {selector!r} has {len(selector)} indices, but {source} "
+            f"(shape {tuple(tensor.shape)}) has only {tensor.dim() - 1} dimension(s) "
+            "after the batch"
+        )
+    index: list[int | slice] = [slice(None)]
+    for position, entry in enumerate(selector):
+        label = f"neuron_selector[{position}]"
+        size = tensor.shape[position + 1]
+        if not isinstance(entry, slice):
+            value = _as_index(entry, label)
+            if not -size <= value < size:
+                raise IndexError(
+                    f"`{label}` = {value} is out of range for dimension {position + 1} of "
+                    f"{source} (shape {tuple(tensor.shape)})"
+                )
+            index.append(value)
+            continue
+        try:
+            start, stop, step = entry.indices(size)
+        except TypeError:
+            raise TypeError(f"`{label}` {entry!r}: slice bounds must be ints or None") from None
+        except ValueError:  # a zero step
+            step = 0
+        if step < 1:
+            raise ValueError(f"`{label}` {entry!r}: the slice step must be positive")
+        index.append(slice(start, stop, step))
+    picked = tensor[tuple(index)]
+    return picked.reshape(batch_size, math.prod(picked.shape[1:])).sum(dim=1)

@@ -153,7 +153,7 @@ class Target:
         ):
             self._raise_out_of_range(output, index, source)
         index = index.to(output.device, non_blocking=True)
-        if len(shape) == 2 and self.bounds[0][0] >= 0:  # one class per example: one kernel
+        if len(shape) == 2 and self.bounds and self.bounds[0][0] >= 0:  # one class: one kernel
             return output.gather(1, index).squeeze(1)
         rows = torch.arange(shape[0], device=output.device)
         return output[(rows, *index.unbind(1))]

@@ -143,6 +143,8 @@ class ReluEvent:
     input_record: _TensorRecord
     input_version: int
     output_nodes: tuple[Any, ...] = ()
+    output_record: _TensorRecord | None = None
+    output_version: int = -1
 
     def on_gradient_path(self, live: set[Any]) -> bool:
         """Whether a gradient reaches the ReLU from the model's output (``live``: the
@@ -298,12 +300,18 @@ class ForwardTrace(TorchFunctionMode):
             self.activations.append(ActivationEvent(step, name, module, enclosing, file, line))
         output = func(*args, **kwargs)
         produced = [t for t in tree_leaves(output) if isinstance(t, Tensor)]
-        nodes = gradient_nodes(produced)
+        # An op that hands back one of its inputs unchanged (eval-mode dropout, a flatten
+        # that has nothing to do) adds no path for a gradient: it is not another use.
+        passed_through = any(t is r and t._version == v for t in produced for r, v in read)
+        nodes = () if passed_through else gradient_nodes(produced)
         if nodes:
             for tensor, version in read:
                 self._record(tensor).consumers.setdefault(version, []).append(nodes)
         if func in _RELU_SPELLINGS:
             self.relus[-1].output_nodes = nodes
+            if isinstance(output, Tensor):
+                self.relus[-1].output_record = self._record(output)
+                self.relus[-1].output_version = output._version
         for tensor in produced:
             self._record(tensor).written_at = step
         return output

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 import torch
 from captum.attr import GradientAttribution as _CaptumGradientAttribution
-from torch import Tensor
+from torch import Tensor, nn
 
 from attrkit._call import AttributionCall, Result, gradients, prepare_call
 
@@ -42,24 +42,54 @@ def captum_entry_point(method: F) -> F:
     return cast(F, attribute)
 
 
+def may_draw_random_numbers(forward_func: object) -> bool:
+    """Whether a forward pass of ``forward_func`` may draw random numbers the caller would
+    not expect an attribution to draw: a module with any submodule in training mode
+    (dropout), or a function attrkit cannot look into. A module entirely in eval mode
+    draws none (unless its own code asks for them, as a plain forward would).
+
+    A plain walk over the ``_modules`` dictionaries (it runs on every call); a module graph
+    with a cycle stops it after 100,000 modules with the answer "maybe".
+    """
+    if not isinstance(forward_func, nn.Module):
+        return True
+    stack: list[nn.Module | None] = [forward_func]
+    for _ in range(100_000):
+        if not stack:
+            return False
+        module = stack.pop()
+        if module is not None:
+            if module.training:
+                return True
+            stack += module._modules.values()
+    return True
+
+
 class _CallScope:
     """What every call runs inside: autograd enabled (also under ``torch.no_grad`` or
-    inference mode), and the random number generators of the CPU and of every CUDA
-    device restored on exit, so that a forward pass in train mode (dropout) leaves the
-    caller's random stream as it was.
+    inference mode), and, when ``restore_random_state``, the random number generators of
+    the CPU and of every CUDA device restored on exit, so that a forward pass in train
+    mode (dropout) leaves the caller's random stream as it was.
 
-    CUDA generators are saved only once CUDA is initialized (before that, nothing can
-    have drawn from them), so a CPU-only call touches no CUDA state.
+    The generators are process-wide: restoring them would also rewind the draws another
+    thread made meanwhile, which is why a call whose forward pass draws nothing (see
+    :func:`may_draw_random_numbers`) leaves them alone. CUDA generators are saved only
+    once CUDA is initialized (before that, nothing can have drawn from them), so a
+    CPU-only call touches no CUDA state.
     """
 
-    __slots__ = ("_cpu_state", "_cuda_states", "_modes")
+    __slots__ = ("_cpu_state", "_cuda_states", "_modes", "_restore")
+
+    def __init__(self, restore_random_state: bool = True) -> None:
+        self._restore = restore_random_state
 
     def __enter__(self) -> None:
-        self._cpu_state = torch.default_generator.get_state()
+        self._cpu_state: Tensor | None = None
         self._cuda_states: list[tuple[torch.Generator, Tensor]] = []
-        if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
-            generators = torch.cuda.default_generators
-            self._cuda_states = [(g, g.get_state()) for g in generators]
+        if self._restore:
+            self._cpu_state = torch.default_generator.get_state()
+            if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+                self._cuda_states = [(g, g.get_state()) for g in torch.cuda.default_generators]
         self._modes: list[AbstractContextManager[Any]] = []
         if torch.is_inference_mode_enabled():
             self._modes.append(torch.inference_mode(False))
@@ -71,7 +101,8 @@ class _CallScope:
     def __exit__(self, *exc_info: object) -> None:
         for mode in reversed(self._modes):
             mode.__exit__(None, None, None)
-        torch.default_generator.set_state(self._cpu_state)
+        if self._cpu_state is not None:
+            torch.default_generator.set_state(self._cpu_state)
         for generator, state in self._cuda_states:
             generator.set_state(state)
 
@@ -108,7 +139,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     ) -> Any:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
         call = prepare_call(inputs, target, additional_forward_args)
-        with _CallScope():
+        with _CallScope(may_draw_random_numbers(self.forward_func)):
             attributions = self._compute(call, **options)
         return call.pack(attributions)
 

@@ -13,8 +13,11 @@ The verdicts follow how the two libraries work (captum 0.9, zennit 0.5):
   modules created inside ``forward``; it replaces the *total* gradient of the input
   (wrong when the input also feeds another operation); its Deconvolution reads the slot,
   which holds another application's gradient when the same module ran again between the
-  creation of this application's input and this application (parallel branches); and the
-  tensor hook raises on inputs that do not require grad. An in-place functional ReLU on
+  creation of this application's input and this application (parallel branches), or
+  when the module's output is itself the input of another hooked ``nn.ReLU`` (the two
+  modules' hooks on that one tensor run in registration order, so the first stores the
+  second's input gradient before the second rewrites it); and the tensor hook raises on
+  inputs that do not require grad. An in-place functional ReLU on
   the input raises too (Captum passes its leaf tensors to the model unchanged).
 * **zennit** (``DeconvNet`` / ``GuidedBackprop`` composites) hooks the same modules
   (``isinstance(module, torch.nn.ReLU)`` over ``model.named_modules()``), but wraps the
@@ -73,8 +76,9 @@ class LibraryVerdict:
             keeps its plain gradient), ``"wrong"`` (hooked, but the gradient differs from
             the definition) or ``"crash"`` (the library raises).
         issue: A short key for the cause (``"functional"``, ``"created_in_forward"``,
-            ``"input_used_elsewhere"``, ``"reused_interleaved"``, ``"input_without_grad"``,
-            ``"inplace_on_input"``); empty when ``status`` is ``"ok"``.
+            ``"input_used_elsewhere"``, ``"reused_interleaved"``, ``"feeds_relu_module"``,
+            ``"input_without_grad"``, ``"inplace_on_input"``); empty when ``status`` is
+            ``"ok"``.
         reason: One sentence on the cause.
         only_for: The ReLU rules (``"deconvolution"``, ``"guided_backprop"``) the verdict
             applies to; empty: every rule.
@@ -108,6 +112,11 @@ _PHRASES: dict[str, tuple[Status, str]] = {
         "mixes up the gradients of {n} reused nn.ReLU application{s} in {where} "
         "(Deconvolution rule)",
     ),
+    "feeds_relu_module": (
+        "wrong",
+        "gets {n} nn.ReLU module{s} wrong whose output goes straight into another nn.ReLU "
+        "module, in {where} (Deconvolution rule)",
+    ),
     "input_without_grad": (
         "crash",
         "crashes on {n} nn.ReLU module{s} whose input does not require grad, in {where}",
@@ -127,6 +136,9 @@ _REASONS = {
     "replaces the input's total gradient and loses the other paths' gradients",
     "reused_interleaved": "the same module ran again after this application's input was "
     "computed; Captum's Deconvolution then reads the other application's output gradient",
+    "feeds_relu_module": "its output is the input of another nn.ReLU module; Captum's "
+    "hooks on that tensor run in the order they were registered, so this module stores "
+    "the other module's plain input gradient before that module rewrites it",
     "input_without_grad": "Captum puts a tensor hook on the module's input, which raises "
     "when the input does not require grad",
     "inplace_on_input_captum": "Captum hands its leaf input tensors to the model, and an "
@@ -139,7 +151,7 @@ _REASONS = {
 def _verdict(issue: str, reason_key: str | None = None, **fields: Any) -> LibraryVerdict:
     status = _PHRASES[issue][0]
     reason = _REASONS[reason_key or issue].format(**fields)
-    only_for = DECONVOLUTION_ONLY if issue == "reused_interleaved" else ()
+    only_for = DECONVOLUTION_ONLY if issue in ("reused_interleaved", "feeds_relu_module") else ()
     return LibraryVerdict(status, issue, reason, only_for)
 
 
@@ -466,7 +478,12 @@ def _inplace_on_input(event: ReluEvent) -> bool:
 
 
 def _captum_verdict(
-    event: ReluEvent, on_path: bool, created: bool, other_uses: int, interleaved: bool
+    event: ReluEvent,
+    on_path: bool,
+    created: bool,
+    other_uses: int,
+    interleaved: bool,
+    feeds_relu_module: bool,
 ) -> LibraryVerdict:
     # The crashes happen in the forward pass, whether or not a gradient reaches the ReLU.
     if _inplace_on_input(event):
@@ -483,6 +500,8 @@ def _captum_verdict(
         return _verdict("input_used_elsewhere", n=other_uses)
     if interleaved:
         return _verdict("reused_interleaved")
+    if feeds_relu_module:
+        return _verdict("feeds_relu_module")
     return OK
 
 
@@ -510,6 +529,12 @@ def _findings(
         if event.module is not None:
             sites.setdefault(id(event.module), set()).add((event.file, event.line))
     previous: dict[int, int] = {}  # module id -> step of its latest live application so far
+    # The tensors (at a version) that a hooked nn.ReLU module receives as its input.
+    hooked_inputs = {
+        (id(e.input_record), e.input_version)
+        for e in relus
+        if e.module is not None and id(e.module) in paths
+    }
     findings = []
     for index, event in enumerate(relus):
         on_path = event.on_gradient_path(live)
@@ -545,7 +570,15 @@ def _findings(
                 input_requires_grad=event.input_requires_grad,
                 input_is_model_input=event.input_is_model_input,
                 on_gradient_path=on_path,
-                captum=_captum_verdict(event, on_path, created, other_uses, interleaved),
+                captum=_captum_verdict(
+                    event,
+                    on_path,
+                    created,
+                    other_uses,
+                    interleaved,
+                    feeds_relu_module=form == "module"
+                    and (id(event.output_record), event.output_version) in hooked_inputs,
+                ),
                 zennit=_zennit_verdict(event, on_path, created),
             )
         )

@@ -224,7 +224,8 @@ class GuidedGradCam(GradientAttribution):
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
-        if options["interpolate_mode"] not in INTERPOLATE_MODES:
+        mode = options["interpolate_mode"]
+        if not isinstance(mode, str) or mode not in INTERPOLATE_MODES:
             raise ValueError(
                 f"`interpolate_mode` must be one of {', '.join(INTERPOLATE_MODES)}; "
                 f"got {options['interpolate_mode']!r}"

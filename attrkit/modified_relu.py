@@ -67,24 +67,20 @@ class ReluRuleForward:
             )
 
 
-class _RuleForward:
-    """The context of one forward pass: the ReLU override, then, if the pass applied no
-    ReLU, a warning. (A class rather than a ``@contextmanager`` generator: this runs on
-    every call, and a generator costs several microseconds more.)"""
-
-    __slots__ = ("_method", "_override")
+class _RuleForward(ReluOverride):
+    """The override for one forward pass of ``method``, which warns (once per method
+    object) when the pass applied no ReLU. (A class rather than a ``@contextmanager``
+    generator around the override: this runs on every call, and a generator costs
+    several microseconds more.)"""
 
     def __init__(self, method: ReluRuleForward) -> None:
-        self._method = method
-        self._override = ReluOverride(method._rule)
-
-    def __enter__(self) -> None:
-        self._override.__enter__()  # type: ignore[no-untyped-call]
+        super().__init__(method._rule)
+        self.method = method
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        self._override.__exit__(exc_type, *exc_info)  # type: ignore[no-untyped-call]
-        if exc_type is None and self._override.relu_count == 0:
-            self._method._warn_no_relu()
+        super().__exit__(exc_type, *exc_info)  # type: ignore[no-untyped-call]
+        if exc_type is None and self.relu_count == 0:
+            self.method._warn_no_relu()
 
 
 class ModifiedReluGradientAttribution(ReluRuleForward, GradientAttribution):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import captum.attr
@@ -35,6 +36,8 @@ def _format_stdevs(stdevs: object, count: int) -> tuple[float, ...]:
             raise TypeError(f"`stdevs` must be a number or a tuple of numbers, got {value!r}")
         if value < 0:
             raise ValueError(f"`stdevs` must be >= 0, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"`stdevs` must be finite, got {value!r}")
         scales.append(float(value))
     return tuple(scales)
 
@@ -42,7 +45,7 @@ def _format_stdevs(stdevs: object, count: int) -> tuple[float, ...]:
 def _repeat_rows(value: Any, batch_size: int, rows: Tensor) -> Any:
     """``value[rows]`` for tensors whose dimension 0 is the batch; anything else as is."""
     if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == batch_size:
-        return value[rows.to(value.device)]
+        return value.index_select(0, rows.to(value.device))
     return value
 
 
@@ -166,7 +169,7 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
             with ``return_convergence_delta=True``, a tuple ``(attributions, delta)``
             where ``delta`` has one entry per noisy copy.
         """
-        if nt_type not in NT_TYPES:
+        if not isinstance(nt_type, str) or nt_type not in NT_TYPES:
             raise ValueError(f"`nt_type` must be one of {', '.join(NT_TYPES)}; got {nt_type!r}")
         nt_samples = _positive_int(nt_samples, "nt_samples")
         batch = nt_samples

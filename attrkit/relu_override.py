@@ -5,7 +5,7 @@ active *on the current thread*, every ReLU application, whatever its spelling
 (``nn.ReLU`` modules, reused or created inside ``forward``, ``F.relu``, ``torch.relu``,
 ``Tensor.relu``, the in-place forms and ``torch.ops.aten.relu``), goes through a rule:
 a function whose forward is the ordinary ReLU and whose backward is the method's
-(:func:`deconvolution_relu`, :func:`guided_backprop_relu`). Nothing is installed on the
+(:class:`DeconvolutionReLU`, :func:`guided_backprop_relu`). Nothing is installed on the
 user's modules, nothing outlives the ``with`` block, and other threads never see the mode.
 """
 
@@ -37,13 +37,6 @@ __all__ = [
 ReluRule = Callable[[Tensor, bool], Tensor]
 
 
-def _relu_forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
-    if inplace:
-        ctx.mark_dirty(x)
-        return torch.relu_(x)
-    return torch.relu(x)
-
-
 class DeconvolutionReLU(Function):
     """ReLU whose backward passes ``relu(grad_output)``, whatever the sign of the input
     (the deconvnet rule of Zeiler & Fergus, 2014)."""
@@ -51,7 +44,10 @@ class DeconvolutionReLU(Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
         """The ordinary ReLU, in place when ``inplace``."""
-        return _relu_forward(ctx, x, inplace)
+        if inplace:
+            ctx.mark_dirty(x)
+            return torch.relu_(x)
+        return torch.relu(x)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -66,7 +62,11 @@ class GuidedBackpropReLU(Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
         """The ordinary ReLU, in place when ``inplace``; saves the output for the mask."""
-        output = _relu_forward(ctx, x, inplace)
+        if inplace:
+            ctx.mark_dirty(x)
+            output = torch.relu_(x)
+        else:
+            output = torch.relu(x)
         ctx.save_for_backward(output)
         return output
 
@@ -79,39 +79,38 @@ class GuidedBackpropReLU(Function):
         return masked.clamp_min_(0), None
 
 
-def deconvolution_relu(x: Tensor, inplace: bool) -> Tensor:
-    """The deconvolution rule: :class:`DeconvolutionReLU`.
-
-    (Measured against a hook on the native ``ReluBackward0`` node that replaces its result
-    by ``relu(grad_output)``: the Python ``Function`` is cheaper, and it computes nothing
-    twice.)
-    """
-    return DeconvolutionReLU.apply(x, inplace)  # type: ignore[no-any-return]
+#: The deconvolution rule, :class:`DeconvolutionReLU`'s ``apply``. (Measured against a
+#: hook on the native ``ReluBackward0`` node that replaces its result by
+#: ``relu(grad_output)``: the ``Function`` costs less, and computes nothing twice.)
+deconvolution_relu: ReluRule = DeconvolutionReLU.apply
 
 
-def _positive_part(grad_outputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    return (torch.relu(grad_outputs[0]),)
+def _positive_part(grad_inputs: tuple[Tensor, ...], grad_outputs: tuple[Tensor, ...]) -> None:
+    # The ReLU node's result is a tensor threshold_backward has just made for it alone.
+    grad_inputs[0].clamp_min_(0)
 
 
 _RELU_NODE = type(torch.relu(torch.ones(1, requires_grad=True)).grad_fn)
 
 
 def guided_backprop_relu(x: Tensor, inplace: bool) -> Tensor:
-    """The guided backpropagation rule: the native ReLU, whose backward node gets a
-    pre-hook ``grad_output -> relu(grad_output)``.
+    """The guided backpropagation rule: the native ReLU, whose backward node gets a hook
+    that clamps its result (``grad_output * (output > 0)``) at 0 in place.
 
-    The native node then masks by ``output > 0``, which makes ``relu(grad_output) *
-    (input > 0)``: the result of :class:`GuidedBackpropReLU`, at about half its Python
-    cost (the mask stays in C++ and nothing is saved from Python). An in-place ReLU runs
-    the ``Function``: its node can only be checked once the input is overwritten (and on
-    a view, autograd wraps it in the base's ``CopySlices``).
+    That makes ``relu(grad_output) * (input > 0)``, as :class:`GuidedBackpropReLU` does,
+    at about two thirds of its Python cost (the mask stays in C++ and nothing is saved
+    from Python), and with no tensor allocated beyond the native backward's (measured
+    against a pre-hook that passes ``relu(grad_output)`` to the node, which allocates
+    one more). An in-place ReLU runs the ``Function``: its node can only be checked once
+    the input is overwritten (and on a view, autograd wraps it in the base's
+    ``CopySlices``).
     """
     if inplace:
         return GuidedBackpropReLU.apply(x, True)  # type: ignore[no-any-return]
     output = torch.relu(x)
     node = output.grad_fn
     if node is not None and type(node) is _RELU_NODE:
-        node.register_prehook(_positive_part)
+        node.register_hook(_positive_part)
         return output
     # Not the native node (say, under a tracer): ReLU is idempotent, so the Function
     # applied to the output adds the rule and changes no value.
@@ -138,9 +137,9 @@ class ReluOverride(TorchFunctionMode):
     """Route every ReLU of the forward pass through ``rule`` on this thread.
 
     Args:
-        rule: A function ``(input, inplace) -> output`` such as
-            :func:`deconvolution_relu` or :func:`guided_backprop_relu` (or the ``apply``
-            of a :class:`~torch.autograd.Function` like :class:`DeconvolutionReLU`).
+        rule: A function ``(input, inplace) -> output``: ``deconvolution_relu`` (the
+            ``apply`` of :class:`DeconvolutionReLU`), :func:`guided_backprop_relu`, or
+            the ``apply`` of another :class:`~torch.autograd.Function`.
 
     Attributes:
         relu_count: How many ReLU applications the mode saw.
@@ -193,6 +192,8 @@ _DATA_PARALLEL = (
 
 _SCRIPT_CALLABLES = (torch.jit.ScriptFunction, torch._C.ScriptMethod)
 _SUSPECTS = (torch.jit.ScriptModule, torch.nn.DataParallel)
+_suspect_types: dict[type, bool] = {}  # module class -> whether it is a suspect
+_WALK_LIMIT = 100_000
 
 
 def _unsupported_part(module: torch.nn.Module) -> str:
@@ -204,23 +205,31 @@ def _unsupported_part(module: torch.nn.Module) -> str:
 
 
 def _has_suspect(model: torch.nn.Module) -> bool:
-    """Whether ``model`` or a submodule is TorchScript or a DataParallel.
+    """Whether ``model`` or a submodule may be TorchScript or a DataParallel.
 
-    A plain walk over the ``_modules`` dictionaries: several times cheaper than
-    ``named_modules()`` (no generators, no names). It runs on every call, so that a
-    submodule replaced after the method was built is still caught; on ResNet-18 it costs
-    about as much as one small tensor operation.
+    It runs on every call, so that a submodule replaced after the method was built is
+    still caught, and so it is a plain walk over the ``_modules`` dictionaries with one
+    dictionary lookup per module class (``isinstance`` against ``ScriptModule`` costs
+    several times more, and ``named_modules()`` builds generators, names and a memo).
+    Like ``Module.train()`` it keeps no memo of visited modules; should the walk exceed
+    ``_WALK_LIMIT`` modules (a module graph with a cycle), it answers "maybe", and the
+    caller's ``named_modules()`` decides.
     """
-    stack = [model]
-    seen = {id(model)}
+    stack: list[torch.nn.Module | None] = [model]
+    suspects = _suspect_types
+    visited = 0
     while stack:
         module = stack.pop()
-        if isinstance(module, _SUSPECTS):
+        if module is None:
+            continue
+        cls = type(module)
+        suspect = suspects.get(cls)
+        if suspect is None:
+            suspect = suspects[cls] = issubclass(cls, _SUSPECTS)
+        visited += 1
+        if suspect or visited > _WALK_LIMIT:
             return True
-        for child in module._modules.values():
-            if child is not None and id(child) not in seen:
-                seen.add(id(child))
-                stack.append(child)
+        stack += module._modules.values()
     return False
 
 
@@ -228,9 +237,11 @@ def check_overridable(model: object) -> None:
     """Raise :class:`UnsupportedModelError` if ``model`` runs code that a thread-local
     ReLU override cannot reach (TorchScript; DataParallel over several devices), where the
     result would silently be the plain gradient."""
-    if isinstance(model, _SCRIPT_CALLABLES):
-        raise UnsupportedModelError(f"`model` {_TORCHSCRIPT}")
-    if not isinstance(model, torch.nn.Module) or not _has_suspect(model):
+    if not isinstance(model, torch.nn.Module):
+        if isinstance(model, _SCRIPT_CALLABLES):
+            raise UnsupportedModelError(f"`model` {_TORCHSCRIPT}")
+        return
+    if not _has_suspect(model):
         return
     for name, module in model.named_modules():
         reason = _unsupported_part(module)

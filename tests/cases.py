@@ -215,6 +215,23 @@ DEFINITION_CASES = [
         captum_wrong_for=("Deconvolution",),
     ),
     Case("reused-relu-sequential", models.ReusedReluSequential, ((5,),), (4,)),
+    *(
+        Case(
+            f"relu-modules-back-to-back-{name}",
+            factory,
+            ((5,),),
+            (4,),
+            captum_deviation=(
+                "two nn.ReLU modules back to back: Deconvolution stores the second "
+                "module's plain input gradient at the first"
+            ),
+            captum_wrong_for=("Deconvolution",),
+        )
+        for name, factory in (
+            ("identity", lambda: models.ReluModulesBackToBack(nn.Identity())),
+            ("eval-dropout", lambda: models.ReluModulesBackToBack(nn.Dropout())),
+        )
+    ),
     Case(
         "relu-created-in-forward",
         models.ReluCreatedInForward,
@@ -339,6 +356,8 @@ LAYERS = {
     "sequence-tagger-3d-output": "conv2",
     "reused-relu-parallel-branches": "out",
     "reused-relu-sequential": "fc3",
+    "relu-modules-back-to-back-identity": "fc2",
+    "relu-modules-back-to-back-eval-dropout": "fc2",
     "relu-created-in-forward": "fc2",
     "relu-input-used-elsewhere": "fc2",
     "relu-on-non-grad-argument": "fc2",

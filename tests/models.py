@@ -149,6 +149,19 @@ class ReusedReluParallel(nn.Module):
         return self.out(torch.cat([self.relu(left), self.relu(right)], dim=1))
 
 
+class ReluModulesBackToBack(nn.Module):
+    """Two distinct nn.ReLU modules, each applied once, the first one's output going
+    straight into the second (through a module that hands its input back unchanged)."""
+
+    def __init__(self, between: nn.Module, inplace: bool = False) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(5, 8), nn.Linear(8, 4)
+        self.relu1, self.between, self.relu2 = nn.ReLU(inplace), between, nn.ReLU(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.relu2(self.between(self.relu1(self.fc1(x)))))
+
+
 class ReluCreatedInForward(nn.Module):
     """A fresh nn.ReLU module constructed inside forward (invisible to model.apply)."""
 

@@ -450,6 +450,29 @@ def test_failed_batch_keeps_earlier_shards_and_resumes(tmp_path):
     assert all(after[k] == v for k, v in before.items() if k.startswith("shards/"))
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
+        pytest.param(lambda b: b"", id="empty"),
+    ],
+)
+def test_shard_that_did_not_reach_the_disk_is_redone(tmp_path, damage):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk failure"):
+        attribute(out, data=FailingImages(fail_at=20), batch_size=4)
+    # After a power failure, a renamed file can hold less than was written.
+    array = out / "shards" / "000002.attributions.npy"
+    array.write_bytes(damage(array.read_bytes()))
+    before = snapshot(out)
+    attribute(out, resume=True)
+    attribute(tmp_path / "complete")
+    assert_same_run(out, tmp_path / "complete")
+    after = snapshot(out)
+    redone = sorted(k for k in before if k.startswith("shards/") and after[k] != before[k])
+    assert redone == ["shards/000002.attributions.npy", "shards/000002.json"]
+
+
 def test_resume_of_a_complete_run_does_nothing(tmp_path):
     first = attribute(tmp_path / "out")
     before = snapshot(tmp_path / "out")

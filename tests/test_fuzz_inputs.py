@@ -42,6 +42,8 @@ from tests.strategies import (
 )
 from tests.test_hygiene import assert_same, snapshot
 
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
+
 BATCH = 2
 IMAGE = (2, 5, 5)
 
@@ -130,7 +132,9 @@ def _option_values(name: str) -> st.SearchStrategy[Any]:
     """Random values for one method option, wrong ones included."""
     tensors = some_tensors(shapes=st.one_of(near_shapes((BATCH, *IMAGE)), st.just((1, *IMAGE))))
     table: dict[str, st.SearchStrategy[Any]] = {
-        "baselines": st.one_of(FLOATS, tensors, junk(), st.tuples(tensors), st.tuples(FLOATS, FLOATS)),
+        "baselines": st.one_of(
+            FLOATS, tensors, junk(), st.tuples(tensors), st.tuples(FLOATS, FLOATS)
+        ),
         "n_steps": COUNTS,
         "internal_batch_size": COUNTS,
         "nt_samples": COUNTS,
@@ -151,8 +155,9 @@ def _option_values(name: str) -> st.SearchStrategy[Any]:
         ),
         "neuron_selector": st.one_of(
             INDICES,
-            st.lists(SELECTOR_ENTRIES, max_size=4).map(tuple),
             st.tuples(INDICES, INDICES, INDICES),
+            st.tuples(SLICES, SELECTOR_ENTRIES, SELECTOR_ENTRIES),
+            st.lists(SELECTOR_ENTRIES, max_size=4).map(tuple),
             SELECTOR_CALLABLES,
             junk(),
         ),
@@ -191,7 +196,9 @@ def extra_arg_values() -> st.SearchStrategy[Any]:
 
 
 def input_values() -> st.SearchStrategy[Any]:
-    return st.one_of(IMAGE_TENSORS, junk(), st.tuples(IMAGE_TENSORS), st.tuples(IMAGE_TENSORS, IMAGE_TENSORS))
+    return st.one_of(
+        IMAGE_TENSORS, junk(), st.tuples(IMAGE_TENSORS), st.tuples(IMAGE_TENSORS, IMAGE_TENSORS)
+    )
 
 
 @st.composite
@@ -263,7 +270,9 @@ def assert_tensor_unchanged(before: tuple[Any, ...], tensor: Tensor) -> None:
     assert after[1:] == before[1:]
 
 
-def attempt(name: str, model: FuzzNet, init: dict[str, Any], kwargs: dict[str, Any], inputs: Any) -> Any:
+def attempt(
+    name: str, model: FuzzNet, init: dict[str, Any], kwargs: dict[str, Any], inputs: Any
+) -> Any:
     """Run the call in this thread, checking that it leaves nothing behind; return the
     result or the exception."""
     watched = tensors_in((inputs, init, kwargs))
@@ -285,6 +294,7 @@ def attempt(name: str, model: FuzzNet, init: dict[str, Any], kwargs: dict[str, A
 #: Arguments whose valid value can fail against a changed one: an error may name those.
 RELATED = {
     "inputs": ("target", "neuron_selector", "baselines"),
+    "layer": ("neuron_selector",),
     "base_method": ("layer",),
 }
 
@@ -295,12 +305,12 @@ def check_error(error: Exception, argument: str) -> None:
         event("the model's (or a callable's) own exception")
         return
     event(f"attrkit: {type(error).__name__}")
-    if argument == "base_method" and isinstance(error, attrkit.UnknownMethodError):
-        return  # the registry's error for a name that is not registered
-    assert isinstance(error, (TypeError, ValueError, IndexError)), (
-        f"{type(error).__name__} from attrkit: {error}\n"
-        + "".join(traceback.format_tb(error.__traceback__)[-3:])
-    )
+    # The registry's error for a name that is not registered is a KeyError.
+    expected = (TypeError, ValueError, IndexError)
+    if argument == "base_method":
+        expected = (*expected, attrkit.UnknownMethodError)
+    where = "".join(traceback.format_tb(error.__traceback__)[-3:])
+    assert isinstance(error, expected), f"{type(error).__name__} from attrkit: {error}\n{where}"
     message = str(error)
     names = (argument, *RELATED.get(argument, ()))
     assert any(f"`{name}" in message or f"'{name}'" in message for name in names), (

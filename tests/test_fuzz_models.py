@@ -36,6 +36,8 @@ from tests.reference import (
 )
 from tests.strategies import GraphModel, Problem, problems
 
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -49,7 +51,10 @@ def reference(problem: Problem, inputs: tuple[Tensor, ...], rule: str | None) ->
 
 
 def draw_layer(
-    data: st.DataObject, model: GraphModel, spatial_only: bool = False, names: list[str] | None = None
+    data: st.DataObject,
+    model: GraphModel,
+    spatial_only: bool = False,
+    names: list[str] | None = None,
 ) -> str:
     names = model.layer_names(spatial_only) if names is None else names
     assume(names)
@@ -115,7 +120,13 @@ def check_input_x_gradient(problem: Problem, data: st.DataObject) -> None:
 def check_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
     method = data.draw(
         st.sampled_from(
-            ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
+            [
+                "gausslegendre",
+                "riemann_left",
+                "riemann_right",
+                "riemann_middle",
+                "riemann_trapezoid",
+            ]
         ),
         label="method",
     )
@@ -135,7 +146,10 @@ def check_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
         method=method,
         internal_batch_size=chunk,
     )
-    starts = tuple(torch.zeros_like(x) if baselines is None else b for x, b in zip(inputs, baselines or inputs, strict=True))
+    starts = tuple(
+        torch.zeros_like(x) if baselines is None else b
+        for x, b in zip(inputs, baselines or inputs, strict=True)
+    )
     paths = tuple(x - s for x, s in zip(inputs, starts, strict=True))
     integral = [torch.zeros_like(x) for x in inputs]
     for point, weight in quadrature(method, n_steps):
@@ -150,7 +164,9 @@ NOISE_TUNNEL_BASES = {
     "deconvolution": lambda p, x: reference(p, x, "deconvolution"),
     "guided_backprop": lambda p, x: reference(p, x, "guided_backprop"),
     "saliency": lambda p, x: tuple(g.abs() for g in reference(p, x, None)),
-    "input_x_gradient": lambda p, x: tuple(a * g for a, g in zip(x, reference(p, x, None))),
+    "input_x_gradient": lambda p, x: tuple(
+        a * g for a, g in zip(x, reference(p, x, None), strict=True)
+    ),
 }
 
 
@@ -158,7 +174,9 @@ def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
     """Without noise every copy is the input itself: smoothgrad is the method,
     smoothgrad_sq its square, vargrad zero."""
     base = data.draw(st.sampled_from(sorted(NOISE_TUNNEL_BASES)), label="base_method")
-    nt_type = data.draw(st.sampled_from(["smoothgrad", "smoothgrad_sq", "vargrad"]), label="nt_type")
+    nt_type = data.draw(
+        st.sampled_from(["smoothgrad", "smoothgrad_sq", "vargrad"]), label="nt_type"
+    )
     samples = data.draw(st.integers(1, 3), label="nt_samples")
     chunk = data.draw(st.sampled_from([None, 1, 2]), label="nt_samples_batch_size")
     ours = _run(
@@ -256,10 +274,20 @@ def test_every_registered_method_has_a_reference_property():
     assert set(REFERENCE_CHECKS) == set(attrkit.available_methods())
 
 
+def _needed_layer(name: str) -> str:
+    """What layer the method's check draws (so that graphs without one are not drawn)."""
+    if name == "guided_grad_cam":
+        return "spatial"
+    return "any" if "layer" in attrkit.method_info(name).init_arguments else ""
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCE_CHECKS))
-@given(problem=problems(), data=st.data())
-def test_matches_definition_on_random_models(name, problem, data):
+@given(data=st.data())
+def test_matches_definition_on_random_models(name, data):
+    problem = data.draw(problems(layer=_needed_layer(name)), label="problem")
     event(f"target form: {problem.target_form}")
+    for feature in problem.graph.features():
+        event(feature)
     REFERENCE_CHECKS[name](problem, data)
 
 
@@ -279,7 +307,10 @@ def run_spec(
 ) -> Any:
     model = problem.graph.build(problem.dtype)
     inputs = problem.given(fresh(problem.inputs()))
-    kwargs = {"neuron_selector" if spec.neuron else "target": selection, **spec.kwargs(problem.dtype)}
+    kwargs = {
+        "neuron_selector" if spec.neuron else "target": selection,
+        **spec.kwargs(problem.dtype),
+    }
     if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
         kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)
     torch.manual_seed(0)  # the same noise for NoiseTunnel
@@ -294,7 +325,10 @@ def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
     input joins after every body layer), and its plain-gradient methods crash on an
     in-place ReLU applied to the input: neither is drawn for Captum."""
     return problems(
-        parity=spec.relu_rule is not None, inplace_on_input=False, side_input=not spec.neuron
+        parity=spec.relu_rule is not None,
+        inplace_on_input=False,
+        side_input=not spec.neuron,
+        layer="any" if spec.layer else "",
     )
 
 
@@ -319,13 +353,14 @@ def test_matches_captum_on_random_models(spec, data):
     theirs = run_spec(captum.attr, spec, problem, layer, selection)
     if spec.attribute_kwargs.get("return_convergence_delta"):
         (ours, our_delta), (theirs, their_delta) = ours, theirs
-        torch.testing.assert_close(
-            our_delta, their_delta.to(our_delta.dtype), rtol=1e-6, atol=1e-5
-        )
+        torch.testing.assert_close(our_delta, their_delta.to(our_delta.dtype), rtol=1e-6, atol=1e-5)
     assert type(ours) is type(theirs)
     tolerance = {}
     if problem.dtype == torch.float64 and spec.float64_rtol is not None:
-        tolerance = {"rtol": spec.float64_rtol, "atol": 1e-9}
+        # Captum rounds the quadrature to float32; on random models with cancelling
+        # terms that shows beyond the fixed cases' rtol: compare at float32's rounding
+        # (property (a) checks the float64 result against the reference, exactly).
+        tolerance = {"rtol": 1.3e-6, "atol": 1e-5}
     for a, b in zip(as_tuple(ours), as_tuple(theirs), strict=True):
         if b.numel() == 0:  # GuidedGradCam's "cannot upsample to this input"
             assert a.numel() == 0
@@ -400,8 +435,12 @@ def test_captum_deconvolution_of_relu_modules_back_to_back(between):
         warnings.simplefilter("ignore")
         captum_deconv = captum.attr.Deconvolution(model).attribute(x.clone(), target=0)
         captum_gbp = captum.attr.GuidedBackprop(model).attribute(x.clone(), target=0)
-    assert_all_close((attrkit.Deconvolution(model).attribute(x, target=0),), expected["deconvolution"])
-    assert_all_close((attrkit.GuidedBackprop(model).attribute(x, target=0),), expected["guided_backprop"])
+    assert_all_close(
+        (attrkit.Deconvolution(model).attribute(x, target=0),), expected["deconvolution"]
+    )
+    assert_all_close(
+        (attrkit.GuidedBackprop(model).attribute(x, target=0),), expected["guided_backprop"]
+    )
     assert differs((captum_deconv,), expected["deconvolution"])
     assert_all_close((captum_gbp,), expected["guided_backprop"])
 

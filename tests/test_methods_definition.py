@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 
+import captum.attr
 import numpy as np
 import pytest
 import torch
@@ -177,8 +179,6 @@ def test_integrated_gradients_of_a_linear_model_is_exact(method):
 
 def test_captum_trapezoid_rule_is_scaled_by_n_minus_one_over_n():
     """The Captum deviation attrkit fixes (see attrkit._approximation)."""
-    import captum.attr
-
     model = _linear()
     x = torch.randn(4, 6)
     exact = x * model.weight[1].detach()
@@ -300,3 +300,54 @@ def test_noise_tunnel_without_noise_is_the_method(method, dtype):
         torch.zeros_like(plain),
     )
     assert RULE_OF[method]
+
+
+class IgnoresSecondInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x, unused):
+        return torch.relu(self.fc(x))
+
+
+@pytest.mark.parametrize("cls", ["Saliency", "InputXGradient", "IntegratedGradients"])
+def test_input_that_does_not_reach_the_output_gets_zeros_where_captum_raises(cls):
+    model = IgnoresSecondInput()
+    x, unused = torch.randn(2, 3), torch.randn(2, 4)
+    ours = getattr(attrkit, cls)(model).attribute((x, unused), target=0)
+    assert torch.equal(ours[1], torch.zeros_like(unused))
+    theirs = getattr(captum.attr, cls)(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Captum warns on every call
+        with pytest.raises(RuntimeError, match="not have been used in the graph"):
+            theirs.attribute((x.clone(), unused.clone()), target=0)
+
+
+class RecordsBatchSizes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(3, 2)
+        self.sizes: list[int] = []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        return torch.tanh(self.fc(x))
+
+
+@pytest.mark.parametrize("internal_batch_size", [1, 2, 5, 7, 40])
+def test_internal_batch_size_bounds_every_forward_pass(internal_batch_size):
+    """Every forward pass gets at most internal_batch_size rows (also fewer than the
+    batch), and the result does not depend on the chunking."""
+    model = RecordsBatchSizes()
+    x = torch.randn(4, 3)
+    whole = attrkit.IntegratedGradients(model).attribute(x, target=1, n_steps=10)
+    model.sizes.clear()
+    chunked = attrkit.IntegratedGradients(model).attribute(
+        x, target=1, n_steps=10, internal_batch_size=internal_batch_size
+    )
+    assert max(model.sizes) <= internal_batch_size
+    assert sum(model.sizes) == 4 * 10
+    torch.testing.assert_close(chunked, whole)

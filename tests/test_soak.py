@@ -3,23 +3,28 @@ shared model while another thread runs plain forward and backward passes of the 
 model; every result equals the sequential one, the plain passes see the plain gradient,
 and the parameters' ``.grad`` hold exactly what the plain passes accumulated.
 
-``ATTRKIT_FUZZ_PROFILE=long`` makes it longer (docs/reliability.rst).
+The ``long`` hypothesis profile (``ATTRKIT_FUZZ_PROFILE=long`` or
+``--hypothesis-profile=long``) makes it longer (docs/reliability.rst).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
+import pytest
 import torch
+from hypothesis import settings
 
 import attrkit
 from tests import models
 from tests.helpers import as_tuple
 
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
+
+#: (threads, calls per thread) by hypothesis profile (tests/conftest.py).
 SCALE = {"ci": (4, 12), "dev": (6, 60), "long": (8, 400)}
-THREADS, CALLS = SCALE.get(os.environ.get("ATTRKIT_FUZZ_PROFILE", "ci"), SCALE["ci"])
+THREADS, CALLS = SCALE.get(settings.get_current_profile_name(), SCALE["ci"])
 TARGET = [0, 2, 4]
 
 
@@ -69,7 +74,7 @@ def test_threads_of_mixed_methods_and_plain_backward_passes_on_one_model():
     model.zero_grad(set_to_none=True)
 
     names = sorted(table)
-    start = threading.Barrier(THREADS + 1)
+    start = threading.Barrier(THREADS + 2)  # the workers, the plain thread, this one
     failures: list[str] = []
 
     def attribute_repeatedly(worker: int) -> None:
@@ -101,7 +106,10 @@ def test_threads_of_mixed_methods_and_plain_backward_passes_on_one_model():
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     for name, parameter in model.named_parameters():
-        torch.testing.assert_close(parameter.grad, CALLS * one_pass[name])
+        accumulated = one_pass[name].clone()
+        for _ in range(CALLS - 1):  # the same additions, in the same order, as autograd's
+            accumulated += one_pass[name]
+        torch.testing.assert_close(parameter.grad, accumulated, rtol=0, atol=0)
     assert torch._C._len_torch_function_stack() == 0
     for module in model.modules():
         assert not module._forward_hooks

@@ -4,6 +4,7 @@ command-line options, with one-line errors (:class:`CLIError`) instead of traceb
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import os
 import sys
@@ -25,6 +26,7 @@ __all__ = [
     "load_input",
     "load_model",
     "load_model_and_inputs",
+    "parse_options",
     "parse_shape",
     "parse_target_option",
     "predicted_target",
@@ -169,6 +171,21 @@ def parse_target_option(text: str | None) -> int | list[int] | str | None:
             f"--target {text!r} must be 'predicted', an int, or comma-separated ints"
         ) from None
     return values[0] if len(values) == 1 else values
+
+
+def parse_options(options: list[str]) -> dict[str, Any]:
+    """``["n_steps=32", "layer=features.3"]`` -> ``{"n_steps": 32, "layer": "features.3"}``."""
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise CLIError(f"--option {option!r} must look like KEY=VALUE, e.g. n_steps=32")
+        try:
+            value: Any = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        parsed[key.strip()] = value
+    return parsed
 
 
 def error_line(error: BaseException) -> str:

@@ -4,14 +4,13 @@ on one process or under ``torchrun`` on many."""
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import time
 from typing import Any
 
 import torch
 
-from attrkit.cli._common import CLIError, load_factory, load_model
+from attrkit.cli._common import CLIError, load_factory, load_model, parse_options
 
 HELP = "attribute every example of a dataset and write the attributions to a folder"
 EPILOG = """examples:
@@ -108,21 +107,6 @@ def parse_target(text: str) -> int | tuple[int, ...] | str | None:
             f"--target {text!r} must be label, predicted, none, an int or comma-separated ints"
         ) from None
     return values[0] if len(values) == 1 else values
-
-
-def parse_options(options: list[str]) -> dict[str, Any]:
-    """``["n_steps=32", "layer=features.3"]`` -> ``{"n_steps": 32, "layer": "features.3"}``."""
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, text = option.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise CLIError(f"--option {option!r} must look like KEY=VALUE, e.g. n_steps=32")
-        try:
-            value: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        parsed[key.strip()] = value
-    return parsed
 
 
 def _device(text: str | None) -> torch.device:

@@ -13,11 +13,11 @@ from attrkit.cli._common import (
     add_model_arguments,
     error_line,
     load_model_and_inputs,
+    parse_options,
     parse_target_option,
     predicted_target,
     render_report,
 )
-from attrkit.cli.attribute_dataset import parse_options
 from attrkit.compare import Tolerances, compare
 from attrkit.registry import UnknownMethodError
 

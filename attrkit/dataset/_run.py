@@ -353,7 +353,7 @@ class _Run:
             "world_size": self.coordinator.world_size,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        save_json(root / MANIFEST, manifest)
+        save_json(root / MANIFEST, manifest, sync=True)
         return manifest
 
     # ------------------------------------------------------------------ work

@@ -1,0 +1,128 @@
+"""Where the fixed per-call cost of a ReLU-override attribution goes, on a small model.
+
+Adds attrkit's machinery to a plain gradient one layer at a time and times each step,
+interleaved, so that the differences between consecutive steps attribute the overhead:
+
+1. ``plain``: forward, select the target, ``torch.autograd.grad``;
+2. ``+ call machinery``: attrkit's Saliency without ``abs`` (argument normalization, the
+   random-state guard, the copy of the inputs the model may modify in place, the target
+   selection) -- the same gradient;
+3. ``+ ReLU override, native rule``: the same, with the forward pass inside attrkit's
+   :class:`~torch.overrides.TorchFunctionMode` whose rule is the ordinary ReLU (the cost
+   of intercepting every torch call, and of ``F.relu``'s Python dispatch to a mode);
+4. ``Deconvolution`` / ``GuidedBackprop``: the methods (adds the rule itself: a Python
+   ``autograd.Function``, or a pre-hook on the native ReLU node).
+
+Run from the repository root::
+
+    python benchmarks/overhead.py                      # the tiny MLP of benchmarks/run.py
+    python benchmarks/overhead.py --model mlp-depth8
+
+Times are the calling thread's CPU time (one intra-op thread), which waiting for a core
+that other processes hold does not inflate; each step's figure is the median over
+repetitions of its difference from the previous step in the same repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import attrkit  # noqa: E402
+from attrkit.relu_override import ReluOverride  # noqa: E402
+from benchmarks import _models  # noqa: E402
+
+
+def _native_relu(x: torch.Tensor, inplace: bool) -> torch.Tensor:
+    return torch.relu_(x) if inplace else torch.relu(x)
+
+
+class _SaliencyInsideOverride(attrkit.Saliency):
+    """Saliency whose forward pass runs inside the ReLU override with the native rule."""
+
+    def _forward_context(self) -> Any:
+        return ReluOverride(_native_relu)
+
+
+def steps(model: torch.nn.Module, x: torch.Tensor, target: int) -> dict[str, Callable[[], Any]]:
+    def plain() -> Any:
+        leaf = x.detach().requires_grad_()
+        selected = model(leaf)[:, target]
+        return torch.autograd.grad(selected, leaf, grad_outputs=torch.ones_like(selected))[0]
+
+    saliency = attrkit.Saliency(model)
+    inside = _SaliencyInsideOverride(model)
+    deconvolution = attrkit.Deconvolution(model)
+    guided = attrkit.GuidedBackprop(model)
+    return {
+        "plain": plain,
+        "+ call machinery": lambda: saliency.attribute(x, target=target, abs=False),
+        "+ ReLU override, native rule": lambda: inside.attribute(x, target=target, abs=False),
+        "Deconvolution": lambda: deconvolution.attribute(x, target=target),
+        "GuidedBackprop": lambda: guided.attribute(x, target=target),
+    }
+
+
+def measure(
+    calls: dict[str, Callable[[], Any]], repeats: int, number: int
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        for _ in range(number):
+            call()
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.thread_time()
+            for _ in range(number):
+                call()
+            times[name].append((time.thread_time() - start) / number)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="tiny-mlp", choices=sorted(_models.SPECS))
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--number", type=int, default=300, help="calls per measurement")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    spec, model = _models.build(args.model)
+    x = torch.randn(
+        1, *(spec.input_shape or (3, 64, 64)), generator=torch.Generator().manual_seed(1)
+    )
+    times = measure(steps(model, x, target=1), args.repeats, args.number)
+    base = times["plain"]
+    previous = {
+        "+ call machinery": "plain",
+        "+ ReLU override, native rule": "+ call machinery",
+        "Deconvolution": "+ ReLU override, native rule",
+        "GuidedBackprop": "+ ReLU override, native rule",
+    }
+    print(f"{args.model}, batch 1, thread CPU time per call, median of {args.repeats}:\n")
+    print("| step | time | over plain | over the previous step |")
+    print("|---|---|---|---|")
+    for name, values in times.items():
+        over_plain = statistics.median(a - b for a, b in zip(values, base, strict=True))
+        row = f"| {name} | {statistics.median(values) * 1e6:.1f} µs | {over_plain * 1e6:+.1f} µs |"
+        if name in previous:
+            earlier = times[previous[name]]
+            step = statistics.median(a - b for a, b in zip(values, earlier, strict=True))
+            row += f" {step * 1e6:+.1f} µs |"
+        else:
+            row += " |"
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
