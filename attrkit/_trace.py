@@ -26,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
-from attrkit.relu_override import _RELU_SPELLINGS
+from attrkit.relu_override import relu_call
 
 __all__ = ["ACTIVATION_MODULES", "ActivationEvent", "ForwardTrace", "ReluEvent", "spelling"]
 
@@ -269,11 +269,9 @@ class ForwardTrace(TorchFunctionMode):
         step = self._step
         self._step += 1
         read = [(t, t._version) for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)]
-        if func in _RELU_SPELLINGS:
-            x = args[0] if args else kwargs["input"]
-            inplace = _RELU_SPELLINGS[func]
-            if inplace is None:
-                inplace = bool(args[1] if len(args) > 1 else kwargs.get("inplace", False))
+        relu = relu_call(func, args, kwargs)
+        if relu is not None:
+            x, inplace = relu
             module, enclosing = self._module_context(nn.ReLU)
             record = self._record(x)
             file, line = _call_site()
@@ -307,7 +305,7 @@ class ForwardTrace(TorchFunctionMode):
         if nodes:
             for tensor, version in read:
                 self._record(tensor).consumers.setdefault(version, []).append(nodes)
-        if func in _RELU_SPELLINGS:
+        if relu is not None:
             self.relus[-1].output_nodes = nodes
             if isinstance(output, Tensor):
                 self.relus[-1].output_record = self._record(output)

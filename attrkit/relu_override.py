@@ -30,6 +30,7 @@ __all__ = [
     "check_overridable",
     "deconvolution_relu",
     "guided_backprop_relu",
+    "relu_call",
 ]
 
 #: ``rule(input, inplace) -> output``: the ordinary ReLU (in place when ``inplace``) with
@@ -133,6 +134,18 @@ _RELU_SPELLINGS: dict[Callable[..., Any], bool | None] = {
 _NOT_RELU = object()
 
 
+def relu_call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+    """For a call of ``func`` that is a ReLU in any spelling, ``(input, inplace)``;
+    for any other call, ``None``."""
+    spelling = _RELU_SPELLINGS.get(func, _NOT_RELU)
+    if spelling is _NOT_RELU:
+        return None
+    x = args[0] if args else kwargs["input"]
+    if spelling is None:  # F.relu(x, inplace)
+        return x, bool(args[1] if len(args) > 1 else kwargs and kwargs.get("inplace"))
+    return x, bool(spelling)
+
+
 class ReluOverride(TorchFunctionMode):
     """Route every ReLU of the forward pass through ``rule`` on this thread.
 
@@ -159,17 +172,12 @@ class ReluOverride(TorchFunctionMode):
     ) -> Any:
         # Every torch call of the forward pass comes through here: the common path (not
         # a ReLU) is one dictionary lookup.
-        spelling = _RELU_SPELLINGS.get(func, _NOT_RELU)
-        if spelling is _NOT_RELU:
+        if func not in _RELU_SPELLINGS:
             return func(*args, **kwargs) if kwargs else func(*args)
         self.relu_count += 1
-        x = args[0] if args else kwargs["input"]  # type: ignore[index]
+        x, inplace = relu_call(func, args, kwargs)
         if not (x.requires_grad and torch.is_grad_enabled()):
             return func(*args, **kwargs) if kwargs else func(*args)
-        if spelling is None:  # F.relu(x, inplace)
-            inplace = bool(args[1] if len(args) > 1 else kwargs and kwargs.get("inplace"))
-        else:
-            inplace = bool(spelling)
         return self.rule(x, inplace)
 
 

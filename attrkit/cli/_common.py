@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "CLIError",
     "add_model_arguments",
+    "add_model_options",
     "error_line",
     "load_factory",
     "load_image",
@@ -194,17 +195,23 @@ def error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--weights`` and the inputs: ``--input FILE`` or ``--input-shape``
-    with ``--seed`` (read back with :func:`load_model_and_inputs`)."""
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model MODULE:FACTORY`` and ``--weights FILE`` (read back with
+    :func:`load_model`)."""
     parser.add_argument(
         "--model",
         required=True,
         metavar="MODULE:FACTORY",
         help="a function returning the torch.nn.Module, e.g. torchvision.models:resnet18 "
-        "(imported from the current folder or the installed packages)",
+        "(imported from the current folder or the installed packages; put in eval mode)",
     )
     parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """:func:`add_model_options` and the inputs: ``--input FILE`` or ``--input-shape``
+    with ``--seed`` (read back with :func:`load_model_and_inputs`)."""
+    add_model_options(parser)
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument(
         "--input", metavar="FILE", help="the input: a .pt tensor, a .npy array or an image"

@@ -10,7 +10,13 @@ from typing import Any
 
 import torch
 
-from attrkit.cli._common import CLIError, load_factory, load_model, parse_options
+from attrkit.cli._common import (
+    CLIError,
+    add_model_options,
+    load_factory,
+    load_model,
+    parse_options,
+)
 
 HELP = "attribute every example of a dataset and write the attributions to a folder"
 EPILOG = """examples:
@@ -33,13 +39,7 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="MODULE:FACTORY",
-        help="a function returning the torch.nn.Module (put in eval mode)",
-    )
-    parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
+    add_model_options(parser)
     parser.add_argument(
         "--data",
         required=True,

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from attrkit.cli._common import (
     IMAGE_SUFFIXES,
     CLIError,
+    add_model_options,
     error_line,
     load_input,
     load_model,
@@ -44,14 +45,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="MODULE:FACTORY",
-        help="a function returning the torch.nn.Module, e.g. torchvision.models:resnet18 "
-        "(imported from the current folder or the installed packages)",
-    )
-    parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
+    add_model_options(parser)
     parser.add_argument(
         "--method",
         action="append",
