@@ -100,7 +100,14 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
     guarantees, and draws its noise from torch's global random generator exactly as
     Captum's ``NoiseTunnel`` does, so that with the same seed both give the same result.
     ``draw_baseline_from_distrib`` draws baseline rows with torch's generator (Captum
-    uses NumPy's).
+    uses NumPy's), and float64 inputs get float64 noise (Captum's is float32).
+
+    How the equivalence is tested: at ``stdevs=0`` the result equals the wrapped method
+    (and Captum's NoiseTunnel) in float32 and float64; with noise, float32 results equal
+    Captum's from the same seed for every method of the parity table; and, independently
+    of Captum, for ``F(x) = sum(relu(x))`` (gradient ``1[x + noise > 0]``) the three
+    combinations land within five standard errors of their closed forms ``Phi(x / s)``
+    and ``Phi (1 - Phi)`` (``tests/test_methods_definition.py``).
 
     Args:
         attribution_method (captum.attr.Attribution): The method to smooth, e.g.
