@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from attrkit._call import format_additional_forward_args, format_baselines
 from attrkit._targets import parse_target
-from attrkit.registry import MethodInfo, create, method_info
+from attrkit.registry import MethodInfo, common_kwargs, create, method_info
 
 __all__ = [
     "ADAPTERS",
@@ -142,17 +142,10 @@ class MethodRequest:
         copies = tuple(x.detach().clone() for x in self.inputs)
         return copies if self.is_tuple else copies[0]
 
-    def common_kwargs(self, attribute: Callable[..., Any]) -> dict[str, Any]:
-        """``target`` and ``additional_forward_args`` for ``attribute``, where it takes
-        them (neuron methods take no ``target``)."""
-        parameters = inspect.signature(attribute).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-        kwargs = {}
-        for name in ("target", "additional_forward_args"):
-            value = getattr(self, name)
-            if name in parameters or (takes_any and value is not None):
-                kwargs[name] = value
-        return kwargs
+    def common_kwargs(self) -> dict[str, Any]:
+        """``target`` and ``additional_forward_args`` for the method's ``attribute``, where
+        it takes them (Captum's namesakes take the same)."""
+        return common_kwargs(self.info, self.target, self.additional_forward_args)
 
 
 def as_tuple(value: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -205,7 +198,7 @@ class AttrkitAdapter(Adapter):
         explainer = create(request.info.name, request.model, **request.init_kwargs)
         result = explainer.attribute(
             request.fresh_inputs(),
-            **request.common_kwargs(explainer.attribute),
+            **request.common_kwargs(),
             **request.attribute_kwargs,
         )
         return as_tuple(result)
@@ -258,7 +251,7 @@ class CaptumAdapter(Adapter):
                 explainer = self._class(request.info)(request.model, **init_kwargs)
             result = explainer.attribute(
                 request.fresh_inputs(),
-                **request.common_kwargs(explainer.attribute),
+                **request.common_kwargs(),
                 **request.attribute_kwargs,
             )
         return as_tuple(result)

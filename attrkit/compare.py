@@ -23,7 +23,6 @@ hooks depart from the definition.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import time
@@ -45,7 +44,7 @@ from attrkit.adapters import ADAPTERS, MethodRequest, Support
 from attrkit.attribution import check_callable
 from attrkit.audit import LIBRARIES as AUDITED_LIBRARIES
 from attrkit.audit import AuditReport, audit, relu_rule
-from attrkit.registry import _submodule, method_info, split_method_kwargs
+from attrkit.registry import _submodule, method_info, split_method_kwargs, takes_argument
 
 __all__ = [
     "CompareReport",
@@ -595,9 +594,7 @@ def _request(
     init_kwargs, attribute_kwargs = split_method_kwargs(info, method_kwargs)
     if attribute_kwargs.get("return_convergence_delta"):
         raise ValueError("`return_convergence_delta`: compare compares attributions only")
-    parameters = inspect.signature(info.cls.attribute).parameters  # type: ignore[attr-defined]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    if target is not None and "target" not in parameters and not takes_any:
+    if target is not None and not takes_argument(info, "target"):
         raise ValueError(f"`target`: {info.name} takes no target (pass its own arguments)")
     if isinstance(init_kwargs.get("layer"), str):
         init_kwargs["layer"] = _submodule(model, init_kwargs["layer"])

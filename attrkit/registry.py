@@ -24,10 +24,12 @@ __all__ = [
     "UnknownMethodError",
     "attribute",
     "available_methods",
+    "common_kwargs",
     "create",
     "method_info",
     "register",
     "split_method_kwargs",
+    "takes_argument",
 ]
 
 ENTRY_POINT_GROUP = "attrkit.methods"
@@ -65,6 +67,9 @@ class MethodInfo:
             inputs (Grad-CAM).
         factory: Builds the method from ``(model, **init_kwargs)``; the class itself
             unless the method wraps another one (NoiseTunnel).
+        common_arguments: Which of ``inputs``, ``target`` and ``additional_forward_args``
+            its ``attribute`` takes (the neuron methods take no ``target``).
+        open_ended: Whether ``attribute`` also takes any other keyword (``**kwargs``).
     """
 
     name: str
@@ -78,6 +83,8 @@ class MethodInfo:
     attribute_arguments: tuple[str, ...]
     layer_output: bool = False
     factory: Callable[..., Any] | None = None
+    common_arguments: tuple[str, ...] = COMMON_ARGUMENTS
+    open_ended: bool = False
 
 
 _lock = threading.Lock()
@@ -134,6 +141,10 @@ def register(
             has_convergence_delta=has_convergence_delta,
             init_arguments=_parameters(factory or cls, ("model", "forward_func")),
             attribute_arguments=_parameters(method.attribute, ("self", *COMMON_ARGUMENTS)),
+            common_arguments=tuple(
+                a for a in COMMON_ARGUMENTS if a in inspect.signature(method.attribute).parameters
+            ),
+            open_ended=_takes_any_keyword(method.attribute),
             layer_output=layer_output,
             factory=factory,
         )
@@ -258,15 +269,32 @@ def attribute(
     """
     info = method_info(method)
     init_kwargs, attribute_kwargs = split_method_kwargs(info, method_kwargs)
-    signature = inspect.signature(info.cls.attribute)  # type: ignore[attr-defined]
-    open_ended = _takes_any_keyword(info.cls.attribute)  # type: ignore[attr-defined]
+    attribute_kwargs |= common_kwargs(info, target, additional_forward_args)
+    return create(info.name, model, **init_kwargs).attribute(inputs, **attribute_kwargs)
+
+
+def takes_argument(info: MethodInfo, name: str) -> bool:
+    """Whether the ``attribute`` of the method ``info`` describes accepts ``name``, by name
+    or through ``**kwargs`` (NoiseTunnel passes those to the method it wraps)."""
+    return name in info.common_arguments or name in info.attribute_arguments or info.open_ended
+
+
+def common_kwargs(info: MethodInfo, target: Any, additional_forward_args: Any) -> dict[str, Any]:
+    """``target`` and ``additional_forward_args`` as keyword arguments for the method's
+    ``attribute``, where it takes them (the neuron methods take no ``target``; through
+    ``**kwargs`` only values that are not ``None`` are passed on).
+
+    Raises:
+        TypeError: for a value that is not ``None`` and that the method does not take.
+    """
+    kwargs = {}
     for name, value in (("target", target), ("additional_forward_args", additional_forward_args)):
-        if name in signature.parameters or (open_ended and value is not None):
-            attribute_kwargs[name] = value
+        if name in info.common_arguments or (value is not None and takes_argument(info, name)):
+            kwargs[name] = value
         elif value is not None:
             options = ", ".join(info.attribute_arguments)
             raise TypeError(f"{info.name} does not take `{name}` (its options: {options})")
-    return create(info.name, model, **init_kwargs).attribute(inputs, **attribute_kwargs)
+    return kwargs
 
 
 def split_method_kwargs(
@@ -281,7 +309,7 @@ def split_method_kwargs(
     init_kwargs = {k: v for k, v in method_kwargs.items() if k in info.init_arguments}
     attribute_kwargs = {k: v for k, v in method_kwargs.items() if k not in info.init_arguments}
     unknown = sorted(set(attribute_kwargs) - set(info.attribute_arguments))
-    if unknown and not _takes_any_keyword(info.cls.attribute):  # type: ignore[attr-defined]
+    if unknown and not info.open_ended:
         accepted = ", ".join(info.init_arguments + info.attribute_arguments) or "none"
         raise TypeError(
             f"{info.name} does not take {', '.join(map(repr, unknown))} (its options: {accepted})"
