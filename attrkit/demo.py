@@ -31,7 +31,7 @@ from attrkit._demo_model import (
 )
 from attrkit._table import text_table
 from attrkit.compare import CompareReport, compare
-from attrkit.registry import available_methods, method_info
+from attrkit.registry import available_methods, method_info, takes_argument
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,10 +88,10 @@ def demo_arguments(
     attribute_kwargs: dict[str, Any] = {}
     if "layer" in info.init_arguments:
         init_kwargs["layer"] = model.relu2
-    if "neuron_selector" in info.attribute_arguments:  # neuron methods take no target
+    if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
         attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
-    else:
+    if takes_argument(info, "target"):  # neuron methods take none
         attribute_kwargs["target"] = predicted
     return init_kwargs, attribute_kwargs
 

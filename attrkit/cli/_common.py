@@ -19,8 +19,12 @@ __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
     "CLIError",
+    "add_command",
     "add_model_arguments",
     "add_model_options",
+    "add_option_argument",
+    "call_factory",
+    "comma_separated_ints",
     "error_line",
     "load_factory",
     "load_image",
@@ -64,16 +68,22 @@ def load_factory(spec: str, option: str = "--model") -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
+def call_factory(spec: str, option: str = "--model") -> Any:
+    """Import the factory ``spec`` names (see :func:`load_factory`) and call it without
+    arguments; an exception it raises becomes a one-line :class:`CLIError`."""
+    factory = load_factory(spec, option)
+    try:
+        return factory()
+    except Exception as error:
+        raise CLIError(
+            f"{option} {spec!r}: the factory raised {type(error).__name__}: {error}"
+        ) from None
+
+
 def load_model(spec: str, weights: str | None = None) -> torch.nn.Module:
     """Build the model from ``--model`` (a factory called without arguments), load the
     optional ``--weights`` state dict, and put it in eval mode."""
-    factory = load_factory(spec)
-    try:
-        model = factory()
-    except Exception as error:
-        raise CLIError(
-            f"--model {spec!r}: the factory raised {type(error).__name__}: {error}"
-        ) from None
+    model = call_factory(spec)
     if not isinstance(model, torch.nn.Module):
         raise CLIError(f"--model {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     if weights is not None:
@@ -142,14 +152,20 @@ def load_image(
     return tensor.unsqueeze(0)
 
 
+def comma_separated_ints(text: str, message: str) -> tuple[int, ...]:
+    """``"2,3,32"`` -> ``(2, 3, 32)``; a :class:`CLIError` with ``message`` when a part is
+    not an integer."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise CLIError(message) from None
+
+
 def parse_shape(text: str, option: str = "--input-shape") -> tuple[int, ...]:
     """``"2,3,32,32"`` -> ``(2, 3, 32, 32)``."""
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise CLIError(
-            f"{option} {text!r} must be comma-separated integers, e.g. 2,3,32,32"
-        ) from None
+    shape = comma_separated_ints(
+        text, f"{option} {text!r} must be comma-separated integers, e.g. 2,3,32,32"
+    )
     if not shape or any(size <= 0 for size in shape):
         raise CLIError(f"{option} {text!r} must be positive sizes, e.g. 2,3,32,32")
     return shape
@@ -165,13 +181,10 @@ def parse_target_option(text: str | None) -> int | list[int] | str | None:
     example)."""
     if text is None or text == "predicted":
         return text
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise CLIError(
-            f"--target {text!r} must be 'predicted', an int, or comma-separated ints"
-        ) from None
-    return values[0] if len(values) == 1 else values
+    values = comma_separated_ints(
+        text, f"--target {text!r} must be 'predicted', an int, or comma-separated ints"
+    )
+    return values[0] if len(values) == 1 else list(values)
 
 
 def parse_options(options: list[str]) -> dict[str, Any]:
@@ -189,10 +202,39 @@ def parse_options(options: list[str]) -> dict[str, Any]:
     return parsed
 
 
+def add_option_argument(parser: argparse.ArgumentParser, examples: str) -> None:
+    """``--option KEY=VALUE``, repeatable (read back with :func:`parse_options`);
+    ``examples`` ends its help, e.g. ``"n_steps=32 or layer=features.3"``."""
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"another argument of the method, as a Python literal or a string, e.g. {examples}; "
+        "repeat for more",
+    )
+
+
 def error_line(error: BaseException) -> str:
     """``Type: first line of the message``, for a one-line error report."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def add_command(
+    subparsers: Any, name: str, help: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``: ``help`` is also its description, and
+    ``epilog`` (examples) keeps its line breaks."""
+    if epilog is None:
+        return subparsers.add_parser(name, help=help, description=help)  # type: ignore[no-any-return]
+    return subparsers.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=help,
+        description=help,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

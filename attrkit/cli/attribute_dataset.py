@@ -12,8 +12,11 @@ import torch
 
 from attrkit.cli._common import (
     CLIError,
+    add_command,
     add_model_options,
-    load_factory,
+    add_option_argument,
+    call_factory,
+    comma_separated_ints,
     load_model,
     parse_options,
 )
@@ -32,13 +35,7 @@ iterable of batches; read the result with attrkit.load_attributions(DIR) or with
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "attribute-dataset",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "attribute-dataset", HELP, EPILOG)
     add_model_options(parser)
     parser.add_argument(
         "--data",
@@ -71,14 +68,7 @@ def add_parser(subparsers: Any) -> None:
         help="batches per shard file, the unit of resumption (default: 1)",
     )
     parser.add_argument("--layer", metavar="NAME", help="layer, for the methods that take one")
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another argument of the method, as a Python literal or a string, e.g. "
-        "n_steps=32 or neuron_selector=(3,1,1); repeat for more",
-    )
+    add_option_argument(parser, "n_steps=32 or neuron_selector=(3,1,1)")
     parser.add_argument(
         "--device",
         metavar="DEVICE",
@@ -100,12 +90,9 @@ def parse_target(text: str) -> int | tuple[int, ...] | str | None:
         return text
     if text == "none":
         return None
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise CLIError(
-            f"--target {text!r} must be label, predicted, none, an int or comma-separated ints"
-        ) from None
+    values = comma_separated_ints(
+        text, f"--target {text!r} must be label, predicted, none, an int or comma-separated ints"
+    )
     return values[0] if len(values) == 1 else values
 
 
@@ -132,13 +119,7 @@ def run(args: argparse.Namespace) -> int:
         options["layer"] = args.layer
     device = _device(args.device)
     model = load_model(args.model, args.weights).to(device)
-    factory = load_factory(args.data, "--data")
-    try:
-        data = factory()
-    except Exception as error:
-        raise CLIError(
-            f"--data {args.data!r}: the factory raised {type(error).__name__}: {error}"
-        ) from None
+    data = call_factory(args.data, "--data")
     start = time.perf_counter()
     try:
         result = attribute_dataset(

@@ -10,6 +10,7 @@ from attrkit.audit import audit
 from attrkit.cli._common import (
     FORMATS,
     CLIError,
+    add_command,
     add_model_arguments,
     error_line,
     load_model_and_inputs,
@@ -27,13 +28,7 @@ example:
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "audit",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "audit", HELP, EPILOG)
     add_model_arguments(parser)
     parser.add_argument("--format", choices=FORMATS, default="table", help="(default: table)")
     parser.set_defaults(run=run)

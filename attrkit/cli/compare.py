@@ -10,7 +10,9 @@ from attrkit.adapters import ADAPTERS
 from attrkit.cli._common import (
     FORMATS,
     CLIError,
+    add_command,
     add_model_arguments,
+    add_option_argument,
     error_line,
     load_model_and_inputs,
     parse_options,
@@ -34,13 +36,7 @@ example:
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "compare",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "compare", HELP, EPILOG)
     add_model_arguments(parser)
     parser.add_argument(
         "--method",
@@ -61,14 +57,7 @@ def add_parser(subparsers: Any) -> None:
         help="libraries to compare with attrkit, from "
         f"{', '.join(name for name in ADAPTERS if name != 'attrkit')} (default: captum,zennit)",
     )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another argument of the method, as a Python literal or a string, e.g. "
-        "layer=features.3, method=riemann_right or n_steps=32; repeat for more",
-    )
+    add_option_argument(parser, "layer=features.3, method=riemann_right or n_steps=32")
     parser.add_argument(
         "--rtol",
         type=float,

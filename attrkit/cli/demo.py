@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from attrkit.cli._common import CLIError
+from attrkit.cli._common import CLIError, add_command
 
 HELP = "attribute held-out digits with every method, save a figure, compare with Captum"
 FIGURE_NAME = "attrkit-demo.png"
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("demo", help=HELP, description=HELP)
+    parser = add_command(subparsers, "demo", HELP)
     parser.add_argument(
         "--out",
         default=".",

@@ -14,7 +14,9 @@ from torch import Tensor, nn
 from attrkit.cli._common import (
     IMAGE_SUFFIXES,
     CLIError,
+    add_command,
     add_model_options,
+    comma_separated_ints,
     error_line,
     load_input,
     load_model,
@@ -22,7 +24,13 @@ from attrkit.cli._common import (
     parse_target_option,
     predicted_target,
 )
-from attrkit.registry import MethodInfo, UnknownMethodError, create, method_info
+from attrkit.registry import (
+    MethodInfo,
+    UnknownMethodError,
+    create,
+    method_info,
+    takes_argument,
+)
 
 HELP = "attribute images with a model and write one heatmap PNG per image and method"
 EPILOG = """example:
@@ -37,13 +45,7 @@ MODES = ("blended_heat_map", "heat_map", "masked_image", "alpha_scaling")
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "explain",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "explain", HELP, EPILOG)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
     add_model_options(parser)
     parser.add_argument(
@@ -128,16 +130,7 @@ def _floats(text: str, option: str) -> list[float]:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise CLIError(f"{option} {text!r} must be comma-separated numbers") from None
-    if option == "--std" and any(value == 0 for value in values):
-        raise CLIError(f"{option} {text!r} must not contain 0")
     return values
-
-
-def _ints(text: str, option: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise CLIError(f"{option} {text!r} must be comma-separated integers") from None
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -163,7 +156,9 @@ def _method_arguments(
     if "neuron_selector" in info.attribute_arguments:
         if args.layer is None or args.neuron is None:
             raise CLIError(f"--method {info.name} needs --layer NAME and --neuron I,J,...")
-        neuron = _ints(args.neuron, "--neuron")
+        neuron = comma_separated_ints(
+            args.neuron, f"--neuron {args.neuron!r} must be comma-separated integers"
+        )
         attribute_kwargs["neuron_selector"] = neuron[0] if len(neuron) == 1 else neuron
     if "layer" in info.init_arguments:
         layer = args.layer or _last_conv(model)
@@ -171,10 +166,6 @@ def _method_arguments(
             raise CLIError(f"--method {info.name} needs --layer NAME (the model has no Conv2d)")
         init_kwargs["layer"] = layer
     return init_kwargs, attribute_kwargs
-
-
-def _takes_target(info: MethodInfo) -> bool:
-    return "neuron_selector" not in info.attribute_arguments
 
 
 def _normalized(image: Tensor, mean: list[float], std: list[float], path: str) -> Tensor:
@@ -209,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
     methods = _methods(args.method)
     size = _size(args.size)
     mean, std = _floats(args.mean, "--mean"), _floats(args.std, "--std")
+    if 0 in std:
+        raise CLIError(f"--std {args.std!r} must not contain 0")
     target_option = parse_target_option(args.target)
     if isinstance(target_option, list):
         raise CLIError(f"--target {args.target!r} must be one class index or 'predicted'")
@@ -222,9 +215,10 @@ def run(args: argparse.Namespace) -> int:
     for info in methods:
         init_kwargs, attribute_kwargs = _method_arguments(info, model, args)
         try:
-            explainers.append((info, create(info.name, model, **init_kwargs), attribute_kwargs))
+            explainer = create(info.name, model, **init_kwargs)
         except (TypeError, ValueError) as error:
             raise CLIError(f"--method {info.name}: {error}") from None
+        explainers.append((info, explainer, attribute_kwargs, takes_argument(info, "target")))
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -243,17 +237,13 @@ def run(args: argparse.Namespace) -> int:
         image = load_input(path, "IMAGE", size=size, grayscale=args.grayscale)
         inputs = _normalized(image, mean, std, path)
         target = _target(model, inputs, target_option, path)
-        for info, explainer, attribute_kwargs in explainers:
-            kwargs = (
-                dict(attribute_kwargs, target=target) if _takes_target(info) else attribute_kwargs
-            )
+        for info, explainer, attribute_kwargs, takes_target in explainers:
+            kwargs = dict(attribute_kwargs, target=target) if takes_target else attribute_kwargs
             try:
                 attribution = explainer.attribute(inputs, **kwargs)
             except (RuntimeError, TypeError, ValueError, IndexError) as error:
                 raise CLIError(f"{path!r}: {info.name}: {error_line(error)}") from None
-            label = (
-                f"target {target}" if _takes_target(info) else f"neuron {kwargs['neuron_selector']}"
-            )
+            label = f"target {target}" if takes_target else f"neuron {kwargs['neuron_selector']}"
             figure, _ = visualize_image_attr(
                 attribution[0],
                 image[0],

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from attrkit.cli._common import add_command
 from attrkit.registry import available_methods, method_info
 
 HELP = "list the registered attribution methods"
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("methods", help=HELP, description=HELP)
+    parser = add_command(subparsers, "methods", HELP)
     parser.set_defaults(run=run)
 
 
