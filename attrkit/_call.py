@@ -19,6 +19,7 @@ __all__ = [
     "format_tensors",
     "gradients",
     "prepare_call",
+    "take_rows",
 ]
 
 
@@ -72,9 +73,7 @@ def format_additional_forward_args(value: object) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
-def format_baselines(
-    baselines: object, inputs: tuple[Tensor, ...], name: str = "baselines"
-) -> tuple[Tensor, ...]:
+def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Baselines in every Captum form -> one tensor per input, broadcastable to it.
 
     ``None`` (zeros), a number, or a tensor with the input's shape or with a batch of one,
@@ -85,11 +84,11 @@ def format_baselines(
     entries = baselines if isinstance(baselines, tuple) else (baselines,)
     if len(entries) != len(inputs):
         raise ValueError(
-            f"`{name}` has {len(entries)} entries but `inputs` has {len(inputs)} tensors"
+            f"`baselines` has {len(entries)} entries but `inputs` has {len(inputs)} tensors"
         )
     formatted = []
     for position, (baseline, x) in enumerate(zip(entries, inputs, strict=True)):
-        label = f"{name}[{position}]" if isinstance(baselines, tuple) else name
+        label = f"baselines[{position}]" if isinstance(baselines, tuple) else "baselines"
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
             raise TypeError(
                 f"`{label}` must be a number or a tensor, got {type(baseline).__name__}"
@@ -112,6 +111,14 @@ def format_baselines(
             )
         formatted.append(baseline.detach().to(dtype=x.dtype, device=x.device))
     return tuple(formatted)
+
+
+def take_rows(value: Any, batch_size: int, rows: Tensor) -> Any:
+    """``value[rows]`` for a tensor whose dimension 0 is the batch (of ``batch_size``
+    examples); anything else (a number, a flag, a shared tensor) as it is."""
+    if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == batch_size:
+        return value.index_select(0, rows.to(value.device))
+    return value
 
 
 def _leaf(tensor: Tensor) -> Tensor:
@@ -162,16 +169,12 @@ class AttributionCall:
         """The call for an expanded batch: row ``i`` of ``inputs`` belongs to example
         ``rows[i]``, whose target and per-example additional arguments (tensors whose
         dimension 0 is the batch) it gets."""
-        batch_size = self.batch_size
         return AttributionCall(
             inputs=tuple(_leaf(x) for x in inputs),
             is_tuple=self.is_tuple,
             target=self.target.take(rows),
             additional_forward_args=tuple(
-                arg.index_select(0, rows.to(arg.device))
-                if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch_size
-                else arg
-                for arg in self.additional_forward_args
+                take_rows(arg, self.batch_size, rows) for arg in self.additional_forward_args
             ),
         )
 

@@ -44,7 +44,6 @@ class LayerCapture:
         self.layer = layer
         self.inputs = inputs
         self.tensors: tuple[Tensor, ...] = ()
-        self.is_tuple = False
         self.calls = 0
         self._thread = threading.get_ident()
         self._handle: RemovableHandle | None = None
@@ -58,19 +57,25 @@ class LayerCapture:
             where = "inputs" if self.inputs else "output"
             raise TypeError(f"`layer`'s {where} holds no tensor")
         self.calls += 1
-        self.tensors, self.is_tuple = tensors, len(tensors) > 1
+        self.tensors = tensors
         clones = [item.clone() if isinstance(item, Tensor) else item for item in items]
         if isinstance(value, (tuple, list)):
             return type(value)(clones)
         return clones[0]
 
+    @property
+    def is_tuple(self) -> bool:
+        return len(self.tensors) > 1
+
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> Any:
+        """Registered when ``inputs``: capture the layer's arguments."""
         if threading.get_ident() != self._thread:
             return None
-        return self._capture(args) if self.inputs else None
+        return self._capture(args)
 
     def _hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        if threading.get_ident() != self._thread or self.inputs:
+        """Registered otherwise: capture the layer's output."""
+        if threading.get_ident() != self._thread:
             return None
         return self._capture(output)
 

@@ -91,7 +91,6 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
         layer: nn.Module,
         device_ids: list[int] | None = None,
     ) -> None:
-        check_callable(forward_func, "forward_func")
         GradientAttribution.__init__(self, forward_func)
         self.layer = check_layer(layer, forward_func)
         self.device_ids = device_ids
@@ -137,11 +136,12 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
+        grad_kwargs = _grad_kwargs(options["grad_kwargs"])
         with LayerCapture(self.layer, inputs=options["attribute_to_layer_input"]) as captured:
             output = self._forward(call)
         selected = call.target.select(output, call.batch_size)
         activations = captured.tensors
-        grads = gradients(selected, activations, **_grad_kwargs(options["grad_kwargs"]))
+        grads = gradients(selected, activations, **grad_kwargs)
         maps = []
         for grad, activation in zip(grads, activations, strict=True):
             if grad.dim() > 2:
@@ -150,7 +150,7 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
             if options["attr_dim_summation"]:
                 weighted = weighted.sum(dim=1, keepdim=True)
             maps.append(F.relu(weighted) if options["relu_attributions"] else weighted)
-        return Result(tuple(maps), is_tuple=len(maps) > 1)
+        return Result(tuple(maps), is_tuple=captured.is_tuple)
 
 
 @register(

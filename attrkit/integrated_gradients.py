@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, Literal, overload
@@ -202,7 +203,7 @@ class IntegratedGradients(GradientAttribution):
         """``sum(attributions) - (F(inputs) - F(baselines))`` per example."""
         with torch.no_grad():
             end = call.target.select(self._forward(call), call.batch_size)
-            start_call = call.take(torch.arange(call.batch_size), starts)
+            start_call = dataclasses.replace(call, inputs=starts)
             start = call.target.select(self._forward(start_call), call.batch_size)
         total = sum(
             a.reshape(call.batch_size, math.prod(a.shape[1:])).sum(dim=1) for a in attributions

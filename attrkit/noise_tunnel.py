@@ -9,7 +9,12 @@ import captum.attr
 import torch
 from torch import Tensor
 
-from attrkit._call import format_additional_forward_args, format_baselines, format_tensors
+from attrkit._call import (
+    format_additional_forward_args,
+    format_baselines,
+    format_tensors,
+    take_rows,
+)
 from attrkit._docs import fill_doc
 from attrkit._targets import parse_target
 from attrkit.attribution import captum_entry_point
@@ -42,13 +47,6 @@ def _format_stdevs(stdevs: object, count: int) -> tuple[float, ...]:
     return tuple(scales)
 
 
-def _repeat_rows(value: Any, batch_size: int, rows: Tensor) -> Any:
-    """``value[rows]`` for tensors whose dimension 0 is the batch; anything else as is."""
-    if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == batch_size:
-        return value.index_select(0, rows.to(value.device))
-    return value
-
-
 def _expand_target(target: Any, rows: Tensor) -> Any:
     """The target for the noisy batch, whose row ``i`` is example ``rows[i]``."""
     if isinstance(target, Tensor) and target.numel() > 1:
@@ -60,6 +58,14 @@ def _expand_target(target: Any, rows: Tensor) -> Any:
 
 def _as_tuple(value: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return value if isinstance(value, tuple) else (value,)
+
+
+def _accumulate(totals: list[Tensor], position: int, value: Tensor) -> None:
+    """``totals[position] += value``, starting the entry at the first chunk."""
+    if position == len(totals):
+        totals.append(value)
+    else:
+        totals[position].add_(value)
 
 
 def _noise_tunnel_factory(
@@ -197,7 +203,10 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
             )
         size = int(tensors[0].shape[0])
         parse_target(kwargs.get("target"), size)  # clear errors before any work
+        args = format_additional_forward_args(kwargs.get("additional_forward_args"))
+        baselines = format_baselines(kwargs["baselines"], tensors) if "baselines" in kwargs else ()
 
+        # The sums of the copies' attributions and of their squares, where nt_type uses them.
         sums: list[Tensor] = []
         squares: list[Tensor] = []
         deltas: list[Tensor] = []
@@ -205,7 +214,9 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
         chunks = [batch] * (nt_samples // batch) + [nt_samples % batch] * (nt_samples % batch > 0)
         for copies in chunks:
             rows = torch.arange(size).repeat_interleave(copies)
-            chunk_kwargs = self._expand_kwargs(kwargs, tensors, rows, draw_baseline_from_distrib)
+            chunk_kwargs = self._expand_kwargs(
+                kwargs, size, rows, args, baselines, draw_baseline_from_distrib
+            )
             noisy = tuple(
                 x.detach().repeat_interleave(copies, dim=0)
                 + torch.randn((size * copies, *x.shape[1:]), dtype=x.dtype, device=x.device) * scale
@@ -220,12 +231,10 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
             attribution_is_tuple = isinstance(result, tuple)
             for position, attribution in enumerate(_as_tuple(result)):
                 grouped = attribution.reshape(size, copies, *attribution.shape[1:])
-                if position == len(sums):
-                    sums.append(grouped.sum(dim=1))
-                    squares.append((grouped * grouped).sum(dim=1))
-                else:
-                    sums[position] = sums[position] + grouped.sum(dim=1)
-                    squares[position] = squares[position] + (grouped * grouped).sum(dim=1)
+                if nt_type != "smoothgrad_sq":
+                    _accumulate(sums, position, grouped.sum(dim=1))
+                if nt_type != "smoothgrad":
+                    _accumulate(squares, position, (grouped * grouped).sum(dim=1))
 
         means = [s / nt_samples for s in sums]
         mean_squares = [q / nt_samples for q in squares]
@@ -241,27 +250,27 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
     @staticmethod
     def _expand_kwargs(
         kwargs: dict[str, Any],
-        inputs: tuple[Tensor, ...],
+        size: int,
         rows: Tensor,
+        args: tuple[Any, ...],
+        baselines: tuple[Tensor, ...],
         draw_baseline_from_distrib: bool,
     ) -> dict[str, Any]:
         """The wrapped method's arguments for a noisy batch whose row ``i`` is a copy of
-        example ``rows[i]``."""
-        size = int(inputs[0].shape[0])
+        example ``rows[i]`` (of ``size``); ``args`` and ``baselines`` are the formatted
+        ``additional_forward_args`` and ``baselines``."""
         expanded = dict(kwargs)
         if "target" in kwargs:
             expanded["target"] = _expand_target(kwargs["target"], rows)
         if kwargs.get("additional_forward_args") is not None:
-            args = format_additional_forward_args(kwargs["additional_forward_args"])
-            expanded["additional_forward_args"] = tuple(_repeat_rows(a, size, rows) for a in args)
+            expanded["additional_forward_args"] = tuple(take_rows(a, size, rows) for a in args)
         if "baselines" in kwargs:
-            baselines = format_baselines(kwargs["baselines"], inputs)
             if draw_baseline_from_distrib:
                 picked = tuple(
                     b[torch.randint(b.shape[0], (len(rows),))] if b.dim() > 0 else b
                     for b in baselines
                 )
             else:
-                picked = tuple(_repeat_rows(b, size, rows) for b in baselines)
+                picked = tuple(take_rows(b, size, rows) for b in baselines)
             expanded["baselines"] = picked if isinstance(kwargs["baselines"], tuple) else picked[0]
         return expanded
