@@ -44,13 +44,14 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
-from attrkit._call import format_additional_forward_args, format_baselines
-from attrkit._targets import parse_target
+from attrkit._call import format_additional_forward_args, format_baselines, take_rows
+from attrkit._targets import Target
 from attrkit.registry import MethodInfo, common_kwargs, create, method_info
 
 __all__ = [
@@ -100,6 +101,7 @@ class MethodRequest:
         inputs: The input tensors (never modified: adapters get copies from
             :meth:`fresh_inputs`).
         is_tuple: Whether the caller passed a tuple.
+        parsed_target: The target, parsed for the batch.
         target: The target, as the caller gave it.
         additional_forward_args: As the caller gave them.
         init_kwargs: Constructor arguments (``layer`` already a module).
@@ -110,12 +112,13 @@ class MethodRequest:
     model: Callable[..., Any]
     inputs: tuple[Tensor, ...]
     is_tuple: bool
+    parsed_target: Target
     target: Any = None
     additional_forward_args: Any = None
     init_kwargs: dict[str, Any] = field(default_factory=dict)
     attribute_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def base_info(self) -> MethodInfo | None:
         """The wrapped method of ``noise_tunnel`` (``None`` for other methods)."""
         base = self.init_kwargs.get("base_method")
@@ -279,23 +282,19 @@ def _bound_model(request: MethodRequest, row: int | None = None) -> nn.Module:
     if not extra:
         return model
     if row is not None:
-        size = request.inputs[0].shape[0]
-        extra = tuple(
-            a[row : row + 1] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == size else a
-            for a in extra
-        )
+        rows = torch.tensor([row])
+        extra = tuple(take_rows(a, request.inputs[0].shape[0], rows) for a in extra)
     return _BoundModel(model, extra)
 
 
-def _output_gradient(target: Any, batch_size: int) -> Callable[[Tensor], Tensor]:
+def _output_gradient(target: Target, batch_size: int) -> Callable[[Tensor], Tensor]:
     """zennit's ``attr_output``: the gradient of attrkit's target selection with respect
     to the model output, i.e. a one-hot tensor, for every target form attrkit accepts."""
-    parsed = parse_target(target, batch_size)
 
     def attr_output(output: Tensor) -> Tensor:
         probe = output.detach().requires_grad_()
         with torch.enable_grad():
-            selected = parsed.select(probe, batch_size)
+            selected = target.select(probe, batch_size)
             (gradient,) = torch.autograd.grad(selected.sum(), probe)
         return gradient
 
@@ -390,7 +389,7 @@ class ZennitAdapter(Adapter):
         composite = (
             getattr(composites, self._COMPOSITES[base])() if base in self._COMPOSITES else None
         )
-        attr_output = _output_gradient(request.target, x.shape[0])
+        attr_output = _output_gradient(request.parsed_target, x.shape[0])
         if request.info.name == "integrated_gradients":
             (baseline,) = format_baselines(request.option("baselines"), (x,))
             ig = attribution.IntegratedGradients(
@@ -402,7 +401,7 @@ class ZennitAdapter(Adapter):
             with ig:
                 _, result = ig(x, attr_output)
         elif request.info.name == "noise_tunnel":
-            result = self._smoothgrad(request, composite, x, attr_output)
+            result = self._smoothgrad(request, composite, x)
         else:
             with attribution.Gradient(model, composite) as gradient:
                 _, result = gradient(x, attr_output)
@@ -411,12 +410,7 @@ class ZennitAdapter(Adapter):
         return (result.detach(),)
 
     @staticmethod
-    def _smoothgrad(
-        request: MethodRequest,
-        composite: Any,
-        x: Tensor,
-        attr_output: Callable[[Tensor], Tensor],
-    ) -> Tensor:
+    def _smoothgrad(request: MethodRequest, composite: Any, x: Tensor) -> Tensor:
         """zennit's SmoothGrad, example by example, with the noise level that gives
         standard deviation ``stdevs``."""
         from zennit.attribution import SmoothGrad
@@ -430,13 +424,9 @@ class ZennitAdapter(Adapter):
             level = stdev / float(ranges[row]) if stdev > 0 else 0.0
             model = _bound_model(request, row)
             smoothgrad = SmoothGrad(model, composite, noise_level=level, n_iter=n_iter)
-
-            def one_row(output: Tensor, row: int = row) -> Tensor:
-                full = attr_output(output.expand(x.shape[0], *output.shape[1:]))
-                return full[row : row + 1]
-
+            attr_output = _output_gradient(request.parsed_target.take(torch.tensor([row])), 1)
             with smoothgrad:
-                _, result = smoothgrad(x[row : row + 1], one_row)
+                _, result = smoothgrad(x[row : row + 1], attr_output)
             rows.append(result)
         return torch.cat(rows)
 

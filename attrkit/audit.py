@@ -515,14 +515,16 @@ def _zennit_verdict(event: ReluEvent, on_path: bool, created: bool) -> LibraryVe
     return _verdict("created_in_forward") if created else OK
 
 
+def _path(paths: dict[int, str], module: nn.Module | None) -> str:
+    """The module's path in the model (``ROOT`` for the model itself or no module)."""
+    if module is None:
+        return ROOT
+    return paths.get(id(module), f"<{type(module).__name__} outside the model>") or ROOT
+
+
 def _findings(
     relus: list[ReluEvent], paths: dict[int, str], live: set[Any]
 ) -> tuple[ReluFinding, ...]:
-    def path_of(module: nn.Module | None) -> str:
-        if module is None:
-            return ROOT
-        return paths.get(id(module), f"<{type(module).__name__} outside the model>") or ROOT
-
     applications: Counter[int] = Counter(id(e.module) for e in relus if e.module is not None)
     sites: dict[int, set[tuple[str, int]]] = {}
     for event in relus:
@@ -558,7 +560,7 @@ def _findings(
         findings.append(
             ReluFinding(
                 index=index,
-                location=path_of(event.enclosing if form != "module" else module),
+                location=_path(paths, event.enclosing if form != "module" else module),
                 form=form,
                 spelling=event.spelling,
                 file=event.file,
@@ -588,14 +590,15 @@ def _findings(
 def _activation_findings(
     events: list[ActivationEvent], paths: dict[int, str]
 ) -> tuple[ActivationFinding, ...]:
-    def path_of(event: ActivationEvent) -> str:
-        module = event.module if event.module is not None else event.enclosing
-        if module is None:
-            return ROOT
-        return paths.get(id(module), f"<{type(module).__name__} outside the model>") or ROOT
-
     return tuple(
-        ActivationFinding(i, path_of(e), e.name, e.file, e.line) for i, e in enumerate(events)
+        ActivationFinding(
+            i,
+            _path(paths, e.module if e.module is not None else e.enclosing),
+            e.name,
+            e.file,
+            e.line,
+        )
+        for i, e in enumerate(events)
     )
 
 

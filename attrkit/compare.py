@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -38,13 +38,14 @@ from torch.utils._pytree import tree_leaves
 
 from attrkit._call import format_additional_forward_args, format_tensors
 from attrkit._docs import fill_doc
+from attrkit._random import seeded
 from attrkit._table import markdown_table, text_table
 from attrkit._targets import parse_target
 from attrkit.adapters import ADAPTERS, MethodRequest, Support
 from attrkit.attribution import check_callable
 from attrkit.audit import LIBRARIES as AUDITED_LIBRARIES
 from attrkit.audit import AuditReport, audit, relu_rule
-from attrkit.registry import _submodule, method_info, split_method_kwargs, takes_argument
+from attrkit.registry import method_info, resolve_layer, split_method_kwargs, takes_argument
 
 __all__ = [
     "CompareReport",
@@ -239,15 +240,7 @@ class LibraryRun:
     attributions: tuple[Tensor, ...] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "library": self.library,
-            "status": self.status,
-            "seconds": self.seconds,
-            "reason": self.reason,
-            "stochastic": self.stochastic,
-            "deviation": self.deviation,
-            "explanation": self.explanation,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "attributions"}
 
 
 @dataclass(frozen=True)
@@ -389,11 +382,7 @@ class CompareReport:
             "target": self.target,
             "seed": self.seed,
             "top_k": self.top_k,
-            "tolerances": {
-                "rtol": self.tolerances.rtol,
-                "atol": self.tolerances.atol,
-                "stochastic_cosine": self.tolerances.stochastic_cosine,
-            },
+            "tolerances": asdict(self.tolerances),
             "agree": self.agree,
             "runs": [run.to_dict() for run in self.runs],
             "pairs": [pair.to_dict() for pair in self.pairs],
@@ -486,10 +475,8 @@ class CompareReport:
 def _seeded(seed: int, inputs: tuple[Tensor, ...]) -> Iterator[None]:
     """Run with torch's (CPU and the inputs' CUDA devices) and NumPy's global generators
     seeded with ``seed``; restore them afterwards."""
-    devices = sorted({x.device.index or 0 for x in inputs if x.device.type == "cuda"})
     numpy_state = np.random.get_state()
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with seeded(seed, (x.device for x in inputs)):
         np.random.seed(seed)
         try:
             yield
@@ -590,22 +577,21 @@ def _request(
     info = method_info(method)
     check_callable(model, "model")
     tensors, is_tuple = format_tensors(inputs, "inputs")
-    parse_target(target, int(tensors[0].shape[0]))
+    parsed_target = parse_target(target, int(tensors[0].shape[0]))
     init_kwargs, attribute_kwargs = split_method_kwargs(info, method_kwargs)
     if attribute_kwargs.get("return_convergence_delta"):
         raise ValueError("`return_convergence_delta`: compare compares attributions only")
     if target is not None and not takes_argument(info, "target"):
         raise ValueError(f"`target`: {info.name} takes no target (pass its own arguments)")
-    if isinstance(init_kwargs.get("layer"), str):
-        init_kwargs["layer"] = _submodule(model, init_kwargs["layer"])
     return MethodRequest(
         info=info,
         model=model,
         inputs=tensors,
         is_tuple=is_tuple,
         target=target,
+        parsed_target=parsed_target,
         additional_forward_args=additional_forward_args,
-        init_kwargs=init_kwargs,
+        init_kwargs=resolve_layer(model, init_kwargs),
         attribute_kwargs=attribute_kwargs,
     )
 
@@ -726,13 +712,9 @@ def compare(
         causes = [_audit_cause(report_audit, run.library, rule), run.deviation]
         explain[run.library] = "; ".join(cause for cause in causes if cause)
     runs = [
-        LibraryRun(
-            run.library, run.status, run.seconds, run.reason, run.stochastic, run.deviation,
-            explanation=explain[run.library] if run.status == "error" else "",
-            attributions=run.attributions,
-        )
+        replace(run, explanation=explain[run.library] if run.status == "error" else "")
         for run in runs
-    ]  # fmt: skip
+    ]
     done = [run for run in runs if run.status == "ok"]
     pairs = tuple(
         _pair(first, second, tolerances, top_k, explain)
@@ -744,7 +726,7 @@ def compare(
         display_name=request.info.display_name,
         model=type(model).__name__,
         input_shapes=tuple(tuple(x.shape) for x in request.inputs),
-        target=parse_target(target, int(request.inputs[0].shape[0])).text,
+        target=request.parsed_target.text,
         seed=seed,
         top_k=top_k,
         tolerances=tolerances,

@@ -28,6 +28,7 @@ __all__ = [
     "create",
     "method_info",
     "register",
+    "resolve_layer",
     "split_method_kwargs",
     "takes_argument",
 ]
@@ -230,18 +231,20 @@ def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
             f"{info.cls.__name__} does not take {', '.join(map(repr, unknown))} when "
             f"constructed (its arguments besides the model: {accepted})"
         )
-    layer = init_kwargs.get("layer")
-    if isinstance(layer, str):
-        init_kwargs["layer"] = _submodule(model, layer)
-    return factory(model, **init_kwargs)
+    return factory(model, **resolve_layer(model, init_kwargs))
 
 
-def _submodule(model: object, path: str) -> Any:
+def resolve_layer(model: object, init_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``init_kwargs`` with a ``layer`` given by name replaced by that submodule of
+    ``model`` (``model.get_submodule``)."""
+    path = init_kwargs.get("layer")
+    if not isinstance(path, str):
+        return init_kwargs
     get_submodule = getattr(model, "get_submodule", None)
     if get_submodule is None:
         raise TypeError(f"`layer` {path!r} is a name, but the model is not a torch.nn.Module")
     try:
-        return get_submodule(path)
+        return {**init_kwargs, "layer": get_submodule(path)}
     except AttributeError as error:
         raise ValueError(f"`layer` {path!r} is not a submodule of the model: {error}") from None
 
