@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attrkit.registry import available_methods, create, method_info
+from attrkit.registry import _takes_any_keyword, available_methods, create, method_info
 
 __all__ = ["Method", "describe", "model_fingerprint", "resolve_method", "versions"]
 
@@ -33,6 +33,13 @@ def _tensor_digest(tensor: Tensor) -> str:
     return hashlib.sha256(data.view(torch.uint8).numpy().tobytes()).hexdigest()[:32]
 
 
+def _module_of(function: object) -> nn.Module | None:
+    """The ``torch.nn.Module`` that ``function`` is, or is a bound method of (such as
+    ``model.forward``); ``None`` for any other callable."""
+    module = function if isinstance(function, nn.Module) else getattr(function, "__self__", None)
+    return module if isinstance(module, nn.Module) else None
+
+
 def model_fingerprint(model: Callable[..., Any]) -> dict[str, Any]:
     """The model's class and a SHA-256 of its state dict (names, dtypes, shapes, bytes) for
     a ``torch.nn.Module`` (also behind a bound method such as ``model.forward``); the
@@ -45,8 +52,8 @@ def model_fingerprint(model: Callable[..., Any]) -> dict[str, Any]:
         >>> model_fingerprint(a) == model_fingerprint(b)
         True
     """
-    module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
-    if not isinstance(module, nn.Module):
+    module = _module_of(model)
+    if module is None:
         name = getattr(model, "__qualname__", type(model).__qualname__)
         return {"class": f"{getattr(model, '__module__', '?')}.{name}", "sha256": None}
     digest = hashlib.sha256(_qualified(module).encode())
@@ -139,11 +146,10 @@ def resolve_method(
         KeyError: for an unknown method name.
     """
     if isinstance(method, str):
-        explainer, model, init_kwargs, init = _from_name(method, model, method_kwargs)
+        explainer, model, init_kwargs, init, name = _from_name(method, model, method_kwargs)
     else:
-        explainer, model, init = _from_object(method, model)
+        explainer, model, init, name = _from_object(method, model)
         init_kwargs = {}
-    name = _registered_name(explainer)
     attribute_kwargs = {k: v for k, v in method_kwargs.items() if k not in init_kwargs}
     _check_attribute_kwargs(explainer, attribute_kwargs)
     return Method(
@@ -157,30 +163,31 @@ def resolve_method(
             "attribute_arguments": describe(attribute_kwargs, model),
         },
         has_delta=bool(attribute_kwargs.get("return_convergence_delta", False)),
-        takes_target=_takes(explainer.attribute, "target"),
+        takes_target="target" in inspect.signature(explainer.attribute).parameters
+        or _takes_any_keyword(explainer.attribute),
     )
-
-
-def _takes(function: Callable[..., Any], name: str) -> bool:
-    parameters = inspect.signature(function).parameters.values()
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _from_name(
     method: str, model: Callable[..., Any] | None, method_kwargs: dict[str, Any]
-) -> tuple[Any, Callable[..., Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[Any, Callable[..., Any], dict[str, Any], dict[str, Any], str | None]:
+    """The method built from its name, its model, its constructor arguments, their
+    description and its registered name."""
     info = method_info(method)
     if model is None:
         raise TypeError("`model` is required when `method` is a name")
     init_kwargs = {k: v for k, v in method_kwargs.items() if k in info.init_arguments}
     explainer = create(info.name, model, **init_kwargs)
     values = {k: getattr(explainer, k, v) for k, v in init_kwargs.items()}
-    return explainer, model, init_kwargs, _describe_init(info.factory or info.cls, values, model)
+    init = _describe_init(info.factory or info.cls, values, model)
+    return explainer, model, init_kwargs, init, _registered_name(explainer)
 
 
 def _from_object(
     method: object, model: Callable[..., Any] | None
-) -> tuple[Any, Callable[..., Any], dict[str, Any]]:
+) -> tuple[Any, Callable[..., Any], dict[str, Any], str | None]:
+    """The method object checked, its model, the description of its constructor
+    arguments and its registered name."""
     if not callable(getattr(method, "attribute", None)):
         raise TypeError(
             "`method` must be a registered method name (see attrkit.available_methods()) "
@@ -193,10 +200,11 @@ def _from_object(
         raise TypeError("`method` has no callable `forward_func` (the model)")
     name = _registered_name(method)
     if name is None:
-        return method, forward_func, {}
+        return method, forward_func, {}, None
     info = method_info(name)
     values = {k: getattr(method, k) for k in info.init_arguments if hasattr(method, k)}
-    return method, forward_func, _describe_init(info.factory or info.cls, values, forward_func)
+    init = _describe_init(info.factory or info.cls, values, forward_func)
+    return method, forward_func, init, name
 
 
 def _describe_init(

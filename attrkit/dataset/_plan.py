@@ -66,10 +66,6 @@ class Source:
         self._num_workers = num_workers
         self._pin_memory = pin_memory
 
-    @property
-    def indexed(self) -> bool:
-        return self.dataset is not None
-
     def plan(self) -> list[list[int]] | None:
         """The sample indices of every batch (indexed sources), or ``None``."""
         if self._template is not None:

@@ -10,18 +10,25 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from attrkit._random import seeded
 from attrkit.dataset._batches import Batch, BatchFn, TargetSpec, parse_batch, parse_target_spec
 from attrkit.dataset._distributed import Coordinator, open_coordinator
-from attrkit.dataset._identity import Method, model_fingerprint, resolve_method, versions
+from attrkit.dataset._identity import (
+    Method,
+    _module_of,
+    model_fingerprint,
+    resolve_method,
+    versions,
+)
 from attrkit.dataset._plan import Source, make_source
 from attrkit.dataset._reader import AttributionSet, load_attributions
 from attrkit.dataset._store import (
@@ -153,8 +160,19 @@ def attribute_dataset(
     source = make_source(data, batch_size, num_workers, pin_memory=where.type == "cuda")
     coordinator = open_coordinator(distributed)
     try:
-        run = _Run(coordinator, root, resolved, spec, source, where, batch_fn, seed, progress)
-        return run.execute(batches_per_shard, resume)
+        run = _Run(
+            coordinator,
+            root,
+            resolved,
+            spec,
+            source,
+            where,
+            batch_fn,
+            batches_per_shard,
+            seed,
+            progress,
+        )
+        return run.execute(resume)
     finally:
         coordinator.close()
 
@@ -190,8 +208,8 @@ def _device(device: str | torch.device | None, forward: Callable[..., Any]) -> t
             return torch.device(device)
         except (RuntimeError, TypeError) as error:
             raise ValueError(f"`device` {device!r} is not a device: {error}") from None
-    module = forward if isinstance(forward, nn.Module) else getattr(forward, "__self__", None)
-    if isinstance(module, nn.Module):
+    module = _module_of(forward)
+    if module is not None:
         for tensor in (*module.parameters(), *module.buffers()):
             return tensor.device
     return torch.device("cpu")
@@ -204,23 +222,19 @@ def _isolated_rng(seed: int, device: torch.device, batch: int | None = None) -> 
     their seeds inside the run's context; each batch is attributed inside its own."""
     key = f"{seed}" if batch is None else f"{seed}:{batch}"
     value = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(value)
-        for index in devices:
-            torch.cuda.default_generators[index].manual_seed(value)
+    with seeded(value, (device,)):
         yield
 
 
-def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+def _differences(old: Any, new: Any, where: str, path: str = "") -> list[str]:
+    """Where ``new`` differs from ``old`` (found ``where``, e.g. "in manifest.json")."""
     if isinstance(old, dict) and isinstance(new, dict):
         found = []
         for key in sorted(set(old) | set(new), key=str):
-            found += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+            key_path = f"{path}.{key}" if path else key
+            found += _differences(old.get(key), new.get(key), where, key_path)
         return found
-    return [] if old == new else [f"{path}: {json.dumps(old)} in {MANIFEST}, {json.dumps(new)} now"]
+    return [] if old == new else [f"{path}: {json.dumps(old)} {where}, {json.dumps(new)} now"]
 
 
 @dataclass
@@ -231,9 +245,14 @@ class _Shard:
     first_batch: int
     arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)
     indices: list[int] = field(default_factory=list)
-    targets: list[Any] | None = None
+    targets: list[Any] = field(default_factory=list)
     layout: dict[str, Any] | None = None
     batches: int = 0
+
+
+#: A rank's pending batches ``(number, sample indices, batch)``; it returns the number of
+#: batches of the whole run.
+_Stream = Generator[tuple[int, list[int], Batch], None, int]
 
 
 class _Run:
@@ -248,6 +267,7 @@ class _Run:
         source: Source,
         device: torch.device,
         batch_fn: BatchFn | None,
+        batches_per_shard: int,
         seed: int,
         progress: bool,
     ) -> None:
@@ -258,15 +278,13 @@ class _Run:
         self.source = source
         self.device = device
         self.batch_fn = batch_fn
+        self.per_shard = batches_per_shard
         self.seed = seed
         self.progress = progress
-        self.per_shard = 1
-        self.num_batches = 0
 
     # ------------------------------------------------------------------ set-up
 
-    def execute(self, batches_per_shard: int, resume: bool) -> AttributionSet:
-        self.per_shard = batches_per_shard
+    def execute(self, resume: bool) -> AttributionSet:
         coordinator = self.coordinator
         plan = coordinator.on_rank0(self.source.plan)
         if plan is not None and not plan:
@@ -299,12 +317,12 @@ class _Run:
 
     def _check_ranks_agree(self, identity: dict[str, Any]) -> None:
         for rank, other in enumerate(self.coordinator.all_gather(identity)):
-            differences = _differences(other, identity)
+            differences = _differences(other, identity, f"on rank {rank}")
             if differences:
                 raise ValueError(
                     f"rank {self.coordinator.rank} and rank {rank} run different things "
                     f"(every process must load the same model, weights and data): "
-                    + "; ".join(differences[:5]).replace(f" in {MANIFEST}", f" on rank {rank}")
+                    + "; ".join(differences[:5])
                 )
 
     def _prepare(self, identity: dict[str, Any], resume: bool) -> dict[str, Any]:
@@ -324,7 +342,7 @@ class _Run:
                 "run; pass resume=True (--resume) to continue it, or choose another folder"
             )
         else:
-            differences = _differences(existing["run"], identity)
+            differences = _differences(existing["run"], identity, f"in {MANIFEST}")
             old_versions = existing.get("versions", {})
             now = versions()
             differences += [
@@ -365,16 +383,20 @@ class _Run:
         """Attribute this rank's pending batches; return the number of shards of the run."""
         if plan is not None:
             stream, total, done = self._indexed(plan)
-            self.num_batches = len(plan)
         else:
             stream, total, done = self._iterable(), None, 0
         bar = self._bar(total, done)
         shard: _Shard | None = None
         try:
-            for number, indices, raw in stream:
+            while True:
+                try:
+                    number, indices, batch = next(stream)
+                except StopIteration as end:  # the stream returns the run's number of batches
+                    num_batches: int = end.value
+                    break
                 if shard is None:  # shards are attributed whole, in order
                     shard = _Shard(number // self.per_shard, number)
-                self._attribute(shard, number, indices, raw)
+                self._attribute(shard, number, indices, batch)
                 bar.update(len(indices))
                 if shard.batches == self.per_shard:
                     self._write(shard)
@@ -383,7 +405,7 @@ class _Run:
                 self._write(shard)
         finally:
             bar.close()
-        return math.ceil(self.num_batches / self.per_shard)
+        return math.ceil(num_batches / self.per_shard)
 
     def _bar(self, total: int | None, done: int) -> Any:
         from tqdm import tqdm
@@ -401,9 +423,7 @@ class _Run:
             mininterval=0.1 if sys.stderr.isatty() else 10.0,  # a log file gets few lines
         )
 
-    def _indexed(
-        self, plan: list[list[int]]
-    ) -> tuple[Iterator[tuple[int, list[int], Any]], int, int]:
+    def _indexed(self, plan: list[list[int]]) -> tuple[_Stream, int, int]:
         """This rank's pending batches of an indexed source, with their numbers; the
         rank's sample count and the part of it already done."""
         numbers: list[int] = []
@@ -426,39 +446,43 @@ class _Run:
                 done += len(samples)
         loader = self.source.load([plan[b] for b in numbers])
 
-        def stream() -> Iterator[tuple[int, list[int], Any]]:
+        def stream() -> _Stream:
             for number, raw in zip(numbers, loader, strict=True):
-                yield number, plan[number], raw
+                batch = parse_batch(raw, number, self.batch_fn)
+                if batch.size != len(plan[number]):
+                    raise ValueError(
+                        f"batch {number} of `data` has {batch.size} examples, but its sampler "
+                        f"gave {len(plan[number])} indices; the collate function must keep one "
+                        "row per index"
+                    )
+                yield number, plan[number], batch
+            return len(plan)
 
         return stream(), total, done
 
-    def _iterable(self) -> Iterator[tuple[int, list[int], Any]]:
-        """This rank's pending batches of an iterable source; at the end,
-        ``self.num_batches`` is the number of batches seen."""
+    def _iterable(self) -> _Stream:
+        """This rank's pending batches of an iterable source."""
         offset = 0
         skipped: dict[int, int] = {}  # completed shard -> samples seen in it
         records: dict[int, dict[str, Any] | None] = {}
         number = -1
         for number, raw in enumerate(self.source.iterate()):
             shard = number // self.per_shard
-            if not self._owns(shard):
-                offset += parse_batch(raw, number, self.batch_fn).size
-                continue
-            if shard not in records:
+            owned = self._owns(shard)
+            if owned and shard not in records:
                 self._check_skipped(skipped, records)
                 records[shard] = read_record(self.root, shard)
-            record = records[shard]
-            if record is None:
-                size = parse_batch(raw, number, self.batch_fn).size
-                yield number, list(range(offset, offset + size)), raw
-            else:
-                if shard not in skipped and record["indices"][:1] != [offset]:
-                    raise self._changed(shard)
-                size = parse_batch(raw, number, self.batch_fn).size
-                skipped[shard] = skipped.get(shard, 0) + size
-            offset += size
+            record = records.get(shard)  # only this rank's shards have one
+            if record is not None and shard not in skipped and record["indices"][:1] != [offset]:
+                raise self._changed(shard)
+            batch = parse_batch(raw, number, self.batch_fn)
+            if record is not None:
+                skipped[shard] = skipped.get(shard, 0) + batch.size
+            elif owned:
+                yield number, list(range(offset, offset + batch.size)), batch
+            offset += batch.size
         self._check_skipped(skipped, records)
-        self.num_batches = number + 1
+        return number + 1
 
     def _check_skipped(
         self, skipped: dict[int, int], records: dict[int, dict[str, Any] | None]
@@ -475,13 +499,7 @@ class _Run:
             f"{str(self.root)!r} recorded; an iterable must yield the same batches in every run"
         )
 
-    def _attribute(self, shard: _Shard, number: int, indices: list[int], raw: Any) -> None:
-        batch = parse_batch(raw, number, self.batch_fn)
-        if batch.size != len(indices):
-            raise ValueError(
-                f"batch {number} of `data` has {batch.size} examples, but its sampler gave "
-                f"{len(indices)} indices; the collate function must keep one row per index"
-            )
+    def _attribute(self, shard: _Shard, number: int, indices: list[int], batch: Batch) -> None:
         batch = batch.to(self.device)
         method = self.method
         with _isolated_rng(self.seed, self.device, number):
@@ -510,7 +528,7 @@ class _Run:
             shard.arrays.setdefault(name, []).append(array)
         shard.indices += indices
         if targets is not None:
-            shard.targets = (shard.targets or []) + targets.tolist()
+            shard.targets.extend(targets.tolist())
         shard.batches += 1
 
     def _arrays(
@@ -556,7 +574,7 @@ class _Run:
             "batches": shard.batches,
             "rows": len(shard.indices),
             "indices": shard.indices,
-            "targets": shard.targets,
+            "targets": None if self.spec.mode == "none" else shard.targets,
         }
         arrays = {name: np.concatenate(parts) for name, parts in shard.arrays.items()}
         write_shard(self.root, shard.index, arrays, record)

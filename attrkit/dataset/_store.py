@@ -23,11 +23,12 @@ marks the run complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -56,39 +57,35 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f"{path.name}{_TEMPORARY}{os.getpid()}")
 
 
-def _commit(temporary: Path, path: Path, handle: Any, sync: bool) -> None:
-    handle.flush()
-    if sync:
-        os.fsync(handle.fileno())
-    handle.close()
-    os.replace(temporary, path)
+@contextlib.contextmanager
+def _atomic(path: Path, mode: str, sync: bool = False) -> Iterator[IO[Any]]:
+    """A file opened (``mode``) under a temporary name, renamed to ``path`` when the block
+    succeeds (after flushing it to the disk if ``sync``), removed when it fails."""
+    temporary = _temporary(path)
+    handle = open(temporary, mode, encoding=None if "b" in mode else "utf-8")  # noqa: SIM115
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` atomically (a temporary file, then a rename)."""
-    temporary = _temporary(path)
-    handle = open(temporary, "wb")  # noqa: SIM115 - closed by _commit
-    try:
+    with _atomic(path, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
-        _commit(temporary, path, handle, sync=False)
-    except BaseException:
-        handle.close()
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def save_json(path: Path, value: Any, sync: bool = False) -> None:
     """Write ``value`` as JSON to ``path`` atomically, flushed to the disk if ``sync``."""
-    temporary = _temporary(path)
-    handle = open(temporary, "w", encoding="utf-8")  # noqa: SIM115 - closed by _commit
-    try:
+    with _atomic(path, "w", sync) as handle:
         json.dump(value, handle, indent=1)
         handle.write("\n")
-        _commit(temporary, path, handle, sync)
-    except BaseException:
-        handle.close()
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def shard_stem(index: int) -> str:
@@ -178,7 +175,7 @@ def clean_temporary(root: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def finalize(root: Path, manifest: dict[str, Any], num_shards: int) -> dict[str, Any]:
+def finalize(root: Path, manifest: dict[str, Any], num_shards: int) -> None:
     """Gather the shard records into the complete manifest; write it with the indices and
     targets.
 
@@ -234,7 +231,6 @@ def finalize(root: Path, manifest: dict[str, Any], num_shards: int) -> dict[str,
         "targets": "targets.npy" if has_targets else None,
     }
     save_json(root / MANIFEST, complete, sync=True)
-    return complete
 
 
 def _flush(paths: Iterable[Path]) -> None:
