@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,6 +24,7 @@ __all__ = [
     "DigitsCNN",
     "HeldoutDigits",
     "data_file",
+    "digits_to_tensors",
     "load_demo_metadata",
     "load_demo_model",
     "load_heldout_digits",
@@ -84,6 +86,19 @@ class HeldoutDigits:
     indices: Tensor
 
 
+def digits_to_tensors(pixels: npt.NDArray[Any], labels: npt.NDArray[Any]) -> tuple[Tensor, Tensor]:
+    """Digits as the model sees them: ``N x 8 x 8`` pixels 0..16 as an ``N x 1 x 8 x 8``
+    float tensor of ``pixels / DIGIT_SCALE``, and the labels as an int64 tensor.
+
+    Example:
+        >>> images, labels = digits_to_tensors(np.full((2, 8, 8), 16, np.uint8), np.arange(2))
+        >>> images.shape, float(images.max()), labels.dtype
+        (torch.Size([2, 1, 8, 8]), 1.0, torch.int64)
+    """
+    images = torch.from_numpy(pixels.astype(np.float32) / DIGIT_SCALE).unsqueeze(1)
+    return images, torch.from_numpy(labels.astype(np.int64))
+
+
 def data_file(name: str) -> bytes:
     """The bytes of a file shipped in ``attrkit/data``."""
     return (resources.files("attrkit") / "data" / name).read_bytes()
@@ -118,11 +133,6 @@ def load_heldout_digits() -> HeldoutDigits:
         (torch.Size([1, 8, 8]), True)
     """
     with np.load(io.BytesIO(data_file(HELDOUT_FILE)), allow_pickle=False) as archive:
-        pixels = archive["images"].astype(np.float32) / DIGIT_SCALE
-        labels = archive["labels"].astype(np.int64)
+        images, labels = digits_to_tensors(archive["images"], archive["labels"])
         indices = archive["indices"].astype(np.int64)
-    return HeldoutDigits(
-        images=torch.from_numpy(pixels).unsqueeze(1),
-        labels=torch.from_numpy(labels),
-        indices=torch.from_numpy(indices),
-    )
+    return HeldoutDigits(images=images, labels=labels, indices=torch.from_numpy(indices))

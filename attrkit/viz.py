@@ -70,10 +70,17 @@ def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
         raise ValueError(f"`{name}` must be one of {', '.join(choices)}; got {value!r}")
 
 
+def _as_array(values: ArrayLike) -> FloatArray:
+    """A tensor or array as a float64 NumPy array of the same shape."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
 def _as_hwc(value: ArrayLike, name: str) -> FloatArray:
     """An image or attribution as a float ``H x W x C`` array (see the module docstring)."""
     if isinstance(value, torch.Tensor):
-        array = value.detach().cpu().double().numpy()
+        array = _as_array(value)
         if array.ndim == 4 and array.shape[0] == 1:
             array = array[0]
         if array.ndim == 3:
@@ -130,8 +137,7 @@ def attribution_scale(
     """
     if not 0 <= outlier_perc <= 100:
         raise ValueError(f"`outlier_perc` must be between 0 and 100; got {outlier_perc}")
-    values = attr.detach().cpu().double().numpy() if isinstance(attr, torch.Tensor) else attr
-    magnitudes = np.sort(np.abs(_signed(np.asarray(values, dtype=np.float64), sign)), axis=None)
+    magnitudes = np.sort(np.abs(_signed(_as_array(attr), sign)), axis=None)
     if magnitudes.size == 0:
         raise ValueError("`attr` is empty")
     cumulative = np.cumsum(magnitudes)
@@ -168,8 +174,7 @@ def normalize_attr(
         >>> normalize_attr(np.array([-2.0, 1.0, 4.0]), sign="all", outlier_perc=0)
         array([-0.5 ,  0.25,  1.  ])
     """
-    values = attr.detach().cpu().double().numpy() if isinstance(attr, torch.Tensor) else attr
-    signed = _signed(np.asarray(values, dtype=np.float64), sign)
+    signed = _signed(_as_array(attr), sign)
     if scale is None:
         scale = attribution_scale(signed, sign, outlier_perc)
     if scale == 0:
@@ -194,10 +199,11 @@ def _display_image(image: ArrayLike) -> FloatArray:
     return np.clip(array, 0.0, 1.0)
 
 
-def _new_axes(fig_size: tuple[float, float]) -> tuple[Figure, Axes]:
+def _new_figure(fig_size: tuple[float, float]) -> Figure:
+    """A figure with the compressed layout on the Agg canvas."""
     figure = Figure(figsize=fig_size, layout="compressed")
     FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
+    return figure
 
 
 def _root(figure: FigureBase) -> Figure:
@@ -275,7 +281,8 @@ def visualize_image_attr(
         raise ValueError(f'`sign` "all" cannot be shown with `method` {method!r}; pick one sign')
     if method != "heat_map" and original_image is None:
         raise ValueError(f"`original_image` is needed for `method` {method!r}")
-    figure, axes = (_root(ax.figure), ax) if ax is not None else _new_axes(fig_size)
+    axes = ax if ax is not None else _new_figure(fig_size).add_subplot()
+    figure = _root(axes.figure)
     _plain(axes)
     values = _as_map(attr)
     if scale is None:
@@ -395,11 +402,7 @@ def attribution_grid(
         )
     if not rows:
         raise ValueError("`images` is empty")
-    figure = Figure(
-        figsize=(cell_size * (1 + len(columns)), cell_size * len(rows) + 0.9),
-        layout="compressed",
-    )
-    FigureCanvasAgg(figure)
+    figure = _new_figure((cell_size * (1 + len(columns)), cell_size * len(rows) + 0.9))
     grid = figure.subplots(len(rows), 1 + len(columns), squeeze=False)
     column_cmap = cmap if cmap is not None else _DEFAULT_CMAPS[sign]
     for row, image in enumerate(rows):

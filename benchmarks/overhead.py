@@ -41,6 +41,7 @@ import torch  # noqa: E402
 import attrkit  # noqa: E402
 from attrkit.relu_override import ReluOverride  # noqa: E402
 from benchmarks import _models  # noqa: E402
+from benchmarks.run import _plain_gradient, _timed, _warm_up  # noqa: E402
 
 
 def _native_relu(x: torch.Tensor, inplace: bool) -> torch.Tensor:
@@ -55,17 +56,12 @@ class _SaliencyInsideOverride(attrkit.Saliency):
 
 
 def steps(model: torch.nn.Module, x: torch.Tensor, target: int) -> dict[str, Callable[[], Any]]:
-    def plain() -> Any:
-        leaf = x.detach().requires_grad_()
-        selected = model(leaf)[:, target]
-        return torch.autograd.grad(selected, leaf, grad_outputs=torch.ones_like(selected))[0]
-
     saliency = attrkit.Saliency(model)
     inside = _SaliencyInsideOverride(model)
     deconvolution = attrkit.Deconvolution(model)
     guided = attrkit.GuidedBackprop(model)
     return {
-        "plain": plain,
+        "plain": _plain_gradient(model, x, target),
         "+ call machinery": lambda: saliency.attribute(x, target=target, abs=False),
         "+ ReLU override, native rule": lambda: inside.attribute(x, target=target, abs=False),
         "Deconvolution": lambda: deconvolution.attribute(x, target=target),
@@ -77,15 +73,10 @@ def measure(
     calls: dict[str, Callable[[], Any]], repeats: int, number: int
 ) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for call in calls.values():
-        for _ in range(number):
-            call()
+    _warm_up(calls.values(), number)
     for _ in range(repeats):
         for name, call in calls.items():
-            start = time.thread_time()
-            for _ in range(number):
-                call()
-            times[name].append((time.thread_time() - start) / number)
+            times[name].append(_timed(call, number, lambda: None, time.thread_time))
     return times
 
 

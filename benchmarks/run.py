@@ -54,7 +54,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT))  # benchmark the checkout's attrkit
 import torch  # noqa: E402
 
 import attrkit  # noqa: E402
+from attrkit._table import markdown_table  # noqa: E402
 from benchmarks import _models  # noqa: E402
 
 #: The methods of the performance contract (docs/performance.rst).
@@ -131,11 +132,15 @@ def _count_relus(model: torch.nn.Module, x: torch.Tensor) -> int:
 
 
 def make_setup(
-    model_name: str, batch: int, args: argparse.Namespace, contract_only: bool = False
+    model_name: str,
+    batch: int,
+    args: argparse.Namespace,
+    methods: Sequence[str],
+    contract_only: bool = False,
 ) -> Setup:
-    """Build the model, the inputs and one callable per variant: every method on the
-    small models, the contract's methods only on the large ones (and with
-    ``contract_only``)."""
+    """Build the model, the inputs and one callable per variant of ``methods`` (see
+    :func:`_methods`): every method on the small models, the contract's methods only on the
+    large ones (and with ``contract_only``)."""
     import captum.attr
 
     spec, model = _models.build(model_name, use_torchvision=not args.no_torchvision)
@@ -148,6 +153,24 @@ def make_setup(
         classes = model(x[:1]).shape[1]
     labels = torch.randint(classes, (batch,), generator=generator).to(device)
     target: int | torch.Tensor = 1 if spec.int_target else labels
+    variants: dict[str, Callable[[], Any]] = {"plain": _plain_gradient(model, x, target)}
+    setup = Setup(model_name, batch, variants, _count_relus(model, x), spec.description)
+    for name in methods:
+        if name not in CONTRACT and (contract_only or not spec.cheap):
+            continue
+        kwargs = _attribute_kwargs(name, args)
+        ours = attrkit.create(name, model)
+        theirs = getattr(captum.attr, attrkit.method_info(name).cls.__name__)(model)
+        variants[f"attrkit:{name}"] = _bind(ours, x, target, kwargs)
+        variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
+    _check(setup, model, x, target)
+    return setup
+
+
+def _plain_gradient(
+    model: torch.nn.Module, x: torch.Tensor, target: int | torch.Tensor
+) -> Callable[[], Any]:
+    """The ``plain`` variant: forward, select the target, ``torch.autograd.grad``."""
 
     def plain() -> Any:
         leaf = x.detach().requires_grad_()
@@ -158,18 +181,7 @@ def make_setup(
             selected = output.gather(1, target[:, None]).squeeze(1)
         return torch.autograd.grad(selected, leaf, grad_outputs=torch.ones_like(selected))[0]
 
-    variants: dict[str, Callable[[], Any]] = {"plain": plain}
-    setup = Setup(model_name, batch, variants, _count_relus(model, x), spec.description)
-    for name in _methods(args.methods):
-        if name not in CONTRACT and (contract_only or not spec.cheap):
-            continue
-        kwargs = _attribute_kwargs(name, args)
-        ours = attrkit.create(name, model)
-        theirs = getattr(captum.attr, attrkit.method_info(name).cls.__name__)(model)
-        variants[f"attrkit:{name}"] = _bind(ours, x, target, kwargs)
-        variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
-    _check(setup, model, x, target)
-    return setup
+    return plain
 
 
 def _bind(method: Any, x: torch.Tensor, target: Any, kwargs: dict[str, Any]) -> Callable[[], Any]:
@@ -204,12 +216,20 @@ def _synchronize(device: str) -> Callable[[], None]:
     return lambda: None
 
 
+def _warm_up(calls: Iterable[Callable[[], Any]], number: int) -> None:
+    """Call each of ``calls`` ``number`` times."""
+    for call in calls:
+        for _ in range(number):
+            call()
+
+
 def _timed(
     call: Callable[[], Any],
     number: int,
     synchronize: Callable[[], None],
     clock: Callable[[], float],
 ) -> float:
+    """Seconds per call of ``number`` calls of ``call``, timed by ``clock``."""
     synchronize()
     start = clock()
     for _ in range(number):
@@ -222,9 +242,7 @@ def time_setup(setup: Setup, args: argparse.Namespace) -> dict[str, list[float]]
     """Seconds per call of every variant, one entry per repetition."""
     synchronize = _synchronize(args.device)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    for call in setup.variants.values():
-        for _ in range(args.warmup):
-            call()
+    _warm_up(setup.variants.values(), args.warmup)
     slowest = max(_timed(call, 1, synchronize, clock) for call in setup.variants.values())
     number = max(1, math.ceil(args.min_time / max(slowest, 1e-9)))
     names = list(setup.variants)
@@ -479,9 +497,7 @@ class Document:
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         if self.markdown:
-            self.lines.append("| " + " | ".join(header) + " |")
-            self.lines.append("|" + "|".join("---" for _ in header) + "|")
-            self.lines += ["| " + " | ".join(row) + " |" for row in rows]
+            self.lines.append(markdown_table(header, rows))
         else:
             self.lines += [".. list-table::", "   :header-rows: 1", ""]
             for row in [header, *rows]:
@@ -537,9 +553,9 @@ def render(
     args: argparse.Namespace,
     load: tuple[float, float],
     markdown: bool,
+    methods: Sequence[str],
 ) -> str:
     doc = Document(markdown)
-    methods = _methods(args.methods)
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     doc.heading("Benchmark setup")
     doc.bullets(
@@ -677,9 +693,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.device.startswith("cuda") and args.clock == "cpu":
         print("--clock cpu: a GPU's work is not the process's CPU time", file=sys.stderr)
         return 2
+    methods = _methods(args.methods)
     if args.memory_worker:
         model_name, batch = args.memory_worker[0], int(args.memory_worker[1])
-        print(json.dumps(measure_memory(make_setup(model_name, batch, args), args)))
+        print(json.dumps(measure_memory(make_setup(model_name, batch, args, methods), args)))
         return 0
     load_start = os.getloadavg()[0]
     results, depth = [], []
@@ -690,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     for model_name, batch, is_depth in configs:
         print(f"{model_name} batch {batch} ...", file=sys.stderr, flush=True)
-        setup = make_setup(model_name, batch, args, contract_only=is_depth)
+        setup = make_setup(model_name, batch, args, methods, contract_only=is_depth)
         times = time_setup(setup, args)
         memory: dict[str, int] = {}
         if not args.no_memory and not is_depth:
@@ -700,10 +717,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 memory = memory_in_subprocess(model_name, batch, args)
         (depth if is_depth else results).append(Measured(setup, times, memory))
     load = (load_start, os.getloadavg()[0])
-    markdown = render(results, depth, args, load, markdown=True)
+    markdown = render(results, depth, args, load, True, methods)
     print(markdown)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    text = markdown if args.output.suffix == ".md" else render(results, depth, args, load, False)
+    text = (
+        markdown
+        if args.output.suffix == ".md"
+        else render(results, depth, args, load, False, methods)
+    )
     args.output.write_text(text)
     if args.json:
         raw = [

@@ -29,11 +29,11 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from attrkit._demo_model import (
-    DIGIT_SCALE,
     HELDOUT_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
     DigitsCNN,
+    digits_to_tensors,
 )
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "attrkit" / "data"
@@ -59,13 +59,8 @@ def main() -> None:
     train_idx, test_idx = train_test_split(
         indices, test_size=TEST_SIZE, random_state=SEED, stratify=digits.target
     )
-
-    def tensors(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.from_numpy(pixels[idx].astype(np.float32) / DIGIT_SCALE).unsqueeze(1)
-        return images, torch.from_numpy(digits.target[idx].astype(np.int64))
-
-    x_train, y_train = tensors(train_idx)
-    x_test, y_test = tensors(test_idx)
+    x_train, y_train = digits_to_tensors(pixels[train_idx], digits.target[train_idx])
+    x_test, y_test = digits_to_tensors(pixels[test_idx], digits.target[test_idx])
 
     model = DigitsCNN()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
