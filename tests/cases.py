@@ -8,11 +8,14 @@ the ReLU usages where Captum deviates; ``captum_deviation`` says how, and the re
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import captum.attr
 import pytest
 import torch
 from captum.testing.helpers import basic_models as captum_models
@@ -20,8 +23,19 @@ from torch import Tensor, nn
 
 from tests import models
 
+#: The ReLU rule of every method class that applies one: the two ReLU-override methods
+#: first, then their layer variants.
+RULE_OF_CLASS = {
+    "Deconvolution": "deconvolution",
+    "GuidedBackprop": "guided_backprop",
+    "NeuronDeconvolution": "deconvolution",
+    "NeuronGuidedBackprop": "guided_backprop",
+    "GuidedGradCam": "guided_backprop",
+}
 METHODS = ("Deconvolution", "GuidedBackprop")
-RULE_OF = {"Deconvolution": "deconvolution", "GuidedBackprop": "guided_backprop"}
+RULE_OF = {method: RULE_OF_CLASS[method] for method in METHODS}
+#: The ReLU-override method of each rule.
+METHOD_OF_RULE = {rule: method for method, rule in RULE_OF.items()}
 DTYPES = (torch.float32, torch.float64)
 BATCH = 3
 
@@ -90,7 +104,17 @@ class Case:
     def extra_args(self, dtype: torch.dtype = torch.float32, batch: int = BATCH) -> Any:
         return None if self.extra is None else self.extra(batch, dtype)
 
-    def attribute_inputs(self, inputs: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    def extra_tuple(
+        self, dtype: torch.dtype = torch.float32, batch: int = BATCH
+    ) -> tuple[Any, ...]:
+        """The additional arguments as the tuple ``forward`` receives after the inputs."""
+        extra = self.extra_args(dtype, batch)
+        if extra is None:
+            return ()
+        return extra if isinstance(extra, tuple) else (extra,)
+
+    @staticmethod
+    def attribute_inputs(inputs: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
         """What the user passes: a tensor for one input, a tuple for several."""
         return inputs[0] if len(inputs) == 1 else inputs
 
@@ -405,14 +429,35 @@ class MethodSpec:
     def kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
         return {**self.attribute_kwargs, **(self.float64_kwargs if dtype == torch.float64 else {})}
 
+    def create(self, library: Any, model: nn.Module, layer: str | None) -> Any:
+        """The method from ``library`` (``attrkit`` or ``captum.attr``) for ``model`` (and
+        its submodule ``layer``, for a layer method)."""
+        if self.wraps:
+            return getattr(library, self.cls)(getattr(library, self.wraps)(model))
+        layers = (model.get_submodule(layer),) if self.layer else ()
+        return getattr(library, self.cls)(model, *layers, **self.init_kwargs)
 
-RULE_OF_CLASS = {
-    "Deconvolution": "deconvolution",
-    "NeuronDeconvolution": "deconvolution",
-    "GuidedBackprop": "guided_backprop",
-    "NeuronGuidedBackprop": "guided_backprop",
-    "GuidedGradCam": "guided_backprop",
-}
+    def attribute(
+        self,
+        library: Any,
+        model: nn.Module,
+        layer: str | None,
+        inputs: Tensor | tuple[Tensor, ...],
+        selection: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the method from ``library`` with ``selection`` as its ``neuron_selector``
+        (or ``target``) and ``kwargs``; a scalar baseline is given once per input, and
+        Captum's warnings (on every call) are silenced."""
+        kwargs = {"neuron_selector" if self.neuron else "target": selection, **kwargs}
+        if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
+            kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)  # a scalar per input
+        with warnings.catch_warnings():
+            if library is captum.attr:
+                warnings.simplefilter("ignore")
+            return self.create(library, model, layer).attribute(inputs, **kwargs)
+
+
 IG = {"n_steps": 8}
 NOISE = {"nt_samples": 3, "stdevs": 0.3}
 STILL = {"stdevs": 0.0}
@@ -507,9 +552,7 @@ def captum_agrees_with(case: Case, spec: MethodSpec) -> bool:
     rule = spec.relu_rule
     if rule is None:
         return case.id not in CAPTUM_PLAIN_CRASHES
-    return captum_agrees(
-        case, {"deconvolution": "Deconvolution", "guided_backprop": "GuidedBackprop"}[rule]
-    )
+    return captum_agrees(case, METHOD_OF_RULE[rule])
 
 
 def neuron_selectors(shape: tuple[int, ...]) -> list[tuple[str, Any]]:
@@ -521,3 +564,27 @@ def neuron_selectors(shape: tuple[int, ...]) -> list[tuple[str, Any]]:
     forms.append(("tuple-with-slice", (slice(0, 2), *last[1:])))
     forms.append(("callable", lambda t: t.reshape(t.shape[0], -1)[:, :3].sum(dim=1)))
     return forms
+
+
+@functools.cache
+def layer_shape(case: Case, to_input: bool) -> tuple[int, ...]:
+    """Per-example shape of the case's layer output (or input)."""
+    model = case.build()
+    shapes: list[tuple[int, ...]] = []
+    layer = model.get_submodule(LAYERS[case.id])
+    if to_input:
+        handle = layer.register_forward_pre_hook(lambda m, a: shapes.append(a[0].shape[1:]))
+    else:
+        handle = layer.register_forward_hook(lambda m, a, o: shapes.append(o.shape[1:]))
+    with torch.no_grad():
+        model(*case.inputs(), *case.extra_tuple())
+    handle.remove()
+    return tuple(shapes[0])
+
+
+def selections(spec: MethodSpec, case: Case) -> list[tuple[str, Any]]:
+    """Every neuron selector (neuron methods) or target form (the others) of ``case``."""
+    if spec.neuron:
+        to_input = spec.attribute_kwargs.get("attribute_to_neuron_input", False)
+        return neuron_selectors(layer_shape(case, to_input))
+    return target_forms(case.output_shape)

@@ -5,6 +5,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+# Plain asserts in the shared helpers report their values, as in the test modules.
+pytest.register_assert_rewrite("tests.helpers")
+
 # Under pytest-xdist every worker gets one intra-op thread, so workers do not compete.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)

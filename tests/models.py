@@ -4,6 +4,7 @@ ReLU usages where hook-based implementations go wrong."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -312,3 +313,26 @@ class RaisingNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.relu(self.fc(x))
         raise RuntimeError("forward failed on purpose")
+
+
+# ------------------------------------------------------------------- bad-input fuzzing
+
+#: The batch size and per-example image shape ``FuzzNet``'s tests call it with.
+BATCH = 2
+IMAGE = (2, 5, 5)
+
+
+class FuzzNet(nn.Module):
+    """Conv, ReLU, adaptive pooling (any image size works) and a linear head; an
+    optional additional argument scales the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x: Tensor, scale: Any = None) -> Tensor:
+        out = self.fc(F.adaptive_avg_pool2d(self.relu(self.conv(x)), 2).flatten(1))
+        return out if scale is None else out * scale

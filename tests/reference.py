@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -97,6 +98,44 @@ def reference_attribution(
     return tuple(
         torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)
     )
+
+
+#: The registered methods whose result follows from one reference gradient.
+ONE_GRADIENT_METHODS = ("deconvolution", "guided_backprop", "saliency", "input_x_gradient")
+
+
+def reference_method(
+    name: str,
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    target: object,
+    additional_forward_args: tuple[Any, ...] = (),
+    abs: bool = True,
+) -> tuple[Tensor, ...]:
+    """The definition-based result of registered method ``name`` (one of
+    ``ONE_GRADIENT_METHODS``): its rule's attribution for deconvolution and guided
+    backpropagation, the gradient's absolute value (with ``abs``) for saliency, input times
+    gradient for input x gradient."""
+    rule = name if name in RULES else None
+    grads = reference_attribution(model, inputs, target, additional_forward_args, rule)
+    if name == "saliency" and abs:
+        return tuple(g.abs() for g in grads)
+    if name == "input_x_gradient":
+        return tuple(x * g for x, g in zip(inputs, grads, strict=True))
+    return grads
+
+
+def quadrature(method: str, n_steps: int) -> list[tuple[float, float]]:
+    """(point, weight) pairs on [0, 1] of each of Integrated Gradients' rules, written out
+    from its definition."""
+    n = n_steps
+    if method == "gausslegendre":
+        points, weights = np.polynomial.legendre.leggauss(n)
+        return [(0.5 * (1 + p), 0.5 * w) for p, w in zip(points, weights, strict=True)]
+    if method == "riemann_trapezoid":
+        return [(k / (n - 1), (0.5 if k in (0, n - 1) else 1.0) / (n - 1)) for k in range(n)]
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    return [((k + offset) / n, 1.0 / n) for k in range(n)]
 
 
 def _capture(layer: Any, to_input: bool, store: list[Tensor]) -> Any:

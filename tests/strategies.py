@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from tests.cases import target_forms
+from tests.cases import Case, target_forms
 from tests.models import RELU_SPELLINGS
 
 Shape = tuple[int, ...]
@@ -143,13 +143,6 @@ class Graph:
     @property
     def relus(self) -> list[Relu]:
         return [node for node in self.nodes() if isinstance(node, Relu)]
-
-    @property
-    def only_distinct_relu_modules(self) -> bool:
-        """Every ReLU is a distinct ``nn.ReLU`` module used once, and no ReLU's input is
-        used elsewhere: the models where Captum follows the definition."""
-        skip_relu = any(isinstance(n, Skip) and isinstance(n.fn, Relu) for n in self.body)
-        return not skip_relu and all(r.spelling == "module" for r in self.relus)
 
     def features(self) -> set[str]:
         """What the graph exercises, for hypothesis' statistics."""
@@ -492,9 +485,8 @@ class Problem:
     def inputs(self) -> tuple[Tensor, ...]:
         return self.graph.inputs(self.batch, self.dtype, self.input_seed)
 
-    def given(self, inputs: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
-        """What a user passes: a tensor for one input, a tuple for several."""
-        return inputs[0] if len(inputs) == 1 else inputs
+    #: What a user passes: a tensor for one input, a tuple for several.
+    given = staticmethod(Case.attribute_inputs)
 
 
 @st.composite

@@ -21,10 +21,9 @@ import attrkit
 from attrkit.audit import AuditReport, group_paths, relu_rule
 from tests import models
 from tests.cases import ALL_CASES, METHODS, RULE_OF, Case, captum_agrees, case_params, first_target
-from tests.helpers import captum_attribute
+from tests.helpers import assert_same, captum_attribute, snapshot
 from tests.reference import reference_attribution, select_reference
 from tests.report_schemas import AUDIT_SCHEMA
-from tests.test_hygiene import assert_same, snapshot
 
 MODELS_FILE = inspect.getsourcefile(models)
 
@@ -47,15 +46,9 @@ def matches_reference(result: tuple[Tensor, ...], expected: tuple[Tensor, ...]) 
 
 
 # ------------------------------------------------------------------ extra reuse models
-class ReuseInterleaved(nn.Module):
+class ReuseInterleaved(models.ReusedReluParallel):
     """One nn.ReLU on two branches, the second branch computed after the first ReLU:
     Captum's output-gradient slot is still right (the audit must say ok)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.left, self.right = nn.Linear(5, 8), nn.Linear(5, 8)
-        self.relu = nn.ReLU()
-        self.out = nn.Linear(16, 4)
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.relu(self.left(x))
@@ -121,20 +114,18 @@ def test_captum_verdict_matches_the_documented_deviations(case, method):
 
 def _captum_follows_definition(case: Case, method: str) -> bool:
     model, inputs, target = case.build(), case.inputs(), first_target(case)
-    extra = case.extra_args()
     try:
         theirs = captum_attribute(
             method,
             model,
             case.attribute_inputs(inputs),
             target=target,
-            additional_forward_args=extra,
+            additional_forward_args=case.extra_args(),
         )
     except RuntimeError:
         return False
-    extra_tuple = () if extra is None else extra if isinstance(extra, tuple) else (extra,)
     expected = reference_attribution(
-        case.build_reference(), inputs, target, extra_tuple, RULE_OF[method]
+        case.build_reference(), inputs, target, case.extra_tuple(), RULE_OF[method]
     )
     return matches_reference(theirs, expected)
 
@@ -169,8 +160,7 @@ def test_reuse_verdicts_are_the_expected_ones():
 
 def _zennit_follows_definition(case: Case, rule: str) -> bool:
     model, inputs, target = case.build(), case.inputs(), first_target(case)
-    extra = case.extra_args()
-    extra_tuple = () if extra is None else extra if isinstance(extra, tuple) else (extra,)
+    extra_tuple = case.extra_tuple()
 
     class Bound(nn.Module):
         def __init__(self) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +14,7 @@ import torchvision
 import attrkit
 from attrkit.relu_override import ReluOverride, deconvolution_relu
 from benchmarks import _models
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg11", "densenet121"])

@@ -16,24 +16,9 @@ from PIL import Image
 import attrkit
 from attrkit.cli import main
 from attrkit.demo import load_heldout_digits
+from tests.helpers import assert_one_line_error, png_size, run_cli
 
 ATTRKIT_SCRIPT = Path(sys.executable).parent / "attrkit"
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "attrkit", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-
-
-def _decoded_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        image.load()
-        return image.size
 
 
 @pytest.mark.parametrize(
@@ -49,7 +34,7 @@ def test_demo_writes_the_figure_and_prints_the_table(tmp_path, command):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    width, height = _decoded_size(tmp_path / "attrkit-demo.png")
+    width, height = png_size(tmp_path / "attrkit-demo.png")
     assert width > len(attrkit.available_methods()) * 100
     assert height > 6 * 100
     verdicts = {}
@@ -138,7 +123,7 @@ def test_explain_writes_one_heatmap_per_image_and_method(tmp_path, digit_images)
     assert {path.name for path in out.iterdir()} == expected
     assert set(result.stdout.split()) == {str(out / name) for name in expected}
     for name in expected:
-        assert _decoded_size(out / name) == (400, 460)
+        assert png_size(out / name) == (400, 460)
 
 
 def test_explain_quiet_prints_nothing(tmp_path, digit_images):
@@ -208,21 +193,12 @@ def _explain_argv(tmp_path: Path, digit_image: Path, args: list[str]) -> list[st
     return ["explain", *options, "--method", method, "--out", str(tmp_path / "out"), image]
 
 
-def _assert_one_line_error(status: int, stderr: str, message: str) -> None:
-    assert status == 2
-    assert "Traceback" not in stderr
-    (line,) = stderr.splitlines()
-    assert line.startswith("attrkit explain: error: ")
-    assert message in line
-
-
 @pytest.mark.parametrize(("args", "message"), EXPLAIN_ERRORS)
 def test_explain_error_is_one_line(tmp_path, digit_images, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
     status = main(_explain_argv(tmp_path, digit_images[0], args))
     captured = capsys.readouterr()
-    _assert_one_line_error(status, captured.err, message)
-    assert captured.out == ""
+    assert_one_line_error(status, captured.out, captured.err, "explain", message)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -232,7 +208,7 @@ def test_explain_error_is_one_line(tmp_path, digit_images, monkeypatch, capsys, 
 )
 def test_explain_error_in_a_subprocess(tmp_path, digit_images, args, message):
     result = run_cli(*_explain_argv(tmp_path, digit_images[0], args), cwd=tmp_path)
-    _assert_one_line_error(result.returncode, result.stderr, message)
+    assert_one_line_error(result.returncode, result.stdout, result.stderr, "explain", message)
 
 
 @pytest.mark.parametrize(

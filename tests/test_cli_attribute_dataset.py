@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
 import attrkit
 from tests import dataset_fixtures as fixtures
-from tests.test_dataset import ROOT, assert_same_run
+from tests.helpers import assert_same_run, run_cli
 
 FIXTURES = "tests.dataset_fixtures"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "attrkit", "attribute-dataset", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
 
 
 def base_args(out, method: str = "integrated_gradients") -> list[str]:
@@ -39,7 +26,14 @@ def test_cli_writes_what_the_function_writes(tmp_path):
         model.head[1].weight.mul_(-1.5)
     torch.save(model.state_dict(), tmp_path / "weights.pt")
     args = base_args(tmp_path / "cli")
-    result = run_cli(*args, "--weights", str(tmp_path / "weights.pt"), "--option", "n_steps=3")
+    result = run_cli(
+        "attribute-dataset",
+        *args,
+        "--weights",
+        str(tmp_path / "weights.pt"),
+        "--option",
+        "n_steps=3",
+    )
     assert result.returncode == 0, result.stderr
     assert "38 attributions by integrated_gradients, shape (38, 3, 8, 8)" in result.stdout
     assert "samples/s" in result.stderr
@@ -59,12 +53,12 @@ def test_cli_writes_what_the_function_writes(tmp_path):
 
 def test_cli_resume(tmp_path):
     args = base_args(tmp_path / "out", "saliency")
-    assert run_cli(*args, "--quiet").returncode == 0
-    again = run_cli(*args, "--quiet")
+    assert run_cli("attribute-dataset", *args, "--quiet").returncode == 0
+    again = run_cli("attribute-dataset", *args, "--quiet")
     assert again.returncode == 2
     assert again.stderr.count("\n") == 1
     assert "already holds a complete run; pass resume=True" in again.stderr
-    resumed = run_cli(*args, "--quiet", "--resume")
+    resumed = run_cli("attribute-dataset", *args, "--quiet", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout == ""
 
@@ -84,7 +78,7 @@ def test_cli_errors_are_one_line(tmp_path, change, message):
     args = base_args(tmp_path / "out")
     position = args.index(change[0]) if change[0] in args else len(args)
     args[position : position + 2] = change
-    result = run_cli(*args)
+    result = run_cli("attribute-dataset", *args)
     assert result.returncode == 2
     assert result.stderr.startswith("attrkit attribute-dataset: error: ")
     assert result.stderr.count("\n") == 1

@@ -1,47 +1,39 @@
 """``attrkit compare`` and ``attrkit audit``, run as a user runs them: in a subprocess, from
-the repository root, with the model factories of tests/cli_models.py."""
+the repository root, with the model factories of tests/cli_models.py. The error tables run
+in this process through ``attrkit.cli.main`` (a few rows also in a subprocess)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import numpy as np
 import pytest
 import torch
 
+from attrkit.cli import main
 from tests import cli_models
+from tests.helpers import ROOT, assert_one_line_error, run_cli
 from tests.report_schemas import AUDIT_SCHEMA, COMPARE_SCHEMA
 
-ROOT = Path(__file__).resolve().parent.parent
 AGREE = ["--model", "tests.cli_models:relu_modules", "--input-shape", "2,3,12,12"]
 DIFFER = ["--model", "tests.cli_models:functional_relu", "--input-shape", "2,3,6,6"]
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "attrkit", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env=env,
-    )
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``attrkit ARGS`` run in this process from the repository root (as the subprocess
+    runs): returns (exit status, stdout, stderr)."""
+    monkeypatch.chdir(ROOT)
 
+    def run(*args: str) -> tuple[int, str, str]:
+        status = main(list(args))
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], command: str, text: str):
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"attrkit {command}: error: ")
-    assert text in lines[0]
-    assert "Traceback" not in result.stderr
+    return run
 
 
 # -------------------------------------------------------------------------- compare
@@ -164,20 +156,39 @@ AUDIT_ERRORS = ("spec-without-colon", "not-a-module", "missing-input", "shape-mi
         if p.id in AUDIT_ERRORS
     ],
 )
-def test_model_and_input_errors(command, args, message):
+def test_model_and_input_errors(cli, command, args, message):
     extra = ["--target", "1"] if command == "compare" else []
-    assert_one_line_error(run_cli(command, *args, *extra), command, message)
+    assert_one_line_error(*cli(command, *args, *extra), command, message)
 
 
-def test_bad_weights_and_input_files(tmp_path):
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        pytest.param("compare", *p.values, id=f"compare-{p.id}")
+        for p in MODEL_AND_INPUT_ERRORS
+        if p.id in ("spec-without-colon", "missing-input")
+    ]
+    + [
+        pytest.param("audit", *p.values, id=f"audit-{p.id}")
+        for p in MODEL_AND_INPUT_ERRORS
+        if p.id == "shape-mismatch"
+    ],
+)
+def test_model_and_input_errors_in_a_subprocess(command, args, message):
+    extra = ["--target", "1"] if command == "compare" else []
+    result = run_cli(command, *args, *extra)
+    assert_one_line_error(result.returncode, result.stdout, result.stderr, command, message)
+
+
+def test_bad_weights_and_input_files(cli, tmp_path):
     weights = tmp_path / "weights.pt"
     torch.save({"nonsense": torch.zeros(1)}, weights)
-    result = run_cli("compare", *AGREE, "--weights", str(weights), "--target", "1")
-    assert_one_line_error(result, "compare", "RuntimeError: Error(s) in loading state_dict")
+    result = cli("compare", *AGREE, "--weights", str(weights), "--target", "1")
+    assert_one_line_error(*result, "compare", "RuntimeError: Error(s) in loading state_dict")
     text = tmp_path / "x.txt"
     text.write_text("1 2 3")
-    result = run_cli("audit", "--model", "tests.cli_models:relu_modules", "--input", str(text))
-    assert_one_line_error(result, "audit", "unknown file type .txt")
+    result = cli("audit", "--model", "tests.cli_models:relu_modules", "--input", str(text))
+    assert_one_line_error(*result, "audit", "unknown file type .txt")
 
 
 @pytest.mark.parametrize(
@@ -200,14 +211,14 @@ def test_bad_weights_and_input_files(tmp_path):
                      "--rtol: `tolerances.rtol` must be a number >= 0", id="bad-rtol"),
     ],
 )  # fmt: skip
-def test_compare_option_errors(args, message):
-    assert_one_line_error(run_cli("compare", *AGREE, *args), "compare", message)
+def test_compare_option_errors(cli, args, message):
+    assert_one_line_error(*cli("compare", *AGREE, *args), "compare", message)
 
 
-def test_predicted_target_needs_class_scores():
-    result = run_cli("compare", "--model", "tests.cli_models:scalar_output", "--input-shape",
-                     "2,5", "--target", "predicted")  # fmt: skip
-    assert_one_line_error(result, "compare", "--target predicted needs a model that returns N")
+def test_predicted_target_needs_class_scores(cli):
+    result = cli("compare", "--model", "tests.cli_models:scalar_output", "--input-shape",
+                 "2,5", "--target", "predicted")  # fmt: skip
+    assert_one_line_error(*result, "compare", "--target predicted needs a model that returns N")
 
 
 @pytest.mark.parametrize("command", ["compare", "audit"])

@@ -8,7 +8,6 @@ import json
 import math
 import runpy
 import sys
-from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -38,8 +37,8 @@ from tests.cases import (
     first_target,
     target_forms,
 )
+from tests.helpers import ROOT, assert_same, snapshot
 from tests.report_schemas import COMPARE_SCHEMA
-from tests.test_hygiene import assert_same, snapshot
 
 
 def compare_case(case: Case, method: str, **kwargs):
@@ -554,11 +553,10 @@ def test_validation_page_example_runs_and_says_what_the_page_says():
     """docs/validation.rst shows docs/examples/validation_densenet.py and the output the
     docs build records from it; the script asserts its claims, and the page's prose count
     is the audit's."""
-    root = Path(__file__).resolve().parent.parent
-    page = (root / "docs" / "validation.rst").read_text()
+    page = (ROOT / "docs" / "validation.rst").read_text()
     assert ".. literalinclude:: examples/validation_densenet.py" in page
     assert ".. literalinclude:: _generated/examples/validation_densenet.txt" in page
-    namespace = runpy.run_path(str(root / "docs" / "examples" / "validation_densenet.py"))
+    namespace = runpy.run_path(str(ROOT / "docs" / "examples" / "validation_densenet.py"))
     issues = namespace["audit"].issues("captum")
     assert f"The audit finds the {len(issues)} functional ReLUs" in page
     assert {f.form for f in issues} == {"functional"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import warnings
 from typing import Any
 
 import captum.attr
@@ -16,7 +15,6 @@ import torch
 from torch import nn
 
 import attrkit
-from attrkit._call import format_additional_forward_args
 from tests import models
 from tests.cases import (
     ALL_CASES,
@@ -29,10 +27,10 @@ from tests.cases import (
     MethodSpec,
     captum_agrees_with,
     first_target,
+    selections,
 )
 from tests.helpers import as_tuple, assert_all_close
 from tests.reference import reference_attribution
-from tests.test_parity_captum import build, selections
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -60,19 +58,10 @@ def on_cuda(value: Any) -> Any:
 def _run(library: Any, spec: MethodSpec, case: Case, selection: Any) -> Any:
     model = case.build().to(CUDA)
     inputs = case.attribute_inputs(on_cuda(case.inputs()))
-    kwargs = {
-        "neuron_selector" if spec.neuron else "target": selection,
-        "additional_forward_args": on_cuda(case.extra_args()),
-        **spec.attribute_kwargs,
-    }
+    kwargs = {"additional_forward_args": on_cuda(case.extra_args()), **spec.attribute_kwargs}
     if spec.cls == "NoiseTunnel":
         kwargs["stdevs"] = 0.0  # the libraries draw their noise differently on a GPU
-    if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
-        kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)
-    with warnings.catch_warnings():
-        if library is captum.attr:
-            warnings.simplefilter("ignore")  # Captum warns on every call
-        return build(library, spec, model, case).attribute(inputs, **kwargs)
+    return spec.attribute(library, model, LAYERS.get(case.id), inputs, selection, **kwargs)
 
 
 PARITY = [
@@ -114,7 +103,7 @@ def test_matches_definition_on_cuda(case, method):
         case.build_reference().to(CUDA),
         inputs,
         target,
-        format_additional_forward_args(extra),
+        on_cuda(case.extra_tuple()),
         RULE_OF[method],
     )
     ours = getattr(attrkit, method)(case.build().to(CUDA)).attribute(

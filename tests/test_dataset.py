@@ -22,9 +22,8 @@ from torch.utils.data.distributed import DistributedSampler
 import attrkit
 from attrkit.dataset import ShardedArray
 from tests import dataset_fixtures as fixtures
+from tests.helpers import ROOT, assert_same_run
 from tests.models import MixedArgsNet
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def attribute(out: Path, method: str = "guided_backprop", data: object = None, **kwargs):
@@ -84,22 +83,6 @@ np.savez(os.path.join(folder, "..", "read.npz"), **arrays)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     with np.load(folder.parent / "read.npz") as read:
         return dict(read)
-
-
-def assert_same_run(a: Path, b: Path, same_source: bool = True) -> None:
-    """Two runs wrote the same files, arrays and manifest (but its creation details, and
-    the description of the data when it came in different forms)."""
-    files = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
-    assert files == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
-    for name in files:
-        if name.endswith(".npy"):
-            np.testing.assert_array_equal(np.load(a / name), np.load(b / name), err_msg=name)
-    manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (a, b)]
-    for manifest in manifests:
-        del manifest["world_size"], manifest["created"]
-        if not same_source:
-            del manifest["run"]["data"]
-    assert manifests[0] == manifests[1]
 
 
 # ----------------------------------------------------------------------------- results

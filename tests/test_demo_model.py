@@ -7,7 +7,6 @@ import subprocess
 import sys
 import zipfile
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from attrkit.demo import DigitsCNN, load_demo_metadata, load_demo_model, load_heldout_digits
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q")
 DATA_FILES = ("digits_cnn.pt", "digits_cnn.json", "digits_heldout.npz")
 

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import attrkit
-from tests.helpers import as_tuple, run_in_thread
-from tests.reference import reference_attribution
+from tests.helpers import as_tuple, assert_same, quick_call, run_in_thread, snapshot
+from tests.models import BATCH, IMAGE, FuzzNet
+from tests.reference import ONE_GRADIENT_METHODS, reference_method
 from tests.strategies import (
     DTYPES,
     JUNK,
@@ -40,29 +40,8 @@ from tests.strategies import (
     some_tensors,
     tensor_specs,
 )
-from tests.test_hygiene import assert_same, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-BATCH = 2
-IMAGE = (2, 5, 5)
-
-
-class FuzzNet(nn.Module):
-    """Conv, ReLU, adaptive pooling (any image size works) and a linear head; an
-    optional additional argument scales the output."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(2, 3, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(12, 4)
-
-    def forward(self, x: Tensor, scale: Any = None) -> Tensor:
-        out = self.fc(F.adaptive_avg_pool2d(self.relu(self.conv(x)), 2).flatten(1))
-        return out if scale is None else out * scale
-
 
 # ------------------------------------------------------------------ valid calls
 
@@ -70,29 +49,18 @@ FAST_OPTIONS = {
     "integrated_gradients": {"n_steps": 3},
     "noise_tunnel": {"nt_samples": 2, "stdevs": 0.1},
 }
-#: Methods whose result the reference computes (for the correct-result check).
-REFERENCE_RULES = {
-    "deconvolution": "deconvolution",
-    "guided_backprop": "guided_backprop",
-    "saliency": None,
-    "input_x_gradient": None,
-}
 
 
 def valid_arguments(name: str, model: FuzzNet) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor and ``attribute`` arguments of a valid call of method ``name``."""
-    info = attrkit.method_info(name)
-    init: dict[str, Any] = {}
-    if "layer" in info.init_arguments:
-        init["layer"] = model.conv
-    if "base_method" in info.init_arguments:
-        init["base_method"] = "saliency"
-    kwargs: dict[str, Any] = dict(FAST_OPTIONS.get(name, {}))
-    if "neuron_selector" in info.attribute_arguments:
-        kwargs["neuron_selector"] = (1, 2, 2)
-    else:
-        kwargs["target"] = 1
-    return init, kwargs
+    return quick_call(
+        name,
+        layer=model.conv,
+        target=1,
+        neuron_selector=(1, 2, 2),
+        base_method="saliency",
+        options=FAST_OPTIONS,
+    )
 
 
 # ------------------------------------------------------------------ bad values
@@ -351,12 +319,8 @@ def check_result(
     # (and so attrkit's and Captum's guided backpropagation) lets it through: compare
     # with the reference on finite values only.
     finite = all(bool(x.isfinite().all()) for x in copies)
-    if name in REFERENCE_RULES and len(copies) == 1 and copies[0].shape[0] > 0 and finite:
-        expected = reference_attribution(model, copies, kwargs["target"], (), REFERENCE_RULES[name])
-        if name == "input_x_gradient":
-            expected = (copies[0] * expected[0],)
-        if name == "saliency":
-            expected = (expected[0].abs(),)
+    if name in ONE_GRADIENT_METHODS and len(copies) == 1 and copies[0].shape[0] > 0 and finite:
+        expected = reference_method(name, model, copies, kwargs["target"])
         torch.testing.assert_close(attributions, expected, equal_nan=True)
 
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import captum.attr
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -28,10 +27,22 @@ from torch import Tensor
 
 import attrkit
 from tests.cases import METHOD_SPECS, MethodSpec, neuron_selectors, target_forms
-from tests.helpers import as_tuple, assert_all_close, differs, fresh, run_in_thread
+from tests.helpers import (
+    as_tuple,
+    assert_all_close,
+    assert_matches_captum,
+    differs,
+    fresh,
+    is_neuron_method,
+    quick_call,
+    run_in_thread,
+)
 from tests.reference import (
+    ONE_GRADIENT_METHODS,
+    quadrature,
     reference_attribution,
     reference_grad_cam,
+    reference_method,
     reference_neuron_attribution,
 )
 from tests.strategies import GraphModel, Problem, problems
@@ -70,18 +81,6 @@ def draw_selector(
     return selector
 
 
-def quadrature(method: str, n_steps: int) -> list[tuple[float, float]]:
-    """(point, weight) pairs of each rule, written out from its definition."""
-    n = n_steps
-    if method == "gausslegendre":
-        points, weights = np.polynomial.legendre.leggauss(n)
-        return [(0.5 * (1 + p), 0.5 * w) for p, w in zip(points, weights, strict=True)]
-    if method == "riemann_trapezoid":
-        return [(k / (n - 1), (0.5 if k in (0, n - 1) else 1.0) / (n - 1)) for k in range(n)]
-    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
-    return [((k + offset) / n, 1.0 / n) for k in range(n)]
-
-
 # ------------------------------------------------- (a) the definition-based reference
 # One check per registered method: it draws the method's options, runs attrkit and
 # compares with an expectation built from tests/reference.py only.
@@ -95,26 +94,18 @@ def _run(problem: Problem, name: str, init: dict[str, Any], **kwargs: Any) -> tu
     return as_tuple(explainer.attribute(problem.given(problem.inputs()), **kwargs))
 
 
-def _relu_rule_check(name: str, rule: str) -> Check:
+def _simple_check(name: str) -> Check:
+    """Deconvolution, guided backpropagation, Saliency (``abs`` drawn) or Input x
+    Gradient: ``reference_method``."""
+
     def check(problem: Problem, data: st.DataObject) -> None:
-        ours = _run(problem, name, {}, target=problem.target)
-        assert_all_close(ours, reference(problem, problem.inputs(), rule))
+        options = {"abs": data.draw(st.booleans(), label="abs")} if name == "saliency" else {}
+        ours = _run(problem, name, {}, target=problem.target, **options)
+        inputs = problem.inputs()
+        expected = reference_method(name, twin(problem), inputs, problem.target, **options)
+        assert_all_close(ours, expected)
 
     return check
-
-
-def check_saliency(problem: Problem, data: st.DataObject) -> None:
-    absolute = data.draw(st.booleans(), label="abs")
-    ours = _run(problem, "saliency", {}, target=problem.target, abs=absolute)
-    grads = reference(problem, problem.inputs(), None)
-    assert_all_close(ours, tuple(g.abs() for g in grads) if absolute else grads)
-
-
-def check_input_x_gradient(problem: Problem, data: st.DataObject) -> None:
-    ours = _run(problem, "input_x_gradient", {}, target=problem.target)
-    inputs = problem.inputs()
-    grads = reference(problem, inputs, None)
-    assert_all_close(ours, tuple(x * g for x, g in zip(inputs, grads, strict=True)))
 
 
 def check_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
@@ -160,20 +151,10 @@ def check_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
     assert_all_close(ours, tuple(expected))
 
 
-NOISE_TUNNEL_BASES = {
-    "deconvolution": lambda p, x: reference(p, x, "deconvolution"),
-    "guided_backprop": lambda p, x: reference(p, x, "guided_backprop"),
-    "saliency": lambda p, x: tuple(g.abs() for g in reference(p, x, None)),
-    "input_x_gradient": lambda p, x: tuple(
-        a * g for a, g in zip(x, reference(p, x, None), strict=True)
-    ),
-}
-
-
 def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
     """Without noise every copy is the input itself: smoothgrad is the method,
     smoothgrad_sq its square, vargrad zero."""
-    base = data.draw(st.sampled_from(sorted(NOISE_TUNNEL_BASES)), label="base_method")
+    base = data.draw(st.sampled_from(sorted(ONE_GRADIENT_METHODS)), label="base_method")
     nt_type = data.draw(
         st.sampled_from(["smoothgrad", "smoothgrad_sq", "vargrad"]), label="nt_type"
     )
@@ -189,7 +170,7 @@ def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
         nt_samples_batch_size=chunk,
         stdevs=0.0,
     )
-    plain = NOISE_TUNNEL_BASES[base](problem, problem.inputs())
+    plain = reference_method(base, twin(problem), problem.inputs(), problem.target)
     expected = {
         "smoothgrad": plain,
         "smoothgrad_sq": tuple(a * a for a in plain),
@@ -257,10 +238,7 @@ def check_guided_grad_cam(problem: Problem, data: st.DataObject) -> None:
 
 
 REFERENCE_CHECKS: dict[str, Check] = {
-    "deconvolution": _relu_rule_check("deconvolution", "deconvolution"),
-    "guided_backprop": _relu_rule_check("guided_backprop", "guided_backprop"),
-    "saliency": check_saliency,
-    "input_x_gradient": check_input_x_gradient,
+    **{name: _simple_check(name) for name in ONE_GRADIENT_METHODS},
     "integrated_gradients": check_integrated_gradients,
     "noise_tunnel": check_noise_tunnel,
     "neuron_deconvolution": _neuron_check("neuron_deconvolution", "deconvolution"),
@@ -294,30 +272,13 @@ def test_matches_definition_on_random_models(name, data):
 # ----------------------------------------------------------------------- (b) Captum
 
 
-def construct(library: Any, spec: MethodSpec, model: GraphModel, layer: str | None) -> Any:
-    """The method of ``spec`` from ``library`` (attrkit or captum.attr)."""
-    if spec.wraps:
-        return getattr(library, spec.cls)(getattr(library, spec.wraps)(model))
-    extra = (model.get_submodule(layer),) if spec.layer else ()
-    return getattr(library, spec.cls)(model, *extra, **spec.init_kwargs)
-
-
 def run_spec(
     library: Any, spec: MethodSpec, problem: Problem, layer: str | None, selection: Any
 ) -> Any:
     model = problem.graph.build(problem.dtype)
     inputs = problem.given(fresh(problem.inputs()))
-    kwargs = {
-        "neuron_selector" if spec.neuron else "target": selection,
-        **spec.kwargs(problem.dtype),
-    }
-    if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
-        kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)
     torch.manual_seed(0)  # the same noise for NoiseTunnel
-    with warnings.catch_warnings():
-        if library is captum.attr:
-            warnings.simplefilter("ignore")  # Captum warns on every call
-        return construct(library, spec, model, layer).attribute(inputs, **kwargs)
+    return spec.attribute(library, model, layer, inputs, selection, **spec.kwargs(problem.dtype))
 
 
 def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
@@ -351,21 +312,14 @@ def test_matches_captum_on_random_models(spec, data):
         selection = draw_selector(data, model, layer, problem.inputs(), to_input)
     ours = run_spec(attrkit, spec, problem, layer, selection)
     theirs = run_spec(captum.attr, spec, problem, layer, selection)
-    if spec.attribute_kwargs.get("return_convergence_delta"):
-        (ours, our_delta), (theirs, their_delta) = ours, theirs
-        torch.testing.assert_close(our_delta, their_delta.to(our_delta.dtype), rtol=1e-6, atol=1e-5)
-    assert type(ours) is type(theirs)
     tolerance = {}
     if problem.dtype == torch.float64 and spec.float64_rtol is not None:
         # Captum rounds the quadrature to float32; on random models with cancelling
         # terms that shows beyond the fixed cases' rtol: compare at float32's rounding
         # (property (a) checks the float64 result against the reference, exactly).
         tolerance = {"rtol": 1.3e-6, "atol": 1e-5}
-    for a, b in zip(as_tuple(ours), as_tuple(theirs), strict=True):
-        if b.numel() == 0:  # GuidedGradCam's "cannot upsample to this input"
-            assert a.numel() == 0
-            continue
-        torch.testing.assert_close(a, b, **tolerance)
+    delta = bool(spec.attribute_kwargs.get("return_convergence_delta"))
+    assert_matches_captum(ours, theirs, delta, tolerance)
 
 
 class SharedInputBranches(torch.nn.Module):
@@ -469,19 +423,23 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
         names = [n for n in names if "layer" not in attrkit.method_info(n).init_arguments]
     name = draw(st.sampled_from(names))
     info = attrkit.method_info(name)
-    init: dict[str, Any] = {}
-    kwargs: dict[str, Any] = dict(FAST_OPTIONS.get(name, {}))
-    if "layer" in info.init_arguments:
-        init["layer"] = draw(st.sampled_from(model.layer_names()))
-    if "base_method" in info.init_arguments:
-        init["base_method"] = draw(st.sampled_from(SIMPLE_METHODS))
-        kwargs.update(FAST_OPTIONS.get(init["base_method"], {}))
-    if "neuron_selector" in info.attribute_arguments:
-        shape = model.layer_shape(init["layer"], problem.inputs(), False)
-        kwargs["neuron_selector"] = draw(st.sampled_from(neuron_selectors(shape)))[1]
+    layer = draw(st.sampled_from(model.layer_names())) if "layer" in info.init_arguments else None
+    base = draw(st.sampled_from(SIMPLE_METHODS)) if "base_method" in info.init_arguments else None
+    target = selector = None
+    if is_neuron_method(name):
+        shape = model.layer_shape(layer, problem.inputs(), False)
+        selector = draw(st.sampled_from(neuron_selectors(shape)))[1]
     else:
-        forms = target_forms(problem.graph.output_shape, problem.batch)
-        kwargs["target"] = draw(st.sampled_from(forms))[1]
+        target = draw(st.sampled_from(target_forms(problem.graph.output_shape, problem.batch)))[1]
+    init, kwargs = quick_call(
+        name,
+        layer=layer,
+        target=target,
+        neuron_selector=selector,
+        base_method=base,
+        options=FAST_OPTIONS,
+    )
+    kwargs.update(FAST_OPTIONS.get(base or "", {}))
     return name, init, kwargs
 
 

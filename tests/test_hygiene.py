@@ -11,10 +11,11 @@ from torch import nn
 
 import attrkit
 from tests import models
-from tests.cases import METHODS
+from tests.cases import METHODS, RULE_OF_CLASS
+from tests.helpers import assert_same, quick_call, snapshot
 
 #: The ReLU-override methods (and their layer variants), built for a model with a layer.
-RELU_METHODS = (*METHODS, "NeuronDeconvolution", "NeuronGuidedBackprop", "GuidedGradCam")
+RELU_METHODS = tuple(RULE_OF_CLASS)
 LAYER_OF = {models.SmallCNN: "features.4", models.RaisingNet: "fc"}
 
 
@@ -31,69 +32,6 @@ def explain(method: str, model: nn.Module, x: torch.Tensor, target: object) -> o
             return explainer.attribute(x, neuron_selector=(0,))
         return explainer.attribute(x, neuron_selector=(target, 0, 0) if x.dim() == 4 else target)
     return explainer.attribute(x, target=target)
-
-
-HOOK_DICTS = (
-    "_forward_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-    "_state_dict_hooks",
-    "_load_state_dict_pre_hooks",
-)
-GLOBAL_HOOKS = (
-    "_global_forward_hooks",
-    "_global_forward_pre_hooks",
-    "_global_backward_hooks",
-    "_global_backward_pre_hooks",
-)
-
-
-def snapshot(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict:
-    return {
-        "hooks": [
-            (name, attr, dict(getattr(module, attr, {})))
-            for name, module in model.named_modules()
-            for attr in HOOK_DICTS
-        ],
-        "global_hooks": [dict(getattr(nn.modules.module, attr)) for attr in GLOBAL_HOOKS],
-        "modules": [(name, type(m), m.training) for name, m in model.named_modules()],
-        "params": [
-            (name, p.detach().clone(), p.requires_grad) for name, p in model.named_parameters()
-        ],
-        "grads": [
-            (name, None if p.grad is None else p.grad.clone())
-            for name, p in model.named_parameters()
-        ],
-        "grad_ids": [id(p.grad) for p in model.parameters()],
-        "buffers": [(name, b.clone()) for name, b in model.named_buffers()],
-        "inputs": [(x.detach().clone(), x.requires_grad, x.grad, x.is_leaf) for x in inputs],
-        "grad_enabled": torch.is_grad_enabled(),
-        "rng_state": torch.get_rng_state(),
-        "function_modes": torch._C._len_torch_function_stack(),
-    }
-
-
-def assert_same(before: dict, after: dict) -> None:
-    assert before.keys() == after.keys()
-    for key in before:
-        _assert_equal(before[key], after[key], key)
-
-
-def _assert_equal(a, b, where):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor), where
-        assert torch.equal(a, b), where
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for x, y in zip(a, b, strict=True):
-            _assert_equal(x, y, where)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-    else:
-        assert a == b, where
 
 
 def _model_with_grads(train: bool) -> nn.Module:
@@ -184,7 +122,6 @@ def test_works_inside_no_grad_and_inference_mode(method, context):
 @pytest.mark.parametrize("name", attrkit.available_methods())
 def test_normal_call_is_quiet(name, recwarn):
     model = models.TinyDenseNet().eval()
-    init = {"layer": "transition.1"} if "layer" in attrkit.method_info(name).init_arguments else {}
-    options = {"neuron_selector": (0, 0, 0)} if name.startswith("neuron") else {"target": [0, 1]}
+    init, options = quick_call(name, layer="transition.1", target=[0, 1], neuron_selector=(0, 0, 0))
     attrkit.attribute(model, torch.randn(2, 3, 6, 6), method=name, **init, **options)
     assert len(recwarn) == 0

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 import attrkit
-from tests.test_hygiene import GLOBAL_HOOKS, HOOK_DICTS
+from tests.helpers import GLOBAL_HOOKS, HOOK_DICTS, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -49,16 +49,16 @@ class Recording(nn.Module):
 
 def arguments(name: str, model: Recording) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor and ``attribute`` arguments of a quick valid call of ``name``."""
-    info = attrkit.method_info(name)
-    init: dict[str, Any] = {"layer": model.conv} if "layer" in info.init_arguments else {}
-    kwargs: dict[str, Any] = {"target": 1}
-    if "neuron_selector" in info.attribute_arguments:
-        kwargs = {"neuron_selector": (1, 1, 1)}
-    if name == "integrated_gradients":
-        kwargs.update(n_steps=2, return_convergence_delta=True)
-    if name == "noise_tunnel":
-        kwargs.update(nt_samples=2, stdevs=0.1)
-    return init, kwargs
+    return quick_call(
+        name,
+        layer=model.conv,
+        target=1,
+        neuron_selector=(1, 1, 1),
+        options={
+            "integrated_gradients": {"n_steps": 2, "return_convergence_delta": True},
+            "noise_tunnel": {"nt_samples": 2, "stdevs": 0.1},
+        },
+    )
 
 
 # ------------------------------------------------------------------- what must not grow

@@ -15,30 +15,37 @@ import math
 import warnings
 
 import captum.attr
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import attrkit
-from attrkit._call import format_additional_forward_args
-from tests.cases import ALL_CASES, DTYPES, LAYERS, METHODS, RULE_OF, neuron_selectors, target_forms
+from tests.cases import (
+    ALL_CASES,
+    DTYPES,
+    LAYERS,
+    METHODS,
+    RULE_OF,
+    RULE_OF_CLASS,
+    layer_shape,
+    neuron_selectors,
+    target_forms,
+)
 from tests.helpers import as_tuple, assert_all_close
 from tests.reference import (
+    quadrature,
     reference_attribution,
     reference_grad_cam,
     reference_neuron_attribution,
 )
-from tests.test_parity_captum import layer_shape
 
 LAYER_CASES = [case for case in ALL_CASES if case.id in LAYERS]
 
 
 def _setup(case, dtype):
     model = case.build(dtype)
-    extra = case.extra_args(dtype)
-    return model, case.inputs(dtype), extra, format_additional_forward_args(extra)
+    return model, case.inputs(dtype), case.extra_args(dtype), case.extra_tuple(dtype)
 
 
 NEURON = [
@@ -52,10 +59,8 @@ NEURON = [
         id=f"{cls}-{case.id}-{form}-{'input' if to_input else 'output'}-{str(dtype)[6:]}",
     )
     for case in LAYER_CASES
-    for cls, rule in (
-        ("NeuronDeconvolution", "deconvolution"),
-        ("NeuronGuidedBackprop", "guided_backprop"),
-    )
+    for cls, rule in RULE_OF_CLASS.items()
+    if cls.startswith("Neuron")
     for to_input in (False, True)
     for form, selector in neuron_selectors(layer_shape(case, to_input))
     for dtype in DTYPES
@@ -121,9 +126,8 @@ def test_plain_gradient_methods_match_definition(case, target, dtype):
     ixg = attrkit.InputXGradient(model).attribute(given, **kwargs)
     assert_all_close(as_tuple(ixg), tuple(x * g for x, g in zip(inputs, grads, strict=True)))
     # Integrated gradients as a plain Gauss-Legendre sum of reference gradients.
-    points, weights = np.polynomial.legendre.leggauss(4)
     integral = [torch.zeros_like(x) for x in inputs]
-    for point, weight in zip(0.5 * (1 + points), 0.5 * weights, strict=True):
+    for point, weight in quadrature("gausslegendre", 4):
         path_grads = reference_attribution(
             case.build_reference(dtype), tuple(x * point for x in inputs), target, extra_tuple, None
         )

@@ -10,8 +10,6 @@ test_reference.py.
 
 from __future__ import annotations
 
-import functools
-import warnings
 from typing import Any
 
 import captum.attr
@@ -27,34 +25,9 @@ from tests.cases import (
     Case,
     MethodSpec,
     captum_agrees_with,
-    neuron_selectors,
-    target_forms,
+    selections,
 )
-from tests.helpers import as_tuple, fresh
-
-
-@functools.cache
-def layer_shape(case: Case, to_input: bool) -> tuple[int, ...]:
-    """Per-example shape of the case's layer output (or input)."""
-    model = case.build()
-    shapes: list[tuple[int, ...]] = []
-    layer = model.get_submodule(LAYERS[case.id])
-    if to_input:
-        handle = layer.register_forward_pre_hook(lambda m, a: shapes.append(a[0].shape[1:]))
-    else:
-        handle = layer.register_forward_hook(lambda m, a, o: shapes.append(o.shape[1:]))
-    with torch.no_grad():
-        model(*case.inputs(), *attrkit._call.format_additional_forward_args(case.extra_args()))
-    handle.remove()
-    return tuple(shapes[0])
-
-
-def selections(spec: MethodSpec, case: Case) -> list[tuple[str, Any]]:
-    if spec.neuron:
-        to_input = spec.attribute_kwargs.get("attribute_to_neuron_input", False)
-        return neuron_selectors(layer_shape(case, to_input))
-    return target_forms(case.output_shape)
-
+from tests.helpers import assert_matches_captum, fresh
 
 PARITY = [
     pytest.param(spec, case, value, dtype, id=f"{spec.id}-{case.id}-{form}-{str(dtype)[6:]}")
@@ -66,50 +39,23 @@ PARITY = [
 ]
 
 
-def build(library: Any, spec: MethodSpec, model: torch.nn.Module, case: Case) -> Any:
-    """The method of ``spec`` from ``library`` (attrkit or captum.attr) for ``model``."""
-    if spec.wraps:
-        return getattr(library, spec.cls)(getattr(library, spec.wraps)(model))
-    layer = (model.get_submodule(LAYERS[case.id]),) if spec.layer else ()
-    return getattr(library, spec.cls)(model, *layer, **spec.init_kwargs)
-
-
 def run(library: Any, spec: MethodSpec, case: Case, selection: Any, dtype: torch.dtype) -> Any:
     model = case.build(dtype)
     inputs = case.attribute_inputs(fresh(case.inputs(dtype)))
-    key = "neuron_selector" if spec.neuron else "target"
-    kwargs = {
-        key: selection,
-        "additional_forward_args": case.extra_args(dtype),
-        **spec.kwargs(dtype),
-    }
-    if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
-        kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)  # a scalar per input
+    kwargs = {"additional_forward_args": case.extra_args(dtype), **spec.kwargs(dtype)}
     torch.manual_seed(0)  # the same noise for NoiseTunnel
-    with warnings.catch_warnings():
-        if library is captum.attr:
-            warnings.simplefilter("ignore")  # Captum warns on every call
-        return build(library, spec, model, case).attribute(inputs, **kwargs)
+    return spec.attribute(library, model, LAYERS.get(case.id), inputs, selection, **kwargs)
 
 
 @pytest.mark.parametrize(("spec", "case", "selection", "dtype"), PARITY)
 def test_matches_captum(spec, case, selection, dtype):
     ours = run(attrkit, spec, case, selection, dtype)
     theirs = run(captum.attr, spec, case, selection, dtype)
-    if spec.attribute_kwargs.get("return_convergence_delta"):
-        (ours, our_delta), (theirs, their_delta) = ours, theirs
-        tolerance = {"rtol": 1e-6, "atol": 1e-5}
-        torch.testing.assert_close(our_delta, their_delta.to(our_delta.dtype), **tolerance)
-    assert type(ours) is type(theirs)
     tolerance = {}
     if dtype == torch.float64 and spec.float64_rtol is not None:
         tolerance = {"rtol": spec.float64_rtol, "atol": 1e-9}
-    for a, b in zip(as_tuple(ours), as_tuple(theirs), strict=True):
-        if b.numel() == 0:  # GuidedGradCam's "cannot upsample to this input" (Captum: float32)
-            assert a.shape == b.shape
-            continue
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(a, b, **tolerance)
+    delta = bool(spec.attribute_kwargs.get("return_convergence_delta"))
+    assert_matches_captum(ours, theirs, delta, tolerance)
 
 
 @pytest.mark.parametrize(

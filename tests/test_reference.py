@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import attrkit
-from attrkit._call import format_additional_forward_args
 from tests import models
 from tests.cases import ALL_CASES, DEFINITION_CASES, DTYPES, METHODS, RULE_OF, target_forms
 from tests.helpers import as_tuple, assert_all_close, captum_attribute, differs
@@ -29,7 +28,7 @@ def _reference(case, method, target, dtype):
         case.build_reference(dtype),
         case.inputs(dtype),
         target,
-        format_additional_forward_args(case.extra_args(dtype)),
+        case.extra_tuple(dtype),
         RULE_OF[method],
     )
 

@@ -16,6 +16,7 @@ from torch import nn
 import attrkit
 from attrkit.registry import register
 from tests import models
+from tests.helpers import quick_call
 
 EXPECTED = {
     "deconvolution",
@@ -36,9 +37,14 @@ def _model() -> nn.Module:
     return models.SmallCNN().eval()
 
 
-def _init_kwargs(name: str, model: nn.Module) -> dict:
-    return (
-        {"layer": model.features[4]} if "layer" in attrkit.method_info(name).init_arguments else {}
+def _arguments(name: str, model: nn.Module) -> tuple[dict, dict]:
+    """Constructor and ``attribute`` arguments of a call of ``name`` on ``_model()``."""
+    return quick_call(
+        name,
+        layer=model.features[4],
+        target=1,
+        neuron_selector=(0, 0, 0),
+        options={"noise_tunnel": {"stdevs": 0.0, "abs": False}},
     )
 
 
@@ -50,7 +56,8 @@ def test_available_methods_lists_every_method():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_name_constructs_and_round_trips(name):
     model = _model()
-    explainer = attrkit.create(name, model, **_init_kwargs(name, model))
+    init, _ = _arguments(name, model)
+    explainer = attrkit.create(name, model, **init)
     info = attrkit.method_info(name)
     assert isinstance(explainer, info.cls)
     assert isinstance(explainer, captum.attr.Attribution)
@@ -146,10 +153,7 @@ def test_create_resolves_a_layer_name():
 def test_one_call_attribute_equals_the_class(name):
     model = _model()
     x = torch.randn(2, 3, 12, 12)
-    init = _init_kwargs(name, model)
-    options = {"neuron_selector": (0, 0, 0)} if "neuron" in name else {"target": 1}
-    if name == "noise_tunnel":
-        options |= {"stdevs": 0.0, "abs": False}
+    init, options = _arguments(name, model)
     got = attrkit.attribute(model, x, method=name, **init, **options)
     expected = attrkit.create(name, model, **init).attribute(x, **options)
     torch.testing.assert_close(got, expected)

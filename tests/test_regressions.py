@@ -13,7 +13,8 @@ from torch import nn
 
 import attrkit
 from tests import models
-from tests.test_fuzz_inputs import BATCH, IMAGE, FuzzNet
+from tests.helpers import quick_call
+from tests.models import BATCH, IMAGE, FuzzNet
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -25,10 +26,9 @@ X = torch.randn(BATCH, *IMAGE, generator=torch.Generator().manual_seed(0))
 def test_regression_meta_device_inputs_raise_value_error(name):
     """Was: a RuntimeError from autograd ("Tensor on device cpu is not on the expected
     device meta")."""
-    layer = {"layer": MODEL.conv} if "layer" in attrkit.method_info(name).init_arguments else {}
-    selection = {"neuron_selector": (0, 0, 0)} if name.startswith("neuron") else {"target": 1}
+    init, kwargs = quick_call(name, layer=MODEL.conv, target=1, neuron_selector=(0, 0, 0))
     with pytest.raises(ValueError, match=r"`inputs` is on the meta device and holds no values"):
-        attrkit.create(name, MODEL, **layer).attribute(X.to("meta"), **selection)
+        attrkit.create(name, MODEL, **init).attribute(X.to("meta"), **kwargs)
 
 
 def test_regression_sparse_inputs_raise_type_error():

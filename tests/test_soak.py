@@ -18,7 +18,7 @@ from hypothesis import settings
 
 import attrkit
 from tests import models
-from tests.helpers import as_tuple
+from tests.helpers import as_tuple, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -32,21 +32,21 @@ def calls(model: torch.nn.Module) -> dict[str, tuple[dict[str, Any], dict[str, A
     """One call of every registered method: (constructor, ``attribute``) arguments.
     NoiseTunnel runs without noise: threads share torch's global generator, so noisy
     results depend on the interleaving by design."""
-    layer = model.branch5[2].conv
-    table = {}
-    for name in attrkit.available_methods():
-        info = attrkit.method_info(name)
-        init: dict[str, Any] = {"layer": layer} if "layer" in info.init_arguments else {}
-        kwargs: dict[str, Any] = {"target": TARGET}
-        if "neuron_selector" in info.attribute_arguments:
-            kwargs = {"neuron_selector": (1, 2, 2)}
-        if name == "integrated_gradients":
-            kwargs.update(n_steps=4, return_convergence_delta=True)
-        if name == "noise_tunnel":
-            init = {"base_method": "guided_backprop"}
-            kwargs.update(nt_samples=2, stdevs=0.0)
-        table[name] = (init, kwargs)
-    return table
+    options = {
+        "integrated_gradients": {"n_steps": 4, "return_convergence_delta": True},
+        "noise_tunnel": {"nt_samples": 2, "stdevs": 0.0},
+    }
+    return {
+        name: quick_call(
+            name,
+            layer=model.branch5[2].conv,
+            target=TARGET,
+            neuron_selector=(1, 2, 2),
+            base_method="guided_backprop",
+            options=options,
+        )
+        for name in attrkit.available_methods()
+    }
 
 
 def run(model: torch.nn.Module, name: str, init: dict, kwargs: dict, x: torch.Tensor) -> Any:

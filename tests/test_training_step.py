@@ -20,23 +20,24 @@ from torch import nn
 
 import attrkit
 from tests import models
+from tests.helpers import quick_call
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 NAMES = attrkit.available_methods()
 
 
 def arguments(name: str, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
-    info = attrkit.method_info(name)
-    init: dict[str, Any] = {"layer": model.features[4]} if "layer" in info.init_arguments else {}
-    kwargs: dict[str, Any] = {"target": [0, 1, 2, 3]}
-    if "neuron_selector" in info.attribute_arguments:
-        kwargs = {"neuron_selector": (1, 1, 1)}
-    if name == "integrated_gradients":
-        kwargs.update(n_steps=3)
-    if name == "noise_tunnel":
-        init = {"base_method": "guided_backprop"}
-        kwargs.update(nt_samples=3, stdevs=0.2)
-    return init, kwargs
+    return quick_call(
+        name,
+        layer=model.features[4],
+        target=[0, 1, 2, 3],
+        neuron_selector=(1, 1, 1),
+        base_method="guided_backprop",
+        options={
+            "integrated_gradients": {"n_steps": 3},
+            "noise_tunnel": {"nt_samples": 3, "stdevs": 0.2},
+        },
+    )
 
 
 def rng_states(device: str) -> list[torch.Tensor]:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from captum.attr._utils.visualization import _cumulative_sum_threshold, _normalize_attr
-from PIL import Image
 
 from attrkit import viz
+from tests.helpers import png_size
 
 SIGNS = ["absolute_value", "positive", "negative", "all"]
 
@@ -81,12 +81,6 @@ def test_bad_attribution_type_raises_type_error():
         viz.visualize_image_attr([[1.0, 2.0]])
 
 
-def _png_size(path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        image.load()  # decodes the whole file
-        return image.size
-
-
 MODE_SIGNS = [
     pytest.param(mode, sign, id=f"{mode}-{sign}")
     for mode in viz.MODES
@@ -103,7 +97,7 @@ def test_every_mode_writes_a_png_of_the_requested_size(tmp_path, mode, sign, cha
         attr, image, method=mode, sign=sign, fig_size=(4, 3), show_colorbar=True, title="t"
     )
     path = viz.save_figure(figure, tmp_path / "sub" / "map.png", dpi=50)
-    assert _png_size(path) == (200, 150)
+    assert png_size(path) == (200, 150)
 
 
 def test_heat_map_shows_the_normalized_channel_sum():
@@ -144,7 +138,7 @@ def test_grid_shares_one_scale_per_column(tmp_path):
             shown = cells[row * 3 + column].images[0].get_array()
             np.testing.assert_allclose(shown, np.clip(values[row, 0].numpy() / threshold, -1, 1))
     path = viz.save_figure(figure, tmp_path / "grid.png", dpi=100)
-    assert _png_size(path) == (300, 390)  # 3 columns x 1 inch; 3 rows + 0.9 inch of labels
+    assert png_size(path) == (300, 390)  # 3 columns x 1 inch; 3 rows + 0.9 inch of labels
 
 
 def test_grid_checks_lengths():
