@@ -1,23 +1,8 @@
 """attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
 each method's definition exactly."""
 
-from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
-from attrkit.attribution import GradientAttribution
-from attrkit.audit import AuditReport, audit
-from attrkit.compare import CompareReport, Tolerances, compare
-from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
-from attrkit.grad_cam import GuidedGradCam, LayerGradCam
-from attrkit.gradient import InputXGradient, Saliency
-from attrkit.integrated_gradients import IntegratedGradients
-from attrkit.modified_relu import (
-    Deconvolution,
-    GuidedBackprop,
-    ModifiedReluGradientAttribution,
-    NoReluWarning,
-)
-from attrkit.neuron import NeuronDeconvolution, NeuronGuidedBackprop
-from attrkit.noise_tunnel import NoiseTunnel
-from attrkit.registry import (
+from attrkit.core.attribution import GradientAttribution
+from attrkit.core.registry import (
     MethodInfo,
     UnknownMethodError,
     attribute,
@@ -26,7 +11,24 @@ from attrkit.registry import (
     method_info,
     register,
 )
-from attrkit.relu_override import UnsupportedModelError
+from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
+from attrkit.engine.reach import UnsupportedModelError
+from attrkit.methods import (
+    Deconvolution,
+    GuidedBackprop,
+    GuidedGradCam,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    ModifiedReluGradientAttribution,
+    NeuronDeconvolution,
+    NeuronGuidedBackprop,
+    NoiseTunnel,
+    NoReluWarning,
+    Saliency,
+)
+from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, compare
 
 __version__ = "0.1.0"
 

@@ -39,20 +39,32 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import attrkit  # noqa: E402
-from attrkit.relu_override import ReluOverride  # noqa: E402
+from attrkit.engine.override import RuleOverride  # noqa: E402
+from attrkit.engine.rule import RuleSet  # noqa: E402
+from attrkit.engine.rules.relu import ReluRule  # noqa: E402
 from benchmarks import _models  # noqa: E402
 from benchmarks.run import _plain_gradient, _timed, _warm_up  # noqa: E402
 
 
-def _native_relu(x: torch.Tensor, inplace: bool) -> torch.Tensor:
-    return torch.relu_(x) if inplace else torch.relu(x)
+class _NativeRelu(ReluRule):
+    """ReLU with its own backward: the override's cost without a rule's."""
+
+    name = "native"
+    backward = "ReLU's own"
+    paper = ""
+
+    def relu(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
+        return torch.relu_(x) if inplace else torch.relu(x)
+
+
+_NATIVE = RuleSet([_NativeRelu()])
 
 
 class _SaliencyInsideOverride(attrkit.Saliency):
     """Saliency whose forward pass runs inside the ReLU override with the native rule."""
 
     def _forward_context(self) -> Any:
-        return ReluOverride(_native_relu)
+        return RuleOverride(_NATIVE)
 
 
 def steps(model: torch.nn.Module, x: torch.Tensor, target: int) -> dict[str, Callable[[], Any]]:

@@ -65,11 +65,16 @@ sys.path.insert(0, str(ROOT))  # benchmark the checkout's attrkit
 import torch  # noqa: E402
 
 import attrkit  # noqa: E402
-from attrkit._table import markdown_table  # noqa: E402
+from attrkit.validation.tables import markdown_table  # noqa: E402
 from benchmarks import _models  # noqa: E402
 
 #: The methods of the performance contract (docs/performance.rst).
-CONTRACT = ("deconvolution", "guided_backprop")
+CONTRACT = tuple(
+    name
+    for name in attrkit.available_methods()
+    if attrkit.method_info(name).family == "relu_rules"
+    and not attrkit.method_info(name).init_arguments
+)
 #: Methods that cost several passes per call (compared with Captum only).
 EXPENSIVE = ("integrated_gradients",)
 MAIN_MODELS = ("tiny-mlp", "small-cnn", "resnet18", "vgg11", "densenet121")
@@ -123,12 +128,14 @@ def _attribute_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _count_relus(model: torch.nn.Module, x: torch.Tensor) -> int:
-    from attrkit.relu_override import ReluOverride, deconvolution_relu
+    from attrkit.engine.override import RuleOverride
+    from attrkit.engine.rule import RuleSet
+    from attrkit.engine.rules.relu import DECONVOLUTION
 
-    override = ReluOverride(deconvolution_relu)
+    override = RuleOverride(RuleSet([DECONVOLUTION]))
     with torch.no_grad(), override:
         model(x)
-    return override.relu_count
+    return override.applications
 
 
 def make_setup(

@@ -2,7 +2,7 @@
 
 Trains :class:`attrkit._demo_model.DigitsCNN` on a stratified 75 % split of scikit-learn's
 8x8 digits (shipped with scikit-learn, nothing is downloaded) and writes, under
-``attrkit/data/``:
+``attrkit/demo/data/``:
 
 - ``digits_cnn.pt``: the state dict;
 - ``digits_heldout.npz``: the whole held-out 25 % (pixels 0..16 as uint8, labels, and each
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from attrkit._demo_model import (
+from attrkit.demo.model import (
     HELDOUT_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
@@ -36,7 +36,7 @@ from attrkit._demo_model import (
     digits_to_tensors,
 )
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "attrkit" / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "attrkit" / "demo" / "data"
 SEED = 0
 TEST_SIZE = 0.25
 EPOCHS = 40

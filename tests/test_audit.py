@@ -18,7 +18,7 @@ from zennit.composites import DeconvNet
 from zennit.composites import GuidedBackprop as GuidedBackpropComposite
 
 import attrkit
-from attrkit.audit import AuditReport, group_paths, relu_rule
+from attrkit.validation.auditing import AuditReport, group_paths, relu_rule
 from tests import models
 from tests.cases import ALL_CASES, METHODS, RULE_OF, Case, captum_agrees, case_params, first_target
 from tests.helpers import assert_same, captum_attribute, snapshot
@@ -355,9 +355,7 @@ METHOD_RULES = {
 
 
 def test_relu_rule_names():
-    assert {name: relu_rule(attrkit.method_info(name).cls.__name__) for name in METHOD_RULES} == (
-        METHOD_RULES
-    )
+    assert {name: relu_rule(name) for name in METHOD_RULES} == (METHOD_RULES)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ import torch
 import torchvision
 
 import attrkit
-from attrkit.relu_override import ReluOverride, deconvolution_relu
+from attrkit.engine.override import RuleOverride
+from attrkit.engine.rule import RuleSet
+from attrkit.engine.rules.relu import DECONVOLUTION
 from benchmarks import _models
 from tests.helpers import ROOT
 
@@ -26,10 +28,10 @@ def test_builtin_models_are_torchvisions(name):
     x = torch.randn(2, 3, 64, 64)
     counts = []
     for model in (ours, theirs):
-        override = ReluOverride(deconvolution_relu)
+        override = RuleOverride(RuleSet([DECONVOLUTION]))
         with torch.no_grad(), override:
             assert model(x).shape == (2, 1000)
-        counts.append(override.relu_count)
+        counts.append(override.applications)
     assert counts[0] == counts[1] > 0
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 import attrkit
-from attrkit.compare import (
+from attrkit.validation.comparison import (
     Tolerances,
     average_ranks,
     compare,

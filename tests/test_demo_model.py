@@ -71,7 +71,7 @@ def test_model_has_relu_modules_and_a_functional_relu():
 
 
 def test_package_data_is_under_one_megabyte():
-    data = resources.files("attrkit") / "data"
+    data = resources.files("attrkit.demo") / "data"
     sizes = {name: len((data / name).read_bytes()) for name in DATA_FILES}
     assert sum(sizes.values()) < 1_000_000, sizes
 
@@ -89,7 +89,7 @@ def test_wheel_ships_the_package_data(tmp_path):
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("attrkit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"attrkit/data/{name}" for name in DATA_FILES} <= names
+    assert {f"attrkit/demo/data/{name}" for name in DATA_FILES} <= names
 
 
 def test_readme_states_the_shipped_accuracy():

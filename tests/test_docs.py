@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 import attrkit
-from attrkit._docs import DOCS, fill_doc
+from attrkit.core.docs import DOCS, fill_doc
 
 
 def _public_docstrings():

@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import attrkit
-import attrkit.relu_override
+import attrkit.engine.override
+from attrkit.engine.reach import check_overridable
+from attrkit.engine.rules import relu as relu_rules
 from tests.cases import METHODS, RULE_OF
 from tests.helpers import as_tuple, assert_all_close
 from tests.reference import reference_attribution
@@ -84,14 +86,14 @@ def test_guided_backprop_without_the_native_node_uses_the_function(monkeypatch, 
     model, x = _model(factory), _inputs()
     expected = reference_attribution(model, (x,), 1, (), "guided_backprop")
     applied = []
-    original = attrkit.relu_override.GuidedBackpropReLU.apply
+    original = relu_rules.GuidedBackpropReLU.apply
 
     def counting_apply(*args):
         applied.append(args[1])
         return original(*args)
 
-    monkeypatch.setattr(attrkit.relu_override, "_RELU_NODE", type(None))
-    monkeypatch.setattr(attrkit.relu_override.GuidedBackpropReLU, "apply", counting_apply)
+    monkeypatch.setattr(relu_rules, "_RELU_NODE", type(None))
+    monkeypatch.setattr(relu_rules.GuidedBackpropReLU, "apply", counting_apply)
     ours = attrkit.GuidedBackprop(model).attribute(x, target=1)
     assert_all_close((ours,), expected)
     assert len(applied) == relus
@@ -101,7 +103,7 @@ def test_guided_backprop_hooks_the_native_node():
     """The fast path is the one taken in an ordinary forward pass: the output's node is
     the native ReLU node, with the rule as a pre-hook."""
     x = torch.randn(3, 4, requires_grad=True) * 1
-    output = attrkit.relu_override.guided_backprop_relu(x, False)
+    output = relu_rules.GUIDED_BACKPROP.relu(x, False)
     assert type(output.grad_fn).__name__ == "ReluBackward0"
     (grad,) = torch.autograd.grad(output, x, torch.tensor([-1.0, 2.0, 3.0, -4.0]).expand(3, 4))
     assert torch.equal(grad, torch.tensor([0.0, 2.0, 3.0, 0.0]) * (x > 0))
@@ -183,7 +185,7 @@ def test_torchscript_deep_in_a_shared_submodule_is_refused_at_call_time(method):
 def test_walk_ends_on_a_cyclic_module_graph():
     model = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 2))
     model[0].add_module("back", model)  # a cycle: named_modules() copes, so must the walk
-    attrkit.relu_override.check_overridable(model)
+    check_overridable(model)
     model[0].add_module("scripted", torch.jit.script(nn.Linear(2, 2)))
     with pytest.raises(attrkit.UnsupportedModelError, match=r"`model\.0\.scripted` is"):
-        attrkit.relu_override.check_overridable(model)
+        check_overridable(model)

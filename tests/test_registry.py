@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import attrkit
-from attrkit.registry import register
+from attrkit.core.registry import register
 from tests import models
 from tests.helpers import quick_call
 
@@ -126,10 +126,10 @@ def test_method_name_must_be_a_string():
 def test_duplicate_registration_is_an_error():
     with pytest.raises(
         ValueError,
-        match=r"cannot register .*Impostor as 'gbp': that name already belongs to attrkit\.modified_relu\.GuidedBackprop",
+        match=r"cannot register .*Impostor as 'gbp': that name already belongs to attrkit\.methods\.modified_relu\.GuidedBackprop",
     ):
 
-        @register("impostor", aliases=("gbp",), display_name="x", paper="x")
+        @register("impostor", aliases=("gbp",), display_name="x", family="gradient", paper="x")
         class Impostor(attrkit.GuidedBackprop):
             pass
 
@@ -175,7 +175,7 @@ def test_entry_point_plugins_register(tmp_path):
             """
             import attrkit
 
-            @attrkit.register("my_saliency", display_name="Mine", paper="https://example.org")
+            @attrkit.register("my_saliency", display_name="Mine", family="gradient", paper="https://example.org")
             class MySaliency(attrkit.Saliency):
                 pass
             """

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from attrkit.audit import audit
 from attrkit.cli._common import (
     FORMATS,
     CLIError,
@@ -16,6 +15,7 @@ from attrkit.cli._common import (
     load_model_and_inputs,
     render_report,
 )
+from attrkit.validation.auditing import audit
 
 HELP = "list every ReLU of a model and whether Captum and zennit override it as defined"
 EPILOG = """exit status:

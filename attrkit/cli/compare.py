@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from attrkit.adapters import ADAPTERS
 from attrkit.cli._common import (
     FORMATS,
     CLIError,
@@ -20,8 +19,9 @@ from attrkit.cli._common import (
     predicted_target,
     render_report,
 )
-from attrkit.compare import Tolerances, compare
-from attrkit.registry import UnknownMethodError
+from attrkit.core.registry import UnknownMethodError
+from attrkit.validation.adapters import ADAPTERS
+from attrkit.validation.comparison import Tolerances, compare
 
 HELP = "run one method through attrkit, Captum and zennit and report whether they agree"
 EPILOG = """exit status:

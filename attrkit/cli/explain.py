@@ -24,7 +24,7 @@ from attrkit.cli._common import (
     parse_target_option,
     predicted_target,
 )
-from attrkit.registry import (
+from attrkit.core.registry import (
     MethodInfo,
     UnknownMethodError,
     create,

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from attrkit.cli._common import add_command
-from attrkit.registry import available_methods, method_info
+from attrkit.core.registry import available_methods, method_info
 
 HELP = "list the registered attribution methods"
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from attrkit._call import format_additional_forward_args, format_tensors
+from attrkit.core.call import format_additional_forward_args, format_tensors
 
 __all__ = ["Batch", "BatchFn", "TargetSpec", "parse_batch", "parse_target_spec"]
 

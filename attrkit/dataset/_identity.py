@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attrkit.registry import _takes_any_keyword, available_methods, create, method_info
+from attrkit.core.registry import _takes_any_keyword, available_methods, create, method_info
 
 __all__ = ["Method", "describe", "model_fingerprint", "resolve_method", "versions"]
 

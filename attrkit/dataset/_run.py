@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from attrkit._random import seeded
+from attrkit.core.random import seeded
 from attrkit.dataset._batches import Batch, BatchFn, TargetSpec, parse_batch, parse_target_spec
 from attrkit.dataset._distributed import Coordinator, open_coordinator
 from attrkit.dataset._identity import (

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
-from attrkit._call import AttributionCall, Result, gradients
-from attrkit._docs import fill_doc
-from attrkit._layers import LayerCapture, check_layer
-from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
-from attrkit.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.modified_relu import GuidedBackprop
-from attrkit.registry import register
+from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
+from attrkit.core.call import AttributionCall, Result, gradients
+from attrkit.core.docs import fill_doc
+from attrkit.core.layers import LayerCapture, check_layer
+from attrkit.core.registry import register
+from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.methods.modified_relu import GuidedBackprop
 
 __all__ = ["GuidedGradCam", "LayerGradCam"]
 
@@ -57,6 +57,7 @@ def _grad_kwargs(value: object) -> dict[str, Any]:
 
 @register(
     "layer_grad_cam",
+    family="cam",
     aliases=("grad_cam", "gradcam"),
     display_name="Grad-CAM",
     paper=GRAD_CAM_PAPER,
@@ -155,6 +156,7 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
 
 @register(
     "guided_grad_cam",
+    family="cam",
     aliases=("guided_gradcam",),
     display_name="Guided Grad-CAM",
     paper=GRAD_CAM_PAPER,
@@ -181,6 +183,9 @@ class GuidedGradCam(GradientAttribution):
         >>> explainer.attribute(torch.randn(2, 1, 6, 6), target=1).shape
         torch.Size([2, 1, 6, 6])
     """
+
+    #: The rule of its guided backpropagation part.
+    rules = GuidedBackprop.rules
 
     def __init__(
         self, model: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None

@@ -9,16 +9,16 @@ import captum.attr
 import torch
 from torch import Tensor
 
-from attrkit._call import (
+from attrkit.core.attribution import captum_entry_point
+from attrkit.core.call import (
     format_additional_forward_args,
     format_baselines,
     format_tensors,
     take_rows,
 )
-from attrkit._docs import fill_doc
-from attrkit._targets import parse_target
-from attrkit.attribution import captum_entry_point
-from attrkit.registry import UnknownMethodError, create, register
+from attrkit.core.docs import fill_doc
+from attrkit.core.registry import UnknownMethodError, create, register
+from attrkit.core.targets import parse_target
 
 __all__ = ["NoiseTunnel"]
 
@@ -86,6 +86,7 @@ def _noise_tunnel_factory(
 
 @register(
     "noise_tunnel",
+    family="wrapper",
     aliases=("nt", "smoothgrad"),
     display_name="NoiseTunnel (SmoothGrad)",
     paper="Smilkov et al., SmoothGrad: removing noise by adding noise, 2017, "

@@ -12,7 +12,7 @@ import torch
 from captum.attr import GradientAttribution as _CaptumGradientAttribution
 from torch import Tensor, nn
 
-from attrkit._call import AttributionCall, Result, gradients, prepare_call
+from attrkit.core.call import AttributionCall, Result, gradients, prepare_call
 
 __all__ = ["GradientAttribution", "captum_entry_point", "check_callable"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attrkit._targets import Target, parse_target
+from attrkit.core.targets import Target, parse_target
 
 __all__ = [
     "AttributionCall",

@@ -8,17 +8,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attrkit._call import AttributionCall
-from attrkit._docs import fill_doc
-from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
-from attrkit.attribution import GradientAttribution, captum_entry_point
-from attrkit.registry import register
+from attrkit.core.attribution import GradientAttribution, captum_entry_point
+from attrkit.core.call import AttributionCall
+from attrkit.core.docs import fill_doc
+from attrkit.core.registry import register
+from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 
 __all__ = ["InputXGradient", "Saliency"]
 
 
 @register(
     "saliency",
+    family="gradient",
     aliases=("gradient", "vanilla_gradient"),
     display_name="Saliency",
     paper="Simonyan et al., Deep Inside Convolutional Networks: Visualising Image "
@@ -76,6 +77,7 @@ class Saliency(GradientAttribution):
 
 @register(
     "input_x_gradient",
+    family="gradient",
     aliases=("ixg", "gradient_x_input"),
     display_name="Input x Gradient",
     paper="Shrikumar et al., Not Just a Black Box: Learning Important Features Through "

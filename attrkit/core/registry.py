@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from attrkit._warnings import warn_at_caller
+import captum.attr
+
+from attrkit.core.warnings import warn_at_caller
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FAMILIES",
     "MethodInfo",
     "UnknownMethodError",
     "attribute",
@@ -48,16 +51,31 @@ class UnknownMethodError(KeyError):
         return str(self.args[0])
 
 
+#: The families ``attrkit methods`` groups the methods by: key -> heading.
+FAMILIES: dict[str, str] = {
+    "gradient": "Gradients",
+    "relu_rules": "Modified ReLU backward rules",
+    "path": "Path integrals",
+    "deeplift": "DeepLift and SHAP approximations",
+    "lrp": "Layer-wise relevance propagation",
+    "cam": "Class activation maps",
+    "perturbation": "Perturbation",
+    "wrapper": "Wrappers of other methods",
+}
+
+
 @dataclass(frozen=True)
 class MethodInfo:
-    """What the CLI and the docs need to know about a registered method.
+    """What the CLI, the docs, the validation tools and the tests need to know about a
+    registered method.
 
     Attributes:
         name: Canonical snake_case name.
         cls: The class.
-        aliases: Other names that find it.
+        aliases: Other names that find it (its Captum class name finds it too).
         display_name: Human-readable name ("Guided Backpropagation").
         paper: Reference to the method's paper, with a link.
+        family: Its family, a key of :data:`FAMILIES`.
         multiplies_by_inputs: Whether the attribution is multiplied by the inputs (the
             default configuration, for methods where it is a constructor option).
         has_convergence_delta: Whether ``attribute`` can return a convergence delta.
@@ -71,6 +89,10 @@ class MethodInfo:
         common_arguments: Which of ``inputs``, ``target`` and ``additional_forward_args``
             its ``attribute`` takes (the neuron methods take no ``target``).
         open_ended: Whether ``attribute`` also takes any other keyword (``**kwargs``).
+        rules: The backward rules the method applies (its class's ``rules``: objects of
+            :mod:`attrkit.engine.rule`), empty for a method of plain gradients.
+        captum_name: The name of the ``captum.attr`` class with the same definition and
+            contract, or ``None`` where Captum has none.
     """
 
     name: str
@@ -78,6 +100,7 @@ class MethodInfo:
     aliases: tuple[str, ...]
     display_name: str
     paper: str
+    family: str
     multiplies_by_inputs: bool
     has_convergence_delta: bool
     init_arguments: tuple[str, ...]
@@ -86,6 +109,21 @@ class MethodInfo:
     factory: Callable[..., Any] | None = None
     common_arguments: tuple[str, ...] = COMMON_ARGUMENTS
     open_ended: bool = False
+    rules: tuple[Any, ...] = ()
+    captum_name: str | None = None
+
+    @property
+    def takes_target(self) -> bool:
+        """Whether ``attribute`` takes a ``target`` (the neuron methods take a
+        ``neuron_selector`` instead)."""
+        return takes_argument(self, "target")
+
+    def rule_for(self, op: str) -> Any:
+        """The method's rule for the op named ``op`` (``"relu"``), or ``None``."""
+        for rule in self.rules:
+            if any(o.name == op for o in rule.ops):
+                return rule
+        return None
 
 
 _lock = threading.Lock()
@@ -114,7 +152,8 @@ def register(
     name: str,
     *,
     display_name: str,
-    paper: str,
+    family: str,
+    paper: str = "",
     aliases: tuple[str, ...] = (),
     multiplies_by_inputs: bool = False,
     has_convergence_delta: bool = False,
@@ -124,20 +163,27 @@ def register(
     """Class decorator that registers an attribution method.
 
     The keyword arguments become the method's :class:`MethodInfo`; its constructor and
-    ``attribute`` arguments are read from the signatures (from ``factory``'s when given).
+    ``attribute`` arguments are read from the signatures (from ``factory``'s when given),
+    its rules from the class's ``rules``, its Captum namesake from ``captum.attr``. Without
+    ``paper``, the paper of the method's first rule.
 
     Raises:
-        ValueError: if the name or an alias is already taken, or is not snake_case.
+        ValueError: if the name, an alias or the class name is already taken, the name is
+            not snake_case, the family is unknown or no paper is given.
     """
 
     def decorator(cls: C) -> C:
         method: Any = cls
+        rules = tuple(getattr(cls, "rules", ()))
         info = MethodInfo(
             name=name,
             cls=cls,
             aliases=aliases,
             display_name=display_name,
-            paper=paper,
+            paper=paper or (rules[0].paper if rules else ""),
+            family=family,
+            rules=rules,
+            captum_name=cls.__name__ if hasattr(captum.attr, cls.__name__) else None,
             multiplies_by_inputs=multiplies_by_inputs,
             has_convergence_delta=has_convergence_delta,
             init_arguments=_parameters(factory or cls, ("model", "forward_func")),
@@ -149,10 +195,14 @@ def register(
             layer_output=layer_output,
             factory=factory,
         )
-        keys = [_normalize(n) for n in (name, *aliases)]
+        keys = list(dict.fromkeys(_normalize(n) for n in (name, *aliases, cls.__name__)))
         with _lock:
             if name != _normalize(name) or not name.isidentifier():
                 raise ValueError(f"method name {name!r} must be snake_case")
+            if family not in FAMILIES:
+                raise ValueError(f"`family` {family!r} must be one of {', '.join(FAMILIES)}")
+            if not info.paper:
+                raise ValueError(f"method {name!r} needs a `paper`")
             for key in keys:
                 if key in _lookup:
                     owner = _methods[_lookup[key]].cls
@@ -220,7 +270,7 @@ def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
         >>> import torch, attrkit
         >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
         >>> attrkit.create("gbp", model)  # doctest: +ELLIPSIS
-        <attrkit.modified_relu.GuidedBackprop object at ...>
+        <attrkit.methods.modified_relu.GuidedBackprop object at ...>
     """
     info = method_info(name)
     factory = info.factory or info.cls

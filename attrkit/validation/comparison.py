@@ -36,16 +36,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from attrkit._call import format_additional_forward_args, format_tensors
-from attrkit._docs import fill_doc
-from attrkit._random import seeded
-from attrkit._table import markdown_table, text_table
-from attrkit._targets import parse_target
-from attrkit.adapters import ADAPTERS, MethodRequest, Support
-from attrkit.attribution import check_callable
-from attrkit.audit import LIBRARIES as AUDITED_LIBRARIES
-from attrkit.audit import AuditReport, audit, relu_rule
-from attrkit.registry import method_info, resolve_layer, split_method_kwargs, takes_argument
+from attrkit.core.attribution import check_callable
+from attrkit.core.call import format_additional_forward_args, format_tensors
+from attrkit.core.docs import fill_doc
+from attrkit.core.random import seeded
+from attrkit.core.registry import method_info, resolve_layer, split_method_kwargs, takes_argument
+from attrkit.core.targets import parse_target
+from attrkit.validation.adapters import ADAPTERS, MethodRequest, Support
+from attrkit.validation.auditing import LIBRARIES as AUDITED_LIBRARIES
+from attrkit.validation.auditing import AuditReport, audit, relu_rule
+from attrkit.validation.tables import markdown_table, text_table
 
 __all__ = [
     "CompareReport",
@@ -698,7 +698,7 @@ def compare(
         raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
     request = _request(method, model, inputs, target, additional_forward_args, method_kwargs)
     base = request.base_info
-    rule = relu_rule((base or request.info).cls.__name__)
+    rule = relu_rule((base or request.info).name)
     report_audit = (
         audit(model, inputs, additional_forward_args)
         if rule is not None and isinstance(model, nn.Module)

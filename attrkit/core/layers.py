@@ -17,7 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from attrkit._targets import Target, _as_index, parse_target
+from attrkit.core.targets import Target, _as_index, parse_target
 
 __all__ = ["LayerCapture", "check_layer", "select_neuron"]
 

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
-from attrkit._call import AttributionCall
-from attrkit._docs import fill_doc
-from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
-from attrkit._warnings import warn_at_caller
-from attrkit.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.registry import register
-from attrkit.relu_override import (
-    ReluOverride,
-    ReluRule,
-    check_overridable,
-    deconvolution_relu,
-    guided_backprop_relu,
-)
+from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
+from attrkit.core.call import AttributionCall
+from attrkit.core.docs import fill_doc
+from attrkit.core.registry import register
+from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.engine.rule import Rule
+from attrkit.engine.rules.relu import DECONVOLUTION, GUIDED_BACKPROP
+from attrkit.methods.rule_based import RuleBased
 
 __all__ = [
     "Deconvolution",
     "GuidedBackprop",
     "ModifiedReluGradientAttribution",
     "NoReluWarning",
-    "ReluRuleForward",
+    "ReluRuleBased",
 ]
 
 
@@ -34,56 +29,22 @@ class NoReluWarning(UserWarning):
     """The model applied no ReLU, so the attribution equals the plain gradient."""
 
 
-class ReluRuleForward:
-    """Mixin: forward passes run with every ReLU given the deconvolution or the guided
-    backpropagation rule (see :class:`~attrkit.relu_override.ReluOverride`).
+class ReluRuleBased(RuleBased):
+    """Mixin of the methods with one ReLU rule: the subclass's :attr:`rules`, or, for a
+    class that declares none (``ModifiedReluGradientAttribution`` used directly, as in
+    Captum), the rule ``use_relu_grad_output`` picks."""
 
-    Used by :class:`ModifiedReluGradientAttribution` and the neuron variants; the class
-    calls :meth:`_use_relu_rule` from its constructor.
-    """
-
-    model: Callable[..., Any]
-    _rule: ReluRule
-    _warned_no_relu: bool
+    no_application_warning: ClassVar[type[Warning] | None] = NoReluWarning
 
     def _use_relu_rule(self, model: Callable[..., Any], use_relu_grad_output: bool) -> None:
-        check_overridable(model)
-        self.model = model
         self.use_relu_grad_output = use_relu_grad_output
-        self._rule = deconvolution_relu if use_relu_grad_output else guided_backprop_relu
-        self._warned_no_relu = False
-
-    def _forward_context(self) -> _RuleForward:
-        check_overridable(self.model)
-        return _RuleForward(self)
-
-    def _warn_no_relu(self) -> None:
-        if not self._warned_no_relu:
-            self._warned_no_relu = True
-            warn_at_caller(
-                f"{type(self).__name__}: the model applied no ReLU, so the attribution "
-                "equals the plain gradient (this warning is shown once per object)",
-                NoReluWarning,
-            )
+        rules: tuple[Rule, ...] = self.rules or (
+            (DECONVOLUTION,) if use_relu_grad_output else (GUIDED_BACKPROP,)
+        )
+        self._use_rules(model, rules)
 
 
-class _RuleForward(ReluOverride):
-    """The override for one forward pass of ``method``, which warns (once per method
-    object) when the pass applied no ReLU. (A class rather than a ``@contextmanager``
-    generator around the override: this runs on every call, and a generator costs
-    several microseconds more.)"""
-
-    def __init__(self, method: ReluRuleForward) -> None:
-        super().__init__(method._rule)
-        self.method = method
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        super().__exit__(exc_type, *exc_info)  # type: ignore[no-untyped-call]
-        if exc_type is None and self.relu_count == 0:
-            self.method._warn_no_relu()
-
-
-class ModifiedReluGradientAttribution(ReluRuleForward, GradientAttribution):
+class ModifiedReluGradientAttribution(ReluRuleBased, GradientAttribution):
     """Gradient of the target with every ReLU's backward replaced by a rule.
 
     The rule applies to every ReLU application of the forward pass, in every spelling:
@@ -92,9 +53,13 @@ class ModifiedReluGradientAttribution(ReluRuleForward, GradientAttribution):
     changes, nothing is installed on the model, and concurrent calls from other threads are
     unaffected.
 
+    A subclass declares its rule (``rules = (DECONVOLUTION,)``, an
+    :class:`~attrkit.engine.rules.relu.ReluRule`); used directly, as in Captum, the class
+    applies the rule ``use_relu_grad_output`` picks.
+
     Args:
         model (torch.nn.Module or Callable): The model. TorchScript models are refused
-            with :class:`~attrkit.relu_override.UnsupportedModelError`.
+            with :class:`~attrkit.engine.reach.UnsupportedModelError`.
         use_relu_grad_output (bool): ``True`` for the deconvolution rule
             (``relu(grad_output)``), ``False`` for guided backpropagation
             (``relu(grad_output) * (input > 0)``). Default: ``False``.
@@ -135,10 +100,9 @@ class ModifiedReluGradientAttribution(ReluRuleForward, GradientAttribution):
 
 @register(
     "guided_backprop",
+    family="relu_rules",
     aliases=("gbp", "guided_backpropagation"),
     display_name="Guided Backpropagation",
-    paper="Springenberg et al., Striving for Simplicity: The All Convolutional Net, "
-    "ICLR workshop 2015, https://arxiv.org/abs/1412.6806",
 )
 @fill_doc
 class GuidedBackprop(ModifiedReluGradientAttribution):
@@ -160,16 +124,17 @@ class GuidedBackprop(ModifiedReluGradientAttribution):
         torch.Size([5, 3])
     """
 
+    rules = (GUIDED_BACKPROP,)
+
     def __init__(self, model: Callable[..., Any]) -> None:
         super().__init__(model, use_relu_grad_output=False)
 
 
 @register(
     "deconvolution",
+    family="relu_rules",
     aliases=("deconv", "deconvnet"),
     display_name="Deconvolution",
-    paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, "
-    "ECCV 2014, https://arxiv.org/abs/1311.2901",
 )
 @fill_doc
 class Deconvolution(ModifiedReluGradientAttribution):
@@ -191,6 +156,8 @@ class Deconvolution(ModifiedReluGradientAttribution):
         >>> attributions.shape
         torch.Size([5, 3])
     """
+
+    rules = (DECONVOLUTION,)
 
     def __init__(self, model: Callable[..., Any]) -> None:
         super().__init__(model, use_relu_grad_output=True)

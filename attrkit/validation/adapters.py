@@ -50,9 +50,9 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from attrkit._call import format_additional_forward_args, format_baselines, take_rows
-from attrkit._targets import Target
-from attrkit.registry import MethodInfo, common_kwargs, create, method_info
+from attrkit.core.call import format_additional_forward_args, format_baselines, take_rows
+from attrkit.core.registry import MethodInfo, common_kwargs, create, method_info
+from attrkit.core.targets import Target
 
 __all__ = [
     "ADAPTERS",

@@ -9,7 +9,8 @@ import warnings
 
 __all__ = ["warn_at_caller"]
 
-_INTERNAL = (os.path.dirname(os.path.abspath(__file__)), os.path.abspath(contextlib.__file__))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # attrkit/
+_INTERNAL = (_PACKAGE, os.path.abspath(contextlib.__file__))
 
 
 def warn_at_caller(message: str, category: type[Warning]) -> None:

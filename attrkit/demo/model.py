@@ -1,7 +1,7 @@
 """The built-in demo model: a small CNN trained on scikit-learn's 8x8 digits.
 
 The weights, a metadata record (training setup and held-out accuracy) and the held-out test
-split ship inside the package (``attrkit/data``), so nothing is downloaded and scikit-learn
+split ship inside the package (``attrkit/demo/data``), so nothing is downloaded and scikit-learn
 is not needed at run time. ``scripts/train_demo_model.py`` recreates all three files.
 """
 
@@ -100,8 +100,8 @@ def digits_to_tensors(pixels: npt.NDArray[Any], labels: npt.NDArray[Any]) -> tup
 
 
 def data_file(name: str) -> bytes:
-    """The bytes of a file shipped in ``attrkit/data``."""
-    return (resources.files("attrkit") / "data" / name).read_bytes()
+    """The bytes of a file shipped in ``attrkit/demo/data``."""
+    return (resources.files("attrkit.demo") / "data" / name).read_bytes()
 
 
 def load_demo_model() -> DigitsCNN:

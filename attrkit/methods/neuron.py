@@ -8,18 +8,19 @@ from typing import Any
 from captum.attr import NeuronAttribution as _CaptumNeuronAttribution
 from torch import Tensor, nn
 
-from attrkit._call import AttributionCall, gradients
-from attrkit._docs import fill_doc
-from attrkit._layers import LayerCapture, NeuronSelector, check_layer, select_neuron
-from attrkit._typing import TensorOrTupleOfTensorsGeneric
-from attrkit.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.modified_relu import ReluRuleForward
-from attrkit.registry import register
+from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
+from attrkit.core.call import AttributionCall, gradients
+from attrkit.core.docs import fill_doc
+from attrkit.core.layers import LayerCapture, NeuronSelector, check_layer, select_neuron
+from attrkit.core.registry import register
+from attrkit.core.typing import TensorOrTupleOfTensorsGeneric
+from attrkit.engine.rules.relu import DECONVOLUTION, GUIDED_BACKPROP
+from attrkit.methods.modified_relu import ReluRuleBased
 
 __all__ = ["NeuronDeconvolution", "NeuronGuidedBackprop"]
 
 
-class _NeuronModifiedRelu(ReluRuleForward, _CaptumNeuronAttribution, GradientAttribution):  # type: ignore[misc]
+class _NeuronModifiedRelu(ReluRuleBased, _CaptumNeuronAttribution, GradientAttribution):  # type: ignore[misc]
     """The gradient of one neuron of ``layer`` with respect to the inputs, every ReLU of
     the forward pass following the method's rule."""
 
@@ -75,10 +76,9 @@ class _NeuronModifiedRelu(ReluRuleForward, _CaptumNeuronAttribution, GradientAtt
 
 @register(
     "neuron_deconvolution",
+    family="relu_rules",
     aliases=("neuron_deconv",),
     display_name="Neuron Deconvolution",
-    paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, "
-    "ECCV 2014, https://arxiv.org/abs/1311.2901",
 )
 @fill_doc
 class NeuronDeconvolution(_NeuronModifiedRelu):
@@ -99,6 +99,8 @@ class NeuronDeconvolution(_NeuronModifiedRelu):
         torch.Size([5, 3])
     """
 
+    rules = (DECONVOLUTION,)
+
     def __init__(
         self, model: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None
     ) -> None:
@@ -107,10 +109,9 @@ class NeuronDeconvolution(_NeuronModifiedRelu):
 
 @register(
     "neuron_guided_backprop",
+    family="relu_rules",
     aliases=("neuron_gbp",),
     display_name="Neuron Guided Backpropagation",
-    paper="Springenberg et al., Striving for Simplicity: The All Convolutional Net, "
-    "ICLR workshop 2015, https://arxiv.org/abs/1412.6806",
 )
 @fill_doc
 class NeuronGuidedBackprop(_NeuronModifiedRelu):
@@ -130,6 +131,8 @@ class NeuronGuidedBackprop(_NeuronModifiedRelu):
         >>> explainer.attribute(torch.randn(5, 3), neuron_selector=(1,)).shape
         torch.Size([5, 3])
     """
+
+    rules = (GUIDED_BACKPROP,)
 
     def __init__(
         self, model: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None

@@ -41,12 +41,13 @@ from typing import Any, Literal
 
 from torch import nn
 
-from attrkit._call import prepare_call
-from attrkit._docs import fill_doc
-from attrkit._table import markdown_table, text_table
-from attrkit._trace import ActivationEvent, ForwardTrace, ReluEvent
-from attrkit.attribution import _CallScope
-from attrkit.relu_override import check_overridable
+from attrkit.core.attribution import _CallScope
+from attrkit.core.call import prepare_call
+from attrkit.core.docs import fill_doc
+from attrkit.core.registry import method_info
+from attrkit.engine.reach import check_overridable
+from attrkit.validation.tables import markdown_table, text_table
+from attrkit.validation.trace import ActivationEvent, ForwardTrace, ReluEvent
 
 __all__ = [
     "LIBRARIES",
@@ -663,17 +664,14 @@ def audit(model: nn.Module, inputs: Any, additional_forward_args: Any = None) ->
     )
 
 
-def relu_rule(class_name: str) -> str | None:
-    """The ReLU backward rule of the attribution class called ``class_name``:
-    ``"deconvolution"`` (Deconvolution, NeuronDeconvolution), ``"guided_backprop"``
-    (GuidedBackprop, NeuronGuidedBackprop, GuidedGradCam) or ``None`` (no ReLU override).
+def relu_rule(method: str) -> str | None:
+    """The name of the ReLU rule of the registered method ``method`` (or of the method
+    ``noise_tunnel`` wraps: pass its ``base_method``): ``"deconvolution"``,
+    ``"guided_backprop"``, ... or ``None`` (the method keeps ReLU's gradient).
 
     Example:
-        >>> relu_rule("NeuronDeconvolution"), relu_rule("GuidedGradCam"), relu_rule("Saliency")
+        >>> relu_rule("neuron_deconvolution"), relu_rule("guided_grad_cam"), relu_rule("saliency")
         ('deconvolution', 'guided_backprop', None)
     """
-    if "Deconvolution" in class_name:
-        return "deconvolution"
-    if "GuidedBackprop" in class_name or "GuidedGradCam" in class_name:
-        return "guided_backprop"
-    return None
+    rule = method_info(method).rule_for("relu")
+    return None if rule is None else str(rule.name)

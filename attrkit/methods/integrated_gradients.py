@@ -10,12 +10,12 @@ from typing import Any, Literal, overload
 import torch
 from torch import Tensor
 
-from attrkit._approximation import quadrature
-from attrkit._call import AttributionCall, Result, format_baselines
-from attrkit._docs import fill_doc
-from attrkit._typing import TargetType, TensorOrTupleOfTensorsGeneric
-from attrkit.attribution import GradientAttribution, captum_entry_point
-from attrkit.registry import register
+from attrkit.core.attribution import GradientAttribution, captum_entry_point
+from attrkit.core.call import AttributionCall, Result, format_baselines
+from attrkit.core.docs import fill_doc
+from attrkit.core.registry import register
+from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.methods.quadrature import quadrature
 
 __all__ = ["IntegratedGradients"]
 
@@ -38,6 +38,7 @@ def _broadcast(values: Tensor, like: Tensor) -> Tensor:
 
 @register(
     "integrated_gradients",
+    family="path",
     aliases=("ig",),
     display_name="Integrated Gradients",
     paper="Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017, "

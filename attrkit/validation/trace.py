@@ -26,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
-from attrkit.relu_override import relu_call
+from attrkit.engine.ops import RELU
 
 __all__ = ["ACTIVATION_MODULES", "ActivationEvent", "ForwardTrace", "ReluEvent", "spelling"]
 
@@ -269,9 +269,9 @@ class ForwardTrace(TorchFunctionMode):
         step = self._step
         self._step += 1
         read = [(t, t._version) for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)]
-        relu = relu_call(func, args, kwargs)
+        relu = RELU.read(func, args, kwargs) if func in RELU.spellings else None
         if relu is not None:
-            x, inplace = relu
+            x, inplace = relu.input, relu.inplace
             module, enclosing = self._module_context(nn.ReLU)
             record = self._record(x)
             file, line = _call_site()

@@ -22,32 +22,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from attrkit._demo_model import (
-    DigitsCNN,
-    HeldoutDigits,
-    load_demo_metadata,
-    load_demo_model,
-    load_heldout_digits,
-)
-from attrkit._table import text_table
-from attrkit.compare import CompareReport, compare
-from attrkit.registry import available_methods, method_info, takes_argument
+from attrkit.core.registry import available_methods, method_info, takes_argument
+from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
+from attrkit.validation.comparison import CompareReport, compare
+from attrkit.validation.tables import text_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = [
-    "DemoResult",
-    "DigitsCNN",
-    "HeldoutDigits",
-    "demo_arguments",
-    "demo_figure",
-    "format_agreement",
-    "load_demo_metadata",
-    "load_demo_model",
-    "load_heldout_digits",
-    "run_demo",
-]
+__all__ = ["DemoResult", "demo_arguments", "demo_figure", "format_agreement", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -179,7 +162,7 @@ def demo_figure(result: DemoResult) -> Figure:
 
     Each method's column shares one colour scale; green is positive, red negative.
     """
-    from attrkit.viz import attribution_grid
+    from attrkit.viz.figures import attribution_grid
 
     columns = {method_info(name).display_name: value for name, value in result.attributions.items()}
     labels = [

@@ -1,0 +1,306 @@
+"""The ops the rule engine can give a rule, and every spelling of each.
+
+An :class:`Op` is one operation (``relu``) with every callable that applies it, as a
+torch-function mode sees the call: ``F.relu``, ``torch.relu_``, ``Tensor.relu``,
+``torch.ops.aten.relu.default``, ... (``nn.ReLU`` modules call ``F.relu``). For each spelling
+it knows how to read the call: the input is the first argument (or ``input=``), and the call
+runs in place always, never, or as its ``inplace`` argument says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "ADAPTIVE_MAX_POOL",
+    "ELEMENTWISE",
+    "MAX_POOL",
+    "OPS",
+    "RELU",
+    "SOFTMAX",
+    "InPlace",
+    "Op",
+    "OpCall",
+    "register_op",
+]
+
+#: How a spelling runs: ``True`` always in place, ``False`` never, an ``int`` as its
+#: ``inplace`` argument says (that argument's position; or passed by keyword).
+InPlace = bool | int
+
+
+class OpCall(NamedTuple):
+    """One application of a ruled op, as the override intercepted it."""
+
+    op: Op
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    input: Tensor
+    inplace: bool
+
+    def plain(self) -> Any:
+        """The op itself, with its ordinary backward."""
+        return self.func(*self.args, **self.kwargs)
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """An operation the engine can rule.
+
+    Attributes:
+        name: Its name (``"relu"``).
+        title: Its name in prose (``"ReLU"``).
+        spellings: Every callable that applies it -> how it runs in place (:data:`InPlace`).
+        native_nodes: The names of the autograd nodes its plain backward makes
+            (``ReluBackward0``): a node of these on the gradient path that no rule made is
+            an application the override did not reach.
+    """
+
+    name: str
+    title: str
+    spellings: Mapping[Callable[..., Any], InPlace]
+    native_nodes: frozenset[str] = field(default_factory=frozenset)
+
+    def read(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> OpCall:
+        """The call of spelling ``func`` with ``args`` and ``kwargs``, read."""
+        x = args[0] if args else kwargs["input"]
+        spec = self.spellings[func]
+        if spec is True or spec is False:
+            inplace = spec
+        elif len(args) > spec:
+            inplace = bool(args[spec])
+        else:
+            inplace = bool(kwargs and kwargs.get("inplace"))
+        return OpCall(self, func, args, kwargs or {}, x, inplace)
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r})"
+
+
+_aten = torch.ops.aten
+_nn: Any = torch._C._nn
+
+
+def _aten_spellings(name: str) -> dict[Callable[..., Any], InPlace]:
+    """``torch.ops.aten.<name>`` and ``<name>_`` (where it exists), packet and default."""
+    spellings: dict[Callable[..., Any], InPlace] = {}
+    for op_name, inplace in ((name, False), (name + "_", True)):
+        if hasattr(_aten, op_name):
+            packet = getattr(_aten, op_name)
+            spellings[packet] = inplace
+            spellings[packet.default] = inplace
+    return spellings
+
+
+def _elementwise(
+    name: str,
+    title: str,
+    spellings: dict[Callable[..., Any], InPlace],
+    *nodes: str,
+    aten: str | None = None,
+) -> Op:
+    return Op(name, title, {**spellings, **_aten_spellings(aten or name)}, frozenset(nodes))
+
+
+# ------------------------------------------------------------------ elementwise nonlinearities
+RELU = _elementwise(
+    "relu",
+    "ReLU",
+    {
+        F.relu: 1,
+        F.relu_: True,
+        torch.relu: False,
+        torch.relu_: True,
+        Tensor.relu: False,
+        Tensor.relu_: True,
+    },
+    "ReluBackward0",
+)
+ELU = _elementwise(
+    "elu", "ELU", {F.elu: 2, _nn.elu: False, _nn.elu_: True}, "EluBackward0", "EluBackward1"
+)
+LEAKY_RELU = _elementwise(
+    "leaky_relu",
+    "leaky ReLU",
+    {F.leaky_relu: 2, _nn.leaky_relu: False, _nn.leaky_relu_: True},
+    "LeakyReluBackward0",
+    "LeakyReluBackward1",
+)
+SIGMOID = _elementwise(
+    "sigmoid",
+    "sigmoid",
+    {
+        torch.sigmoid: False,
+        torch.sigmoid_: True,
+        Tensor.sigmoid: False,
+        Tensor.sigmoid_: True,
+        torch.special.expit: False,
+    },
+    "SigmoidBackward0",
+)
+TANH = _elementwise(
+    "tanh",
+    "tanh",
+    {torch.tanh: False, torch.tanh_: True, Tensor.tanh: False, Tensor.tanh_: True},
+    "TanhBackward0",
+)
+SOFTPLUS = _elementwise("softplus", "softplus", {F.softplus: False}, "SoftplusBackward0")
+GELU = _elementwise("gelu", "GELU", {F.gelu: False}, "GeluBackward0")
+SILU = _elementwise("silu", "SiLU", {F.silu: 1, _nn.silu: False, _nn.silu_: True}, "SiluBackward0")
+HARDSWISH = _elementwise(
+    "hardswish",
+    "hardswish",
+    {F.hardswish: 1, _nn.hardswish: False, _nn.hardswish_: True},
+    "HardswishBackward0",
+)
+#: ``nn.ReLU6`` is a ``Hardtanh(0, 6)``: it reaches the override as ``F.hardtanh``.
+HARDTANH = _elementwise(
+    "hardtanh",
+    "hardtanh",
+    {F.hardtanh: 3, _nn.hardtanh: False, _nn.hardtanh_: True},
+    "HardtanhBackward0",
+)
+RELU6 = _elementwise(
+    "relu6", "ReLU6", {F.relu6: 1, _nn.relu6: False, _nn.relu6_: True}, "HardtanhBackward0"
+)
+MISH = _elementwise("mish", "mish", {F.mish: 1, _nn.mish: False, _nn.mish_: True}, "MishBackward0")
+CELU = _elementwise(
+    "celu",
+    "CELU",
+    {F.celu: 2, torch.celu: False, torch.celu_: True},
+    "CeluBackward0",
+    "CeluBackward1",
+)
+SELU = _elementwise(
+    "selu",
+    "SELU",
+    {F.selu: 1, torch.selu: False, torch.selu_: True},
+    "EluBackward0",
+    "EluBackward1",
+)
+HARDSIGMOID = _elementwise(
+    "hardsigmoid",
+    "hardsigmoid",
+    {F.hardsigmoid: 1, _nn.hardsigmoid: False, _nn.hardsigmoid_: True},
+    "HardsigmoidBackward0",
+)
+LOGSIGMOID = _elementwise(
+    "logsigmoid", "log-sigmoid", {F.logsigmoid: False}, "LogSigmoidBackward0", aten="log_sigmoid"
+)
+THRESHOLD = _elementwise(
+    "threshold",
+    "threshold",
+    {F.threshold: 3, torch.threshold: False, torch.threshold_: True},
+    "ThresholdBackward0",
+    "ThresholdBackward1",
+)
+PRELU = _elementwise("prelu", "PReLU", {F.prelu: False}, "PreluKernelBackward0")
+SOFTSHRINK = _elementwise("softshrink", "softshrink", {F.softshrink: False}, "SoftshrinkBackward0")
+HARDSHRINK = _elementwise(
+    "hardshrink",
+    "hardshrink",
+    {F.hardshrink: False, Tensor.hardshrink: False},
+    "HardshrinkBackward0",
+)
+#: Composites of other ops: no node of their own, so their native nodes are not listed.
+SOFTSIGN = _elementwise("softsign", "softsign", {F.softsign: False})
+TANHSHRINK = _elementwise("tanhshrink", "tanhshrink", {F.tanhshrink: False})
+
+#: Every elementwise nonlinearity above (the ops DeepLift's rescale rule applies to).
+ELEMENTWISE: tuple[Op, ...] = (
+    RELU,
+    ELU,
+    LEAKY_RELU,
+    SIGMOID,
+    TANH,
+    SOFTPLUS,
+    GELU,
+    SILU,
+    HARDSWISH,
+    HARDTANH,
+    RELU6,
+    MISH,
+    CELU,
+    SELU,
+    HARDSIGMOID,
+    LOGSIGMOID,
+    THRESHOLD,
+    PRELU,
+    SOFTSHRINK,
+    HARDSHRINK,
+    SOFTSIGN,
+    TANHSHRINK,
+)
+
+# ------------------------------------------------------------------------------- pooling
+MAX_POOL = Op(
+    "max_pool",
+    "max-pool",
+    {
+        F.max_pool1d: False,
+        F.max_pool2d: False,
+        F.max_pool3d: False,
+        F.max_pool1d_with_indices: False,
+        F.max_pool2d_with_indices: False,
+        F.max_pool3d_with_indices: False,
+        torch.max_pool1d: False,
+        torch.max_pool2d: False,
+        torch.max_pool3d: False,
+        torch.max_pool1d_with_indices: False,
+        _nn.max_pool2d_with_indices: False,
+        _nn.max_pool3d_with_indices: False,
+        **_aten_spellings("max_pool2d_with_indices"),
+        **_aten_spellings("max_pool3d_with_indices"),
+    },
+    frozenset({"MaxPool2DWithIndicesBackward0", "MaxPool3DWithIndicesBackward0"}),
+)
+ADAPTIVE_MAX_POOL = Op(
+    "adaptive_max_pool",
+    "adaptive max-pool",
+    {
+        F.adaptive_max_pool1d: False,
+        F.adaptive_max_pool2d: False,
+        F.adaptive_max_pool3d: False,
+        F.adaptive_max_pool1d_with_indices: False,
+        F.adaptive_max_pool2d_with_indices: False,
+        F.adaptive_max_pool3d_with_indices: False,
+    },
+    frozenset({"AdaptiveMaxPool2DBackward0", "AdaptiveMaxPool3DBackward0"}),
+)
+
+# ------------------------------------------------------------------------------- softmax
+SOFTMAX = Op(
+    "softmax",
+    "softmax",
+    {F.softmax: False, torch.softmax: False, Tensor.softmax: False, **_aten_spellings("_softmax")},
+    frozenset({"SoftmaxBackward0"}),
+)
+
+#: Every op by name.
+OPS: dict[str, Op] = {}
+
+
+def register_op(op: Op) -> Op:
+    """Add ``op`` to :data:`OPS` and return it; a name or a spelling that another op holds
+    raises ``ValueError``. A user's own elementwise activation (a function with
+    ``__torch_function__`` support, such as a ``torch.library`` op or a function that
+    calls ``torch.overrides.handle_torch_function``) becomes rulable this way."""
+    if op.name in OPS:
+        raise ValueError(f"an op named {op.name!r} is already registered")
+    for other in OPS.values():
+        shared = set(op.spellings) & set(other.spellings)
+        if shared:
+            raise ValueError(f"op {op.name!r} shares spellings with {other.name!r}: {shared}")
+    OPS[op.name] = op
+    return op
+
+
+for _op in (*ELEMENTWISE, MAX_POOL, ADAPTIVE_MAX_POOL, SOFTMAX):
+    register_op(_op)

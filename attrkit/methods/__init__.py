@@ -1,0 +1,28 @@
+"""The attribution methods, one module per family; importing this package registers them."""
+
+from attrkit.methods.grad_cam import GuidedGradCam, LayerGradCam
+from attrkit.methods.gradient import InputXGradient, Saliency
+from attrkit.methods.integrated_gradients import IntegratedGradients
+from attrkit.methods.modified_relu import (
+    Deconvolution,
+    GuidedBackprop,
+    ModifiedReluGradientAttribution,
+    NoReluWarning,
+)
+from attrkit.methods.neuron import NeuronDeconvolution, NeuronGuidedBackprop
+from attrkit.methods.noise_tunnel import NoiseTunnel
+
+__all__ = [
+    "Deconvolution",
+    "GuidedBackprop",
+    "GuidedGradCam",
+    "InputXGradient",
+    "IntegratedGradients",
+    "LayerGradCam",
+    "ModifiedReluGradientAttribution",
+    "NeuronDeconvolution",
+    "NeuronGuidedBackprop",
+    "NoReluWarning",
+    "NoiseTunnel",
+    "Saliency",
+]
