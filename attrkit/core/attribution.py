@@ -6,7 +6,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 from captum.attr import GradientAttribution as _CaptumGradientAttribution
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from attrkit.core.call import AttributionCall, Result, gradients, prepare_call
 
-__all__ = ["GradientAttribution", "captum_entry_point", "check_callable"]
+__all__ = ["GradientAttribution", "NoFuture", "captum_entry_point", "check_callable"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +107,23 @@ class _CallScope:
             generator.set_state(state)
 
 
-class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc]
+class NoFuture:
+    """``attribute_future``, which attrkit's methods do not implement: they compute
+    synchronously, as Captum's gradient methods (whose ``attribute_future`` raises the
+    same error)."""
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        """Not implemented; call ``attribute``.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError(
+            f"attribute_future is not implemented for {type(self).__name__}; call attribute"
+        )
+
+
+class GradientAttribution(NoFuture, _CaptumGradientAttribution, ABC):  # type: ignore[misc]
     """Abstract base of attrkit's gradient methods.
 
     It owns everything that is not the method itself: turning ``inputs``, ``target`` and
@@ -126,6 +142,10 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
             the batch.
     """
 
+    #: Whether the method differentiates with respect to the inputs (which must then be
+    #: floating-point tensors); a layer method may take integer inputs (token ids).
+    differentiates_inputs: ClassVar[bool] = True
+
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         check_callable(forward_func, "forward_func")
         super().__init__(forward_func)
@@ -138,7 +158,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
         **options: Any,
     ) -> Any:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
-        call = prepare_call(inputs, target, additional_forward_args)
+        call = prepare_call(inputs, target, additional_forward_args, self.differentiates_inputs)
         with _CallScope(may_draw_random_numbers(self.forward_func)):
             attributions = self._compute(call, **options)
         return call.pack(attributions)

@@ -9,11 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from attrkit.core.errors import ArgumentTypeError, ArgumentValueError
 from attrkit.core.targets import Target, parse_target
 
 __all__ = [
+    "GRAD_KWARGS",
     "AttributionCall",
     "Result",
+    "check_grad_kwargs",
     "format_additional_forward_args",
     "format_baselines",
     "format_tensors",
@@ -23,9 +26,12 @@ __all__ = [
 ]
 
 
-def format_tensors(value: object, name: str) -> tuple[tuple[Tensor, ...], bool]:
-    """Check that ``value`` is a tensor or a non-empty tuple of floating-point tensors
-    sharing dimension 0; return them as a tuple and whether a tuple was given."""
+def format_tensors(
+    value: object, name: str, floating: bool = True
+) -> tuple[tuple[Tensor, ...], bool]:
+    """Check that ``value`` is a tensor or a non-empty tuple of tensors sharing dimension
+    0 (floating-point ones, with ``floating``); return them as a tuple and whether a tuple
+    was given."""
     is_tuple = isinstance(value, tuple)
     tensors: tuple[object, ...] = value if isinstance(value, tuple) else (value,)
     if not is_tuple and not isinstance(value, Tensor):
@@ -42,7 +48,7 @@ def format_tensors(value: object, name: str) -> tuple[tuple[Tensor, ...], bool]:
         label = f"{name}[{position}]" if is_tuple else name
         if not isinstance(tensor, Tensor):
             raise TypeError(f"`{label}` must be a torch.Tensor, got {type(tensor).__name__}")
-        if not tensor.is_floating_point():
+        if floating and not tensor.is_floating_point():
             raise TypeError(
                 f"`{label}` has dtype {tensor.dtype}; gradients need a floating-point "
                 "tensor (convert it with .float())"
@@ -83,28 +89,28 @@ def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Ten
         return tuple(torch.zeros((), dtype=x.dtype, device=x.device) for x in inputs)
     entries = baselines if isinstance(baselines, tuple) else (baselines,)
     if len(entries) != len(inputs):
-        raise ValueError(
+        raise ArgumentValueError(
             f"`baselines` has {len(entries)} entries but `inputs` has {len(inputs)} tensors"
         )
     formatted = []
     for position, (baseline, x) in enumerate(zip(entries, inputs, strict=True)):
         label = f"baselines[{position}]" if isinstance(baselines, tuple) else "baselines"
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float, Tensor)):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"`{label}` must be a number or a tensor, got {type(baseline).__name__}"
             )
         if not isinstance(baseline, Tensor):
             formatted.append(torch.tensor(baseline, dtype=x.dtype, device=x.device))
             continue
         if baseline.is_complex() or baseline.layout != torch.strided or baseline.is_meta:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"`{label}` must be a dense real tensor with values, got a {baseline.dtype} "
                 f"{baseline.layout} tensor on the {baseline.device.type} device"
             )
         if baseline.dim() > 0 and (
             baseline.shape[1:] != x.shape[1:] or baseline.shape[0] not in (1, x.shape[0])
         ):
-            raise ValueError(
+            raise ArgumentValueError(
                 f"`{label}` has shape {tuple(baseline.shape)}; it must be a number, or a "
                 f"tensor of the input's shape {tuple(x.shape)} or with a batch of one "
                 f"{(1, *x.shape[1:])}"
@@ -122,11 +128,11 @@ def take_rows(value: Any, batch_size: int, rows: Tensor) -> Any:
 
 
 def _leaf(tensor: Tensor) -> Tensor:
-    """A new leaf that requires grad and shares the caller's values, never their graph
-    or their ``requires_grad`` flag."""
+    """A new leaf that shares the caller's values, never their graph or their
+    ``requires_grad`` flag, and requires grad (when it is a floating-point tensor)."""
     if tensor.is_inference():
         tensor = tensor.clone()
-    return tensor.detach().requires_grad_()
+    return tensor.detach().requires_grad_(tensor.is_floating_point())
 
 
 @dataclass(frozen=True)
@@ -138,11 +144,15 @@ class Result:
         delta: The convergence delta, returned after the attributions when not ``None``.
         is_tuple: Return a tuple (``True``) or a tensor (``False``); ``None`` follows the
             inputs.
+        layers: For a method over a list of layers: how many of ``attributions`` belong
+            to each layer, in order; the result is then a list with, per layer, a tensor
+            (one) or a tuple (several), as Captum's multi-layer methods return.
     """
 
     attributions: tuple[Tensor, ...]
     delta: Tensor | None = None
     is_tuple: bool | None = None
+    layers: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,19 +189,29 @@ class AttributionCall:
         )
 
     def pack(self, results: Sequence[Tensor] | Result) -> Any:
-        """Tensor in, tensor out; tuple in, tuple out; a delta after the attributions."""
+        """Tensor in, tensor out; tuple in, tuple out (or the structure ``results``
+        gives); a delta after the attributions."""
         if not isinstance(results, Result):
             return tuple(results) if self.is_tuple else results[0]
-        is_tuple = self.is_tuple if results.is_tuple is None else results.is_tuple
-        packed = results.attributions if is_tuple else results.attributions[0]
+        packed: Any
+        if results.layers is not None:
+            packed, first = [], 0
+            for count in results.layers:
+                group = results.attributions[first : first + count]
+                packed.append(group if count > 1 else group[0])
+                first += count
+        else:
+            is_tuple = self.is_tuple if results.is_tuple is None else results.is_tuple
+            packed = results.attributions if is_tuple else results.attributions[0]
         return packed if results.delta is None else (packed, results.delta)
 
 
 def prepare_call(
-    inputs: object, target: object, additional_forward_args: object
+    inputs: object, target: object, additional_forward_args: object, floating: bool = True
 ) -> AttributionCall:
-    """Validate and normalize the three common arguments of ``attribute``."""
-    tensors, is_tuple = format_tensors(inputs, "inputs")
+    """Validate and normalize the three common arguments of ``attribute``; ``floating``:
+    the inputs must be floating-point tensors (the method differentiates them)."""
+    tensors, is_tuple = format_tensors(inputs, "inputs", floating)
     parsed = parse_target(target, int(tensors[0].shape[0]))
     return AttributionCall(
         inputs=tuple(_leaf(t) for t in tensors),
@@ -201,11 +221,34 @@ def prepare_call(
     )
 
 
+#: The options of :func:`torch.autograd.grad` that a method's ``grad_kwargs`` may set (the
+#: others, ``outputs``, ``inputs``, ``grad_outputs`` and ``is_grads_batched``, are the
+#: method's own).
+GRAD_KWARGS = ("retain_graph", "create_graph", "allow_unused", "materialize_grads")
+
+
+def check_grad_kwargs(value: object) -> dict[str, Any]:
+    """``grad_kwargs``: ``None`` or a dict of options of :func:`torch.autograd.grad`
+    (:data:`GRAD_KWARGS`), passed through to it as Captum does."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
+    if unknown:
+        raise TypeError(
+            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
+            f"{', '.join(GRAD_KWARGS)}"
+        )
+    return value
+
+
 def gradients(
     selected: Tensor, inputs: tuple[Tensor, ...], **grad_kwargs: Any
 ) -> tuple[Tensor, ...]:
     """Gradient of ``selected.sum()`` with respect to each input; zeros where an input
-    does not reach the output. ``grad_kwargs`` go to :func:`torch.autograd.grad`."""
+    does not reach the output. ``grad_kwargs`` (see :func:`check_grad_kwargs`) go to
+    :func:`torch.autograd.grad`."""
     if not selected.requires_grad:
         return tuple(torch.zeros_like(x) for x in inputs)
     try:
@@ -213,8 +256,7 @@ def gradients(
             selected,
             inputs,
             grad_outputs=torch.ones_like(selected),
-            allow_unused=True,
-            **grad_kwargs,
+            **{"allow_unused": True, **grad_kwargs},
         )
     except (RuntimeError, NotImplementedError) as error:
         if selected.layout == torch.strided and not selected.is_meta:

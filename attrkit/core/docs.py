@@ -47,6 +47,40 @@ DOCS: dict[str, str] = {
             input: a number, or a tensor with the input's shape or with a batch of one
             (broadcast to every example); a tuple with one entry per input tensor when
             ``inputs`` is a tuple. ``None`` means zeros. Default: ``None``.""",
+    "layers": """
+        layer (torch.nn.Module or list[torch.nn.Module]): The layer (a submodule of the
+            model, applied once per forward pass) whose input or output the method works
+            on, or a list of such layers (the result is then a list with one entry per
+            layer). Layers of a list should not feed each other.""",
+    "inputs_any_dtype": """
+        inputs (Tensor or tuple[Tensor, ...]): The model's input: one tensor, or a tuple
+            of them when the model takes several; dimension 0 of every tensor is the
+            batch. They are not differentiated, so they may be integer tensors (token
+            ids). The caller's tensors are never modified.""",
+    "attribute_to_layer_input": """
+        attribute_to_layer_input (bool, optional): Work on the layer's input instead of
+            its output. Default: ``False``.""",
+    "returns_layer": """
+        Tensor or tuple[Tensor, ...] or list: One attribution per layer tensor, with its
+        shape: a tensor when the layer's output (or input) is one tensor, a tuple when it
+        is several; for a list of layers, a list with one such entry per layer.""",
+    "attribute_to_neuron_input": """
+        attribute_to_neuron_input (bool, optional): Select the neuron in the layer's
+            input instead of its output. Default: ``False``.""",
+    "n_steps": """
+        n_steps (int, optional): Number of points of the quadrature rule.
+            Default: 50.""",
+    "method": """
+        method (str, optional): The quadrature rule: ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"`` or
+            ``"gausslegendre"``. Default: ``"gausslegendre"``.""",
+    "internal_batch_size": """
+        internal_batch_size (int, optional): At most this many rows (path points times
+            examples) per forward pass; ``None`` runs all ``n_steps * batch`` rows at
+            once. Default: ``None``.""",
+    "return_convergence_delta": """
+        return_convergence_delta (bool, optional): Also return, per example,
+            ``sum(attributions) - (F(inputs) - F(baselines))``. Default: ``False``.""",
     "returns_attributions": """
         Tensor or tuple[Tensor, ...]: The attributions, one tensor per input tensor with
         the input's shape: a tensor when ``inputs`` was a tensor, a tuple when it was a
@@ -62,6 +96,10 @@ DOCS: dict[str, str] = {
         device_ids (list[int], optional): Accepted for Captum compatibility and not
             needed: attrkit refuses ``DataParallel`` models over several devices (their
             replicas run in threads the method cannot reach); pass ``model.module``.""",
+    "grad_kwargs": """
+        grad_kwargs (dict, optional): Options passed through to
+            :func:`torch.autograd.grad`: ``retain_graph``, ``create_graph``,
+            ``allow_unused`` or ``materialize_grads``. Default: ``None``.""",
     "model": """
         model (torch.nn.Module or Callable): The model (or any function of the inputs
             returning a tensor whose dimension 0 is the batch).""",

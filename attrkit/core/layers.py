@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Any
 
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from attrkit.core.errors import ArgumentIndexError, ArgumentTypeError, ArgumentValueError
 from attrkit.core.targets import Target, _as_index, parse_target
 
-__all__ = ["LayerCapture", "check_layer", "select_neuron"]
+__all__ = ["LayerCapture", "capture_layers", "check_layer", "check_layers", "select_neuron"]
 
 
 def check_layer(layer: object, model: object) -> nn.Module:
@@ -31,8 +33,27 @@ def check_layer(layer: object, model: object) -> nn.Module:
     return layer
 
 
+def check_layers(layer: object, model: object) -> tuple[tuple[nn.Module, ...], bool]:
+    """``layer``: a module of ``model`` or a non-empty list of them (the multi-layer form
+    of Captum's layer methods); returns the modules and whether a list was given."""
+    if not isinstance(layer, list):
+        return (check_layer(layer, model),), False
+    if not layer:
+        raise ValueError("`layer` is an empty list; give at least one module")
+    for position, module in enumerate(layer):
+        try:
+            check_layer(module, model)
+        except (TypeError, ValueError) as error:
+            raise type(error)(str(error).replace("`layer`", f"`layer[{position}]`")) from None
+    return tuple(layer), True
+
+
 class LayerCapture:
     """Within the block, record the tensors entering (``inputs=True``) or leaving the layer.
+
+    With ``replace``, the layer's tensors are replaced by those (the rest of the model
+    computes with them; integrated gradients of a layer move along a path of the layer's
+    values) and :attr:`tensors` are the replacements.
 
     Attributes:
         tensors: The captured tensors (a tuple), once the forward pass has run.
@@ -40,9 +61,12 @@ class LayerCapture:
             tuple counts as one tensor, as in Captum).
     """
 
-    def __init__(self, layer: nn.Module, inputs: bool = False) -> None:
+    def __init__(
+        self, layer: nn.Module, inputs: bool = False, replace: tuple[Tensor, ...] | None = None
+    ) -> None:
         self.layer = layer
         self.inputs = inputs
+        self.replace = replace
         self.tensors: tuple[Tensor, ...] = ()
         self.calls = 0
         self._thread = threading.get_ident()
@@ -57,11 +81,27 @@ class LayerCapture:
             where = "inputs" if self.inputs else "output"
             raise TypeError(f"`layer`'s {where} holds no tensor")
         self.calls += 1
+        if self.replace is not None:
+            tensors = self._replacements(tensors)
         self.tensors = tensors
-        clones = [item.clone() if isinstance(item, Tensor) else item for item in items]
+        substitutes = iter(tensors)
+        clones = [next(substitutes).clone() if isinstance(item, Tensor) else item for item in items]
         if isinstance(value, (tuple, list)):
             return type(value)(clones)
         return clones[0]
+
+    def _replacements(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        assert self.replace is not None
+        if len(self.replace) != len(tensors) or any(
+            r.shape != t.shape for r, t in zip(self.replace, tensors, strict=False)
+        ):
+            raise ValueError(
+                f"`layer` ({type(self.layer).__name__}) computed tensors of shapes "
+                f"{[tuple(t.shape) for t in tensors]} where the path has "
+                f"{[tuple(r.shape) for r in self.replace]}: the layer's shape depends on "
+                "its input's values"
+            )
+        return self.replace
 
     @property
     def is_tuple(self) -> bool:
@@ -104,21 +144,42 @@ class LayerCapture:
             )
 
 
+@contextmanager
+def capture_layers(
+    layers: tuple[nn.Module, ...],
+    inputs: bool = False,
+    replace: list[tuple[Tensor, ...]] | None = None,
+) -> Iterator[list[LayerCapture]]:
+    """One :class:`LayerCapture` per layer (each with its ``replace``), for one block."""
+    replacements: list[tuple[Tensor, ...] | None] = [None] * len(layers)
+    if replace is not None:
+        replacements = list(replace)
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(LayerCapture(layer, inputs, r))
+            for layer, r in zip(layers, replacements, strict=True)
+        ]
+
+
 NeuronSelector = int | tuple[int | slice, ...] | Callable[..., Tensor]
 
 
-def select_neuron(captured: LayerCapture, selector: object, batch_size: int) -> Tensor:
+def select_neuron(
+    captured: LayerCapture | tuple[Tensor, ...], selector: object, batch_size: int
+) -> Tensor:
     """The selected neuron of every example, shape ``(batch_size,)`` (or a 0-d sum).
 
-    ``selector``: an int or a tuple of ints and slices indexing the layer tensor after the
-    batch dimension (slices are summed over), or a callable that receives the layer's
-    tensor (or tuple of tensors) and returns one value per example.
+    ``captured``: a layer's capture, or its tensors. ``selector``: an int or a tuple of
+    ints and slices indexing the layer tensor after the batch dimension (slices are summed
+    over), or a callable that receives the layer's tensor (or tuple of tensors) and
+    returns one value per example.
     """
-    layer_value: Any = captured.tensors if captured.is_tuple else captured.tensors[0]
+    tensors = captured.tensors if isinstance(captured, LayerCapture) else captured
+    layer_value: Any = tensors if len(tensors) > 1 else tensors[0]
     if callable(selector):
         selected = selector(layer_value)
         if not isinstance(selected, Tensor):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"`neuron_selector` returned {type(selected).__name__}; it must return a "
                 "tensor with one value per example"
             )
@@ -128,16 +189,16 @@ def select_neuron(captured: LayerCapture, selector: object, batch_size: int) -> 
             selected, batch_size, source="the value `neuron_selector` returned"
         )
     source = "the layer's tensor"
-    if captured.is_tuple:
-        raise ValueError(
-            f"the layer's tensors form a tuple of {len(captured.tensors)}; "
+    if len(tensors) > 1:
+        raise ArgumentValueError(
+            f"the layer's tensors form a tuple of {len(tensors)}; "
             "pass a callable `neuron_selector` that picks one value per example"
         )
-    (tensor,) = captured.tensors
+    (tensor,) = tensors
     if isinstance(selector, tuple) and any(isinstance(i, slice) for i in selector):
         return _sum_of_slices(tensor, selector, batch_size, source)
     if not isinstance(selector, (int, tuple)) or isinstance(selector, bool):
-        raise TypeError(
+        raise ArgumentTypeError(
             "`neuron_selector` must be an int, a tuple of ints and slices, or a callable; "
             f"got {type(selector).__name__}"
         )
@@ -150,7 +211,7 @@ def _sum_of_slices(
     """Per example, the sum of the part of ``tensor`` that ``selector`` (ints and slices
     indexing the dimensions after the batch) picks."""
     if len(selector) > tensor.dim() - 1:
-        raise IndexError(
+        raise ArgumentIndexError(
             f"`neuron_selector` {selector!r} has {len(selector)} indices, but {source} "
             f"(shape {tuple(tensor.shape)}) has only {tensor.dim() - 1} dimension(s) "
             "after the batch"
@@ -162,7 +223,7 @@ def _sum_of_slices(
         if not isinstance(entry, slice):
             value = _as_index(entry, label)
             if not -size <= value < size:
-                raise IndexError(
+                raise ArgumentIndexError(
                     f"`{label}` = {value} is out of range for dimension {position + 1} of "
                     f"{source} (shape {tuple(tensor.shape)})"
                 )
@@ -171,11 +232,13 @@ def _sum_of_slices(
         try:
             start, stop, step = entry.indices(size)
         except TypeError:
-            raise TypeError(f"`{label}` {entry!r}: slice bounds must be ints or None") from None
+            raise ArgumentTypeError(
+                f"`{label}` {entry!r}: slice bounds must be ints or None"
+            ) from None
         except ValueError:  # a zero step
             step = 0
         if step < 1:
-            raise ValueError(f"`{label}` {entry!r}: the slice step must be positive")
+            raise ArgumentValueError(f"`{label}` {entry!r}: the slice step must be positive")
         index.append(slice(start, stop, step))
     picked = tensor[tuple(index)]
     return picked.reshape(batch_size, math.prod(picked.shape[1:])).sum(dim=1)

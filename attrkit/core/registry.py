@@ -54,6 +54,7 @@ class UnknownMethodError(KeyError):
 #: The families ``attrkit methods`` groups the methods by: key -> heading.
 FAMILIES: dict[str, str] = {
     "gradient": "Gradients",
+    "activation": "Layer activations",
     "relu_rules": "Modified ReLU backward rules",
     "path": "Path integrals",
     "deeplift": "DeepLift and SHAP approximations",
@@ -260,10 +261,14 @@ def method_info(name: str) -> MethodInfo:
     raise UnknownMethodError(f"no attribution method named {name!r}.{hint} Available: {names}")
 
 
-def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
-    """Construct the method registered under ``name`` for ``model``.
+def create(name: str, model: Callable[..., Any], *init_args: Any, **init_kwargs: Any) -> Any:
+    """Construct the method registered under ``name`` (or its Captum class name) for
+    ``model``.
 
-    A ``layer`` given as a string is looked up with ``model.get_submodule``, so that
+    Constructor arguments beyond the model may be given by position, in the order of the
+    method's constructor (``create("LayerConductance", model, model.conv2)``, as Captum's
+    ``LayerConductance(model, model.conv2)``), or by name. A ``layer`` given as a string
+    (or a list of strings) is looked up with ``model.get_submodule``, so that
     ``create("layer_grad_cam", model, layer="features.3")`` works from a command line.
 
     Example:
@@ -271,9 +276,22 @@ def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
         >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
         >>> attrkit.create("gbp", model)  # doctest: +ELLIPSIS
         <attrkit.methods.modified_relu.GuidedBackprop object at ...>
+        >>> attrkit.create("LayerConductance", model, model[0]).layer
+        Linear(in_features=3, out_features=2, bias=True)
     """
     info = method_info(name)
     factory = info.factory or info.cls
+    if len(init_args) > len(info.init_arguments):
+        raise TypeError(
+            f"{info.cls.__name__} takes {len(info.init_arguments)} constructor argument(s) "
+            f"besides the model ({', '.join(info.init_arguments) or 'none'}), "
+            f"got {len(init_args)} by position"
+        )
+    positional = dict(zip(info.init_arguments, init_args, strict=False))
+    twice = sorted(set(positional) & set(init_kwargs))
+    if twice:
+        raise TypeError(f"{info.cls.__name__} got {', '.join(map(repr, twice))} twice")
+    init_kwargs = {**positional, **init_kwargs}
     unknown = sorted(set(init_kwargs) - set(info.init_arguments))
     if unknown and not _takes_any_keyword(factory):
         accepted = ", ".join(info.init_arguments) or "none"
@@ -285,16 +303,25 @@ def create(name: str, model: Callable[..., Any], **init_kwargs: Any) -> Any:
 
 
 def resolve_layer(model: object, init_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``init_kwargs`` with a ``layer`` given by name replaced by that submodule of
-    ``model`` (``model.get_submodule``)."""
+    """``init_kwargs`` with a ``layer`` given by name (or a list of names) replaced by
+    that submodule of ``model`` (``model.get_submodule``)."""
     path = init_kwargs.get("layer")
+    if isinstance(path, list) and any(isinstance(p, str) for p in path):
+        return {**init_kwargs, "layer": [_submodule(model, p) for p in path]}
     if not isinstance(path, str):
         return init_kwargs
+    return {**init_kwargs, "layer": _submodule(model, path)}
+
+
+def _submodule(model: object, path: object) -> Any:
+    """The submodule of ``model`` named ``path`` (anything but a string as it is)."""
+    if not isinstance(path, str):
+        return path
     get_submodule = getattr(model, "get_submodule", None)
     if get_submodule is None:
         raise TypeError(f"`layer` {path!r} is a name, but the model is not a torch.nn.Module")
     try:
-        return {**init_kwargs, "layer": get_submodule(path)}
+        return get_submodule(path)
     except AttributeError as error:
         raise ValueError(f"`layer` {path!r} is not a submodule of the model: {error}") from None
 

@@ -14,6 +14,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from attrkit.core.errors import ArgumentIndexError, ArgumentTypeError, ArgumentValueError
+
 __all__ = ["Target", "parse_target"]
 
 _FORMS = (
@@ -33,13 +35,13 @@ def _shape(tensor: Tensor) -> str:
 
 def _as_index(value: object, name: str) -> int:
     if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
-        raise TypeError(f"`{name}` must be an int, got a bool ({value!r})")
+        raise ArgumentTypeError(f"`{name}` must be an int, got a bool ({value!r})")
     if isinstance(value, Tensor) and value.is_floating_point():
-        raise TypeError(f"`{name}` must be an int, got a {value.dtype} tensor")
+        raise ArgumentTypeError(f"`{name}` must be an int, got a {value.dtype} tensor")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}") from None
+        raise ArgumentTypeError(f"`{name}` must be an int, got {type(value).__name__}") from None
 
 
 class Target:
@@ -93,18 +95,18 @@ class Target:
         """Return the targeted value of every example of ``output`` (described as
         ``source`` in errors), shape ``(batch_size,)``."""
         if not isinstance(output, Tensor):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{source} must be a tensor whose dimension 0 is the batch, "
                 f"got {type(output).__name__}"
             )
         shape = output.shape
         if not shape or shape[0] != batch_size:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"{source} has shape {_shape(output)}, but dimension 0 must "
                 f"be the batch of {batch_size} examples given in `inputs`"
             )
         if self.depth > len(shape) - 1:
-            raise IndexError(
+            raise ArgumentIndexError(
                 f"`{self.name}` {self.text} has {self.depth} indices, but {source} "
                 f"(shape {_shape(output)}) has only {len(shape) - 1} dimension(s) "
                 "after the batch"
@@ -125,11 +127,11 @@ class Target:
         per_example = math.prod(selected.shape[1:])
         if per_example != 1:
             if self.depth == 0:
-                raise ValueError(
+                raise ArgumentValueError(
                     f"`{self.name}` is required: {source} has {per_example} values per "
                     f"example (shape {_shape(output)}); pass {_FORMS}"
                 )
-            raise ValueError(
+            raise ArgumentValueError(
                 f"`{self.name}` {self.text} leaves {per_example} values per example of "
                 f"{source} (shape {_shape(output)}); give one index for every "
                 "dimension after the batch"
@@ -140,7 +142,7 @@ class Target:
         for dim, position in enumerate(index, start=1):
             size = output.shape[dim]
             if not -size <= position < size:
-                raise IndexError(
+                raise ArgumentIndexError(
                     f"`{self.name}` {self.text}: index {position} is out of range for "
                     f"dimension {dim} of {source} (shape {_shape(output)})"
                 )
@@ -164,7 +166,7 @@ class Target:
         bad = (index < -sizes) | (index >= sizes)
         row, col = (int(v) for v in bad.nonzero()[0])
         entry = index[row].tolist() if depth > 1 else int(index[row, 0])
-        raise IndexError(
+        raise ArgumentIndexError(
             f"`{self.name}[{row}]` = {_brief(entry)}: index {int(index[row, col])} is out "
             f"of range for dimension {col + 1} of {source} (shape {_shape(output)})"
         )
@@ -185,13 +187,13 @@ def parse_target(target: object, batch_size: int, name: str = "target") -> Targe
     if isinstance(target, list):
         return _parse_list(target, batch_size, name)
     if isinstance(target, bool) or not hasattr(target, "__index__"):
-        raise TypeError(f"`{name}` must be {_FORMS}; got {type(target).__name__}")
+        raise ArgumentTypeError(f"`{name}` must be {_FORMS}; got {type(target).__name__}")
     return Target(shared=(_as_index(target, name),), given=target, name=name)
 
 
 def _check_length(length: int, batch_size: int, name: str) -> None:
     if length != batch_size:
-        raise ValueError(
+        raise ArgumentValueError(
             f"`{name}` has {length} entries but the batch has {batch_size} examples; "
             "give one entry per example, or a single int or tuple for all of them"
         )
@@ -199,15 +201,15 @@ def _check_length(length: int, batch_size: int, name: str) -> None:
 
 def _parse_tensor(target: Tensor, batch_size: int, name: str) -> Target:
     if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
-        raise TypeError(f"`{name}` tensor must have an integer dtype, got {target.dtype}")
+        raise ArgumentTypeError(f"`{name}` tensor must have an integer dtype, got {target.dtype}")
     if target.device.type == "meta":
-        raise ValueError(f"`{name}` tensor is on the meta device and holds no values")
+        raise ArgumentValueError(f"`{name}` tensor is on the meta device and holds no values")
     if target.layout != torch.strided:
-        raise TypeError(f"`{name}` must be a dense tensor, got a {target.layout} tensor")
+        raise ArgumentTypeError(f"`{name}` must be a dense tensor, got a {target.layout} tensor")
     if target.numel() == 1:
         return Target(shared=(int(target.item()),), given=target, name=name)
     if target.dim() != 1:
-        raise ValueError(
+        raise ArgumentValueError(
             f"`{name}` tensor must be 0-d, hold one element, or be 1-d with one entry per "
             f"example; got shape {_shape(target)}"
         )
@@ -228,18 +230,20 @@ def _parse_list(target: list[object], batch_size: int, name: str) -> Target:
         ]
         depths = {len(row) for row in rows}
         if len(depths) != 1:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"`{name}` tuples must all have the same length, got lengths {sorted(depths)}"
             )
     elif any(isinstance(entry, tuple) for entry in target):
-        raise TypeError(f"`{name}` list must hold only ints or only tuples of ints, not both")
+        raise ArgumentTypeError(
+            f"`{name}` list must hold only ints or only tuples of ints, not both"
+        )
     else:
         rows = [[_as_index(v, f"{name}[{i}]")] for i, v in enumerate(target)]
     try:
         per_example = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), -1)
     except (OverflowError, ValueError, RuntimeError):  # an index beyond int64
         row = next(i for i, r in enumerate(rows) if any(not -(2**63) <= v < 2**63 for v in r))
-        raise IndexError(
+        raise ArgumentIndexError(
             f"`{name}[{row}]` = {_brief(target[row])}: index out of range for any tensor"
         ) from None
     return Target(per_example=per_example, given=target, name=name)

@@ -1,28 +1,72 @@
 """The attribution methods, one module per family; importing this package registers them."""
 
-from attrkit.methods.grad_cam import GuidedGradCam, LayerGradCam
+from attrkit.methods.grad_cam import GradCamResizeWarning, GuidedGradCam, LayerGradCam
 from attrkit.methods.gradient import InputXGradient, Saliency
 from attrkit.methods.integrated_gradients import IntegratedGradients
+from attrkit.methods.layer import (
+    InternalInfluence,
+    LayerActivation,
+    LayerConductance,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+)
 from attrkit.methods.modified_relu import (
     Deconvolution,
     GuidedBackprop,
     ModifiedReluGradientAttribution,
     NoReluWarning,
 )
-from attrkit.methods.neuron import NeuronDeconvolution, NeuronGuidedBackprop
+from attrkit.methods.neuron import (
+    NeuronConductance,
+    NeuronDeconvolution,
+    NeuronGradient,
+    NeuronGuidedBackprop,
+    NeuronIntegratedGradients,
+)
 from attrkit.methods.noise_tunnel import NoiseTunnel
+from attrkit.methods.perturbation import (
+    FeatureAblation,
+    FeaturePermutation,
+    KernelShap,
+    LayerFeatureAblation,
+    LayerFeaturePermutation,
+    Lime,
+    NeuronFeatureAblation,
+    Occlusion,
+    ShapleyValues,
+    ShapleyValueSampling,
+)
 
 __all__ = [
     "Deconvolution",
+    "FeatureAblation",
+    "FeaturePermutation",
+    "GradCamResizeWarning",
     "GuidedBackprop",
     "GuidedGradCam",
     "InputXGradient",
     "IntegratedGradients",
+    "InternalInfluence",
+    "KernelShap",
+    "LayerActivation",
+    "LayerConductance",
+    "LayerFeatureAblation",
+    "LayerFeaturePermutation",
     "LayerGradCam",
+    "LayerGradientXActivation",
+    "LayerIntegratedGradients",
+    "Lime",
     "ModifiedReluGradientAttribution",
+    "NeuronConductance",
     "NeuronDeconvolution",
+    "NeuronFeatureAblation",
+    "NeuronGradient",
     "NeuronGuidedBackprop",
+    "NeuronIntegratedGradients",
     "NoReluWarning",
     "NoiseTunnel",
+    "Occlusion",
     "Saliency",
+    "ShapleyValueSampling",
+    "ShapleyValues",
 ]

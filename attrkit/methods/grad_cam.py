@@ -11,14 +11,16 @@ from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
 from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.core.call import AttributionCall, Result, gradients
+from attrkit.core.call import AttributionCall, Result, check_grad_kwargs
 from attrkit.core.docs import fill_doc
-from attrkit.core.layers import LayerCapture, check_layer
+from attrkit.core.layers import check_layer
 from attrkit.core.registry import register
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.core.warnings import warn_at_caller
+from attrkit.methods.layer import layer_gradients
 from attrkit.methods.modified_relu import GuidedBackprop
 
-__all__ = ["GuidedGradCam", "LayerGradCam"]
+__all__ = ["GradCamResizeWarning", "GuidedGradCam", "LayerGradCam"]
 
 INTERPOLATE_MODES = (
     "nearest",
@@ -29,30 +31,19 @@ INTERPOLATE_MODES = (
     "trilinear",
     "area",
 )
-#: The options of ``torch.autograd.grad`` that ``grad_kwargs`` may set.
-GRAD_KWARGS = ("retain_graph", "create_graph")
 #: Modes that interpolate a fixed number of spatial dimensions.
 _MODE_DIMENSIONS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+class GradCamResizeWarning(UserWarning):
+    """GuidedGradCam cannot resize the Grad-CAM map to an input (its attribution is an
+    empty tensor, as in Captum)."""
+
+
 GRAD_CAM_PAPER = (
     "Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
     "Localization, ICCV 2017, https://arxiv.org/abs/1610.02391"
 )
-
-
-def _grad_kwargs(value: object) -> dict[str, Any]:
-    """``grad_kwargs``: ``None`` or a dict of the options of ``torch.autograd.grad`` that
-    attrkit does not set itself."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
-    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
-    if unknown:
-        raise TypeError(
-            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
-            f"{', '.join(GRAD_KWARGS)}"
-        )
-    return value
 
 
 @register(
@@ -120,7 +111,7 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
                 the map, as in the paper). Default: ``False``.
             attr_dim_summation (bool, optional): Sum over channels; ``False`` keeps one
                 map per channel. Default: ``True``.
-            grad_kwargs (dict, optional): Extra arguments for ``torch.autograd.grad``.
+            %(grad_kwargs)s
 
         Returns:
             Tensor or tuple[Tensor, ...]: One map per layer tensor: a tensor when the
@@ -137,12 +128,11 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
-        grad_kwargs = _grad_kwargs(options["grad_kwargs"])
-        with LayerCapture(self.layer, inputs=options["attribute_to_layer_input"]) as captured:
-            output = self._forward(call)
-        selected = call.target.select(output, call.batch_size)
+        grad_kwargs = check_grad_kwargs(options["grad_kwargs"])
+        grads, (captured,) = layer_gradients(
+            self, call, (self.layer,), options["attribute_to_layer_input"], grad_kwargs
+        )
         activations = captured.tensors
-        grads = gradients(selected, activations, **grad_kwargs)
         maps = []
         for grad, activation in zip(grads, activations, strict=True):
             if grad.dim() > 2:
@@ -168,7 +158,10 @@ class GuidedGradCam(GradientAttribution):
 
     The guided backpropagation part follows the definition on every ReLU, as
     :class:`~attrkit.GuidedBackprop` does. An input whose shape the layer's map cannot be
-    interpolated to (e.g. a 2-D input beside an image) gets an empty tensor, as in Captum.
+    interpolated to (e.g. a 2-D input beside an image) gets an empty tensor, as in Captum,
+    with a :class:`GradCamResizeWarning` that names it. An ``interpolate_mode`` that
+    :func:`torch.nn.functional.interpolate` does not know raises a ``ValueError`` (Captum
+    warns and returns empty tensors).
 
     Args:
         %(model)s
@@ -247,14 +240,22 @@ class GuidedGradCam(GradientAttribution):
                 f"GuidedGradCam needs a layer with one output tensor; it has {len(cam)}"
             )
         guided = self.guided_backprop._compute(call)
+        label = "inputs[{}]" if call.is_tuple else "inputs"
         return tuple(
-            self._combine(g, cam[0], x.shape[2:], options["interpolate_mode"])
-            for g, x in zip(guided, call.inputs, strict=True)
+            self._combine(g, cam[0], x.shape[2:], options["interpolate_mode"], label.format(i))
+            for i, (g, x) in enumerate(zip(guided, call.inputs, strict=True))
         )
 
     @staticmethod
-    def _combine(guided: Tensor, cam: Tensor, size: torch.Size, mode: str) -> Tensor:
+    def _combine(guided: Tensor, cam: Tensor, size: torch.Size, mode: str, label: str) -> Tensor:
         if len(size) == 0 or len(size) != cam.dim() - 2:
+            warn_at_caller(
+                f"GuidedGradCam: `{label}` (shape {tuple(guided.shape)}) has "
+                f"{len(size)} spatial dimension(s) and the Grad-CAM map (shape "
+                f"{tuple(cam.shape)}) {cam.dim() - 2}: the map cannot be resized to it, so "
+                "its attribution is an empty tensor (as in Captum)",
+                GradCamResizeWarning,
+            )
             return torch.empty(0, dtype=guided.dtype, device=guided.device)
         if _MODE_DIMENSIONS.get(mode, len(size)) != len(size):
             raise ValueError(

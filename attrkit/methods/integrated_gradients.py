@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any, Literal, overload
 
-import torch
 from torch import Tensor
 
 from attrkit.core.attribution import GradientAttribution, captum_entry_point
@@ -15,25 +12,9 @@ from attrkit.core.call import AttributionCall, Result, format_baselines
 from attrkit.core.docs import fill_doc
 from attrkit.core.registry import register
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
-from attrkit.methods.quadrature import quadrature
+from attrkit.methods.path import BaselineType, convergence_delta, integrate
 
 __all__ = ["IntegratedGradients"]
-
-BaselineType = None | int | float | Tensor | tuple[int | float | Tensor, ...]
-
-
-def _check_internal_batch_size(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`internal_batch_size` must be None or an int >= 1, got {value!r}")
-    return value
-
-
-def _broadcast(values: Tensor, like: Tensor) -> Tensor:
-    """Shape ``(rows,)`` -> ``(rows, 1, 1, ...)`` to scale rows of ``like`` (on its
-    device: the quadrature's points and weights are made on the CPU)."""
-    return values.to(like.device, like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
 @register(
@@ -141,16 +122,10 @@ class IntegratedGradients(GradientAttribution):
             %(baselines)s
             %(target)s
             %(additional_forward_args)s
-            n_steps (int, optional): Number of points of the quadrature rule.
-                Default: 50.
-            method (str, optional): The quadrature rule: ``"riemann_left"``,
-                ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"`` or
-                ``"gausslegendre"``. Default: ``"gausslegendre"``.
-            internal_batch_size (int, optional): At most this many rows (path points
-                times examples) per forward pass; ``None`` runs all
-                ``n_steps * batch`` rows at once. Default: ``None``.
-            return_convergence_delta (bool, optional): Also return, per example,
-                ``sum(attributions) - (F(inputs) - F(baselines))``. Default: ``False``.
+            %(n_steps)s
+            %(method)s
+            %(internal_batch_size)s
+            %(return_convergence_delta)s
 
         Returns:
             %(returns_attributions)s
@@ -169,44 +144,20 @@ class IntegratedGradients(GradientAttribution):
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
-        weights, alphas = quadrature(options["method"], options["n_steps"])
-        chunk = _check_internal_batch_size(options["internal_batch_size"])
         baselines = format_baselines(options["baselines"], call.inputs)
         inputs = tuple(leaf.detach() for leaf in call.inputs)
         starts = tuple(b.expand_as(x) for b, x in zip(baselines, inputs, strict=True))
-        paths = tuple(x - b for x, b in zip(inputs, starts, strict=True))
-        batch, n_steps = call.batch_size, len(alphas)
-        alpha_rows, weight_rows = torch.from_numpy(alphas), torch.from_numpy(weights)
-        totals = [torch.zeros_like(x) for x in inputs]
-        rows_total = n_steps * batch
-        chunk = chunk or max(rows_total, 1)
-        for first in range(0, rows_total, chunk):
-            rows = torch.arange(first, min(first + chunk, rows_total))
-            steps, examples = rows // batch, rows % batch
-            points = tuple(
-                start[examples] + _broadcast(alpha_rows[steps], path) * path[examples]
-                for start, path in zip(starts, paths, strict=True)
-            )
-            grads = self._gradients(call.take(examples, points))
-            for total, grad in zip(totals, grads, strict=True):
-                weighted = grad * _broadcast(weight_rows[steps], grad)
-                total.index_add_(0, examples.to(grad.device), weighted)
+        totals = integrate(
+            lambda examples, points: self._gradients(call.take(examples, points)),
+            starts,
+            inputs,
+            method=options["method"],
+            n_steps=options["n_steps"],
+            internal_batch_size=options["internal_batch_size"],
+        )
         if self._multiply_by_inputs:
-            totals = [t * p for t, p in zip(totals, paths, strict=True)]
+            totals = tuple(t * (x - b) for t, x, b in zip(totals, inputs, starts, strict=True))
         delta = None
         if options["return_convergence_delta"]:
-            delta = self._convergence_delta(call, tuple(totals), starts)
-        return Result(tuple(totals), delta)
-
-    def _convergence_delta(
-        self, call: AttributionCall, attributions: tuple[Tensor, ...], starts: tuple[Tensor, ...]
-    ) -> Tensor:
-        """``sum(attributions) - (F(inputs) - F(baselines))`` per example."""
-        with torch.no_grad():
-            end = call.target.select(self._forward(call), call.batch_size)
-            start_call = dataclasses.replace(call, inputs=starts)
-            start = call.target.select(self._forward(start_call), call.batch_size)
-        total = sum(
-            a.reshape(call.batch_size, math.prod(a.shape[1:])).sum(dim=1) for a in attributions
-        )
-        return total - (end - start)
+            delta = convergence_delta(self._forward, call, totals, starts)
+        return Result(totals, delta)

@@ -9,7 +9,7 @@ import captum.attr
 import torch
 from torch import Tensor
 
-from attrkit.core.attribution import captum_entry_point
+from attrkit.core.attribution import NoFuture, captum_entry_point
 from attrkit.core.call import (
     format_additional_forward_args,
     format_baselines,
@@ -56,6 +56,14 @@ def _expand_target(target: Any, rows: Tensor) -> Any:
     return target
 
 
+def _take_example_rows(value: Any, size: int, rows: Tensor) -> Any:
+    """``value`` (a per-example tensor, or a tuple of them) for the rows ``rows`` of the
+    noisy batch; anything else as it is."""
+    if isinstance(value, tuple):
+        return tuple(take_rows(v, size, rows) for v in value)
+    return take_rows(value, size, rows)
+
+
 def _as_tuple(value: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return value if isinstance(value, tuple) else (value,)
 
@@ -95,7 +103,7 @@ def _noise_tunnel_factory(
     "https://arxiv.org/abs/1810.03307",
     factory=_noise_tunnel_factory,
 )
-class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
+class NoiseTunnel(NoFuture, captum.attr.Attribution):  # type: ignore[misc]
     """Average an attribution method over noisy copies of the inputs.
 
     For each example, ``nt_samples`` copies are drawn with Gaussian noise of standard
@@ -175,8 +183,9 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
                 baselines instead of using the one of its example. Default: ``False``.
             **kwargs: The wrapped method's ``attribute`` arguments (``target``,
                 ``additional_forward_args``, ``baselines``, ``abs``,
-                ``return_convergence_delta``, ...). Per-example values are expanded to
-                the noisy copies.
+                ``return_convergence_delta``, ``feature_mask``, ...). Per-example values
+                (tensors whose dimension 0 is the batch, or tuples of them) are expanded
+                to the noisy copies.
 
         Returns:
             The combined attributions, with the structure the wrapped method returns;
@@ -259,8 +268,10 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """The wrapped method's arguments for a noisy batch whose row ``i`` is a copy of
         example ``rows[i]`` (of ``size``); ``args`` and ``baselines`` are the formatted
-        ``additional_forward_args`` and ``baselines``."""
-        expanded = dict(kwargs)
+        ``additional_forward_args`` and ``baselines``. Any other argument that holds one
+        entry per example (a tensor, or a tuple of tensors, whose dimension 0 is the
+        batch, such as a per-example ``feature_mask``) is expanded the same way."""
+        expanded = {name: _take_example_rows(value, size, rows) for name, value in kwargs.items()}
         if "target" in kwargs:
             expanded["target"] = _expand_target(kwargs["target"], rows)
         if kwargs.get("additional_forward_args") is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attrkit.core.errors import ArgumentValueError
+
 __all__ = ["METHODS", "quadrature"]
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -20,13 +22,16 @@ def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights and points of ``method`` with ``n_steps`` points, float64 arrays.
 
     Raises:
-        ValueError: for an unknown method or too few steps.
+        ValueError: for an unknown method or too few steps (an ``AssertionError`` too,
+            as in Captum).
     """
     if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
+        raise ArgumentValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
     minimum = 2 if method == "riemann_trapezoid" else 1
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < minimum:
-        raise ValueError(f"`n_steps` must be an int >= {minimum} for {method}, got {n_steps!r}")
+        raise ArgumentValueError(
+            f"`n_steps` must be an int >= {minimum} for {method}, got {n_steps!r}"
+        )
     n = n_steps
     if method == "gausslegendre":
         points, weights = np.polynomial.legendre.leggauss(n)
