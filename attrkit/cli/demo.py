@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from attrkit.cli._common import CLIError, add_command
+from attrkit.core.registry import UnknownMethodError, available_methods
 
-HELP = "attribute held-out digits with every method, save a figure, compare with Captum"
+HELP = "attribute held-out digits with each family's methods, save a figure, compare with Captum"
 FIGURE_NAME = "attrkit-demo.png"
 
 
@@ -25,7 +26,22 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--digits", type=int, default=6, metavar="N", help="how many digits (default: 6)"
     )
+    parser.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME|all",
+        help="method(s) to run, separated by commas or repeated; 'all' runs every "
+        "registered method (slower); default: one or two of each family",
+    )
     parser.set_defaults(run=run)
+
+
+def _methods(values: list[str] | None) -> list[str] | None:
+    """The ``--method`` names (``None``: the demo's default set)."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return available_methods() if "all" in names else names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,10 +49,13 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     metadata = load_demo_metadata()
+    methods = _methods(args.method)
     try:
-        result = run_demo(n_digits=args.digits)
+        result = run_demo(n_digits=args.digits, methods=methods)
     except ValueError as error:
         raise CLIError(str(error).replace("`n_digits`", "--digits")) from None
+    except UnknownMethodError as error:
+        raise CLIError(f"--method: {error}") from None
     print(
         f"attrkit demo: the built-in digits CNN ({metadata['test_accuracy']:.1%} accuracy on "
         f"{metadata['n_test']} held-out digits),\n{len(result.labels)} held-out digits, "

@@ -4,6 +4,7 @@ PNG per image and method."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from attrkit.cli._common import (
     CLIError,
     add_command,
     add_model_options,
+    add_option_argument,
     comma_separated_ints,
     error_line,
     load_input,
     load_model,
+    parse_options,
     parse_shape,
     parse_target_option,
     predicted_target,
@@ -29,8 +32,10 @@ from attrkit.core.registry import (
     UnknownMethodError,
     create,
     method_info,
+    split_method_kwargs,
     takes_argument,
 )
+from attrkit.methods.perturbation import patch_arguments
 
 HELP = "attribute images with a model and write one heatmap PNG per image and method"
 EPILOG = """example:
@@ -72,6 +77,15 @@ def add_parser(subparsers: Any) -> None:
         metavar="I,J,...",
         help="neuron of --layer for the neuron methods, e.g. 5 or 12,3,3",
     )
+    parser.add_argument(
+        "--patches",
+        type=int,
+        default=8,
+        metavar="N",
+        help="perturbation methods perturb the cells of an N x N grid of the image "
+        "(feature_mask, occlusion window; default: 8)",
+    )
+    add_option_argument(parser, "n_steps=32 or sliding_window_shapes=(3,16,16)")
     parser.add_argument(
         "--size", metavar="H,W", help="resize every image to H x W pixels (default: keep)"
     )
@@ -148,11 +162,21 @@ def _last_conv(model: nn.Module) -> str | None:
 
 
 def _method_arguments(
-    info: MethodInfo, model: nn.Module, args: argparse.Namespace
+    info: MethodInfo,
+    model: nn.Module,
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    image_shape: tuple[int, int, int],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constructor and ``attribute`` arguments from --layer and --neuron."""
-    init_kwargs: dict[str, Any] = {}
-    attribute_kwargs: dict[str, Any] = {}
+    """Constructor and ``attribute`` arguments from --layer, --neuron, --patches and the
+    --option values the method takes."""
+    taken = {
+        key: value
+        for key, value in options.items()
+        if key in info.init_arguments or takes_argument(info, key)
+    }
+    init_kwargs, attribute_kwargs = split_method_kwargs(info, taken)
+    attribute_kwargs = {**patch_arguments(info, image_shape, args.patches), **attribute_kwargs}
     if "neuron_selector" in info.attribute_arguments:
         if args.layer is None or args.neuron is None:
             raise CLIError(f"--method {info.name} needs --layer NAME and --neuron I,J,...")
@@ -160,11 +184,22 @@ def _method_arguments(
             args.neuron, f"--neuron {args.neuron!r} must be comma-separated integers"
         )
         attribute_kwargs["neuron_selector"] = neuron[0] if len(neuron) == 1 else neuron
-    if "layer" in info.init_arguments:
+    if "layer" in info.init_arguments and "layer" not in init_kwargs:
         layer = args.layer or _last_conv(model)
         if layer is None:
             raise CLIError(f"--method {info.name} needs --layer NAME (the model has no Conv2d)")
         init_kwargs["layer"] = layer
+    missing = [
+        name
+        for name, parameter in inspect.signature(info.cls.attribute).parameters.items()
+        if parameter.default is parameter.empty
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        and name not in ("self", "inputs", "target", "neuron_selector", *attribute_kwargs)
+    ]
+    if missing:
+        raise CLIError(
+            f"--method {info.name} needs {', '.join(missing)}: pass --option {missing[0]}=..."
+        )
     return init_kwargs, attribute_kwargs
 
 
@@ -210,10 +245,22 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"{path!r} is not an image ({', '.join(IMAGE_SUFFIXES)})")
         if not Path(path).is_file():
             raise CLIError(f"{path!r}: no such file")
+    options = parse_options(args.option)
+    unused = sorted(
+        key
+        for key in options
+        if not any(key in info.init_arguments or takes_argument(info, key) for info in methods)
+    )
+    if unused:
+        raise CLIError(f"--option {unused[0]}: none of the methods takes it")
+    if args.patches < 1:
+        raise CLIError(f"--patches {args.patches} must be at least 1")
     model = load_model(args.model, args.weights)
+    first = load_input(args.images[0], "IMAGE", size=size, grayscale=args.grayscale)
+    image_shape = (int(first.shape[1]), int(first.shape[2]), int(first.shape[3]))
     explainers = []
     for info in methods:
-        init_kwargs, attribute_kwargs = _method_arguments(info, model, args)
+        init_kwargs, attribute_kwargs = _method_arguments(info, model, args, options, image_shape)
         try:
             explainer = create(info.name, model, **init_kwargs)
         except (TypeError, ValueError) as error:
@@ -243,7 +290,13 @@ def run(args: argparse.Namespace) -> int:
                 attribution = explainer.attribute(inputs, **kwargs)
             except (RuntimeError, TypeError, ValueError, IndexError) as error:
                 raise CLIError(f"{path!r}: {info.name}: {error_line(error)}") from None
-            label = f"target {target}" if takes_target else f"neuron {kwargs['neuron_selector']}"
+            label = (
+                f"target {target}"
+                if takes_target
+                else f"neuron {kwargs['neuron_selector']}"
+                if "neuron_selector" in kwargs
+                else "activations"
+            )
             figure, _ = visualize_image_attr(
                 attribution[0],
                 image[0],

@@ -9,7 +9,14 @@ from attrkit.demo.model import (
     load_demo_model,
     load_heldout_digits,
 )
-from attrkit.demo.run import DemoResult, demo_arguments, demo_figure, format_agreement, run_demo
+from attrkit.demo.run import (
+    DemoResult,
+    demo_arguments,
+    demo_figure,
+    figure_methods,
+    format_agreement,
+    run_demo,
+)
 
 __all__ = [
     "DemoResult",
@@ -17,6 +24,7 @@ __all__ = [
     "HeldoutDigits",
     "demo_arguments",
     "demo_figure",
+    "figure_methods",
     "format_agreement",
     "load_demo_metadata",
     "load_demo_model",

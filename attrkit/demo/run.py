@@ -16,6 +16,7 @@ methods agree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +25,21 @@ from torch import Tensor
 
 from attrkit.core.registry import available_methods, method_info, takes_argument
 from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
+from attrkit.methods.perturbation import patch_arguments
 from attrkit.validation.comparison import CompareReport, compare
 from attrkit.validation.tables import text_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DemoResult", "demo_arguments", "demo_figure", "format_agreement", "run_demo"]
+__all__ = [
+    "DemoResult",
+    "demo_arguments",
+    "demo_figure",
+    "figure_methods",
+    "format_agreement",
+    "run_demo",
+]
 
 
 @dataclass(frozen=True)
@@ -58,23 +67,29 @@ def demo_arguments(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
-    Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
-    feature maps Grad-CAM is defined on); neuron methods attribute the output neuron of
-    each digit's predicted class (``fc2``, one neuron per example); every other method
-    takes the predicted class as ``target``.
+    Layer methods (Grad-CAM, conductance, ...) look at the last convolution's activations
+    (``relu2``, the feature maps Grad-CAM is defined on); neuron methods attribute the
+    output neuron of each digit's predicted class (``fc2``, one neuron per example);
+    every method that takes a ``target`` gets the predicted class; the perturbation
+    methods work on 2 x 2 pixel patches (a 4 x 4 grid on the 8 x 8 digits; a 2 x 2 grid for
+    exact Shapley values, which try every ordering of the patches), and on the channels of
+    ``relu2`` for a layer.
 
     Returns:
         ``(init_kwargs, attribute_kwargs)``.
     """
     info = method_info(name)
     init_kwargs: dict[str, Any] = {}
-    attribute_kwargs: dict[str, Any] = {}
+    patches = 2 if name == "shapley_values" else 4  # exact Shapley: 4! orderings, not 16!
+    attribute_kwargs: dict[str, Any] = patch_arguments(info, (1, 8, 8), patches)
     if "layer" in info.init_arguments:
         init_kwargs["layer"] = model.relu2
+    if "layer_mask" in info.attribute_arguments:  # the channels of relu2
+        attribute_kwargs["layer_mask"] = torch.arange(model.conv2.out_channels).reshape(1, -1, 1, 1)
     if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
         attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
-    if takes_argument(info, "target"):  # neuron methods take none
+    if takes_argument(info, "target"):  # the neuron methods but one take none
         attribute_kwargs["target"] = predicted
     return init_kwargs, attribute_kwargs
 
@@ -86,33 +101,40 @@ class _PredictedNeuron:
         self.predicted = predicted
 
     def __call__(self, output: Tensor) -> Tensor:
-        return output[torch.arange(len(self.predicted)), self.predicted]
+        # Path methods evaluate the layer at several points of each example, step-major
+        # (row ``k * N + i`` is example ``i``).
+        predicted = self.predicted.repeat(len(output) // len(self.predicted))
+        return output[torch.arange(len(predicted)), predicted]
 
     def __repr__(self) -> str:
         return "<predicted class>"
 
 
-def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
-    """Attribute the first ``n_digits`` held-out digits with every registered method,
-    through attrkit and Captum (:func:`attrkit.compare`, random methods seeded ``seed``).
+def run_demo(n_digits: int = 6, seed: int = 0, methods: Sequence[str] | None = None) -> DemoResult:
+    """Attribute the first ``n_digits`` held-out digits with ``methods`` (registered names;
+    default: the representative set of :func:`figure_methods`, which runs in seconds;
+    ``attrkit.available_methods()`` for every method), through attrkit and Captum
+    (:func:`attrkit.compare`, random methods seeded ``seed``).
 
     Example:
         >>> result = run_demo(n_digits=2)
-        >>> sorted(result.attributions) == available_methods()
+        >>> sorted(result.attributions) == sorted(figure_methods(available_methods()))
         True
         >>> result.attributions["guided_backprop"].shape
         torch.Size([2, 1, 8, 8])
     """
+    names = figure_methods(available_methods()) if methods is None else methods
+    names = list(dict.fromkeys(method_info(name).name for name in names))
     digits = load_heldout_digits()
-    if not 1 <= n_digits <= len(digits.labels):
-        raise ValueError(f"`n_digits` must be between 1 and {len(digits.labels)}; got {n_digits}")
+    if not 2 <= n_digits <= len(digits.labels):  # feature permutation shuffles across digits
+        raise ValueError(f"`n_digits` must be between 2 and {len(digits.labels)}; got {n_digits}")
     model = load_demo_model()
     images, labels = digits.images[:n_digits], digits.labels[:n_digits]
     with torch.no_grad():
         predicted = model(images).argmax(dim=1)
     attributions: dict[str, Tensor] = {}
     reports: dict[str, CompareReport] = {}
-    for name in available_methods():
+    for name in names:
         init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted)
         report = compare(
             name, model, images, libraries=("attrkit", "captum"), seed=seed,
@@ -157,14 +179,38 @@ def format_agreement(reports: dict[str, CompareReport]) -> str:
     return "\n".join([table, "", *(f"[{i}] {text}" for i, text in enumerate(notes, 1))])
 
 
+def figure_methods(names: Sequence[str], per_family: int = 2) -> list[str]:
+    """The representative methods the figure shows: those that attribute to the inputs
+    (not a layer or a neuron), at most ``per_family`` of each family (the first, in the
+    order of ``names``), and Grad-CAM.
+
+    Example:
+        >>> figure_methods(["layer_grad_cam", "saliency", "neuron_gradient"])
+        ['layer_grad_cam', 'saliency']
+    """
+    shown: list[str] = []
+    counts: dict[str, int] = {}
+    for name in names:
+        info = method_info(name)
+        input_level = not info.layer_output and "neuron_selector" not in info.attribute_arguments
+        if (input_level or name == "layer_grad_cam") and counts.get(info.family, 0) < per_family:
+            counts[info.family] = counts.get(info.family, 0) + 1
+            shown.append(name)
+    return shown
+
+
 def demo_figure(result: DemoResult) -> Figure:
-    """The digits x methods grid of :func:`run_demo`'s attributions (needs matplotlib).
+    """The digits x methods grid of :func:`run_demo`'s attributions for a representative
+    set of methods (:func:`figure_methods`; needs matplotlib).
 
     Each method's column shares one colour scale; green is positive, red negative.
     """
     from attrkit.viz.figures import attribution_grid
 
-    columns = {method_info(name).display_name: value for name, value in result.attributions.items()}
+    columns = {
+        method_info(name).display_name: result.attributions[name]
+        for name in figure_methods(list(result.attributions))
+    }
     labels = [
         f"true {int(t)}, pred {int(p)}"
         for t, p in zip(result.labels, result.predicted, strict=True)

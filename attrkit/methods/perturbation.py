@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from typing import Any
 
 import captum.attr
+import torch
+from captum._utils.common import _format_additional_forward_args, _run_forward
+from captum.attr._core.lime import construct_feature_mask
+from captum.attr._utils.batching import _batch_example_iterator
+from captum.attr._utils.common import _format_input_baseline
 from torch import Tensor
 
 from attrkit.core.attribution import captum_entry_point
@@ -37,6 +43,7 @@ __all__ = [
     "Occlusion",
     "ShapleyValueSampling",
     "ShapleyValues",
+    "patch_arguments",
 ]
 
 ABLATION_PAPER = (
@@ -131,17 +138,69 @@ class CaptumPerturbation:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        captum_class = next(c for c in cls.__mro__ if c.__module__.startswith("captum."))
+        captum_class = next((c for c in cls.__mro__ if c.__module__.startswith("captum.")), None)
+        if captum_class is None:  # another mixin
+            return
         captum_attribute: Any = getattr(captum_class, "attribute")  # noqa: B009
         signature = inspect.signature(captum_attribute)
 
         def attribute(self: Any, *args: Any, **kwargs: Any) -> Any:
-            check_arguments(signature.bind(self, *args, **kwargs).arguments)
-            return captum_attribute(self, *args, **kwargs)
+            bound = signature.bind(self, *args, **kwargs)
+            check_arguments(bound.arguments)
+            return self._call_captum(captum_attribute, bound)
 
         functools.update_wrapper(attribute, captum_attribute)
         attribute.__qualname__ = f"{cls.__qualname__}.attribute"
         cls.attribute = captum_entry_point(attribute)  # type: ignore[attr-defined]
+
+    def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
+        """Run Captum's ``attribute`` with the checked arguments."""
+        return captum_attribute(*bound.args, **bound.kwargs)
+
+
+class _OneModelPerExample(CaptumPerturbation):
+    """Lime and Kernel SHAP fit one linear model per example. For a batch of several
+    examples (a model with one output per example) attrkit attributes them one at a time,
+    as Captum does, without Captum's warning that recommends it: the same random draws in
+    the same order, so the same result. (Where the examples' feature masks hold
+    different numbers of features, Captum's own batch path runs.)"""
+
+    def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        inputs = arguments["inputs"]
+        is_tuple = isinstance(inputs, tuple)
+        batch = int((inputs if is_tuple else (inputs,))[0].shape[0])
+        run_captum = functools.partial(captum_attribute, self)
+        if batch < 2:
+            return run_captum(**arguments)
+        target = arguments.get("target")
+        extra = _format_additional_forward_args(arguments.get("additional_forward_args"))
+        with torch.no_grad():
+            output = _run_forward(self.forward_func, inputs, target, extra)
+        if not isinstance(output, Tensor) or output.numel() != batch:
+            return run_captum(**arguments)  # Captum's checks and errors
+        formatted, baselines = _format_input_baseline(inputs, arguments.get("baselines"))
+        mask, features = construct_feature_mask(arguments.get("feature_mask"), formatted)
+        examples = list(_batch_example_iterator(batch, formatted, target, extra, baselines, mask))
+        if any(construct_feature_mask(m, x)[1] != features for x, _, _, _, m in examples):
+            return run_captum(**arguments)
+        results = [
+            run_captum(
+                **{
+                    **arguments,
+                    "inputs": x if is_tuple else x[0],
+                    "target": example_target,
+                    "additional_forward_args": example_extra,
+                    "baselines": b if is_tuple else b[0],
+                    "feature_mask": m if is_tuple else m[0],
+                }
+            )
+            for x, example_target, example_extra, b, m in examples
+        ]
+        if isinstance(results[0], tuple):
+            return tuple(torch.cat(column) for column in zip(*results, strict=True))
+        return torch.cat(results)
 
 
 @register(
@@ -209,7 +268,7 @@ class ShapleyValues(CaptumPerturbation, captum.attr.ShapleyValues):  # type: ign
     paper='Ribeiro et al., "Why Should I Trust You?": Explaining the Predictions of Any '
     "Classifier, KDD 2016, https://arxiv.org/abs/1602.04938",
 )
-class Lime(CaptumPerturbation, captum.attr.Lime):  # type: ignore[misc]
+class Lime(_OneModelPerExample, captum.attr.Lime):  # type: ignore[misc]
     """LIME: the coefficients of an interpretable linear model (scikit-learn's Lasso by
     default) fitted to the outputs for randomly perturbed inputs. Captum's ``Lime`` with
     attrkit's argument checks."""
@@ -222,7 +281,7 @@ class Lime(CaptumPerturbation, captum.attr.Lime):  # type: ignore[misc]
     paper="Lundberg and Lee, A Unified Approach to Interpreting Model Predictions, "
     "NeurIPS 2017, https://arxiv.org/abs/1705.07874",
 )
-class KernelShap(CaptumPerturbation, captum.attr.KernelShap):  # type: ignore[misc]
+class KernelShap(_OneModelPerExample, captum.attr.KernelShap):  # type: ignore[misc]
     """Kernel SHAP: LIME with the Shapley kernel, whose linear model estimates Shapley
     values. Captum's ``KernelShap`` with attrkit's argument checks."""
 
@@ -248,7 +307,26 @@ class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation)
 )
 class LayerFeaturePermutation(CaptumPerturbation, captum.attr.LayerFeaturePermutation):  # type: ignore[misc]
     """Permutation importance of a hidden layer's neurons. Captum's
-    ``LayerFeaturePermutation`` with attrkit's argument checks."""
+    ``LayerFeaturePermutation`` with attrkit's argument checks, and one fix: Captum 0.9.0
+    selects the ``target`` twice (in its layer forward function and again in the
+    permutation of its outputs), so that any target fails with an ``AssertionError``;
+    attrkit's permutation takes the outputs the layer forward function selected."""
+
+    @property
+    def attributor(self) -> type[captum.attr.FeaturePermutation]:
+        return _SelectedOutputPermutation
+
+
+def _permute_selected_outputs(self: Any, *args: Any, target: Any = None, **kwargs: Any) -> Any:
+    """Captum's feature permutation of a function that already selected the target."""
+    permutation: Any = captum.attr.FeaturePermutation.attribute
+    return permutation.__wrapped__(self, *args, target=None, **kwargs)
+
+
+class _SelectedOutputPermutation(captum.attr.FeaturePermutation):  # type: ignore[misc]
+    """Feature permutation of a function whose outputs are already the targeted values."""
+
+    attribute = captum_entry_point(_permute_selected_outputs)
 
 
 @register(
@@ -260,3 +338,41 @@ class LayerFeaturePermutation(CaptumPerturbation, captum.attr.LayerFeaturePermut
 class NeuronFeatureAblation(CaptumPerturbation, captum.attr.NeuronFeatureAblation):  # type: ignore[misc]
     """Feature ablation of the inputs, measured on one neuron of a hidden layer. Captum's
     ``NeuronFeatureAblation`` with attrkit's argument checks."""
+
+
+def patch_arguments(info: Any, image_shape: tuple[int, ...], patches: int = 8) -> dict[str, Any]:
+    """``attribute`` arguments that group an image's pixels into a ``patches x patches``
+    grid, for the perturbation methods that need them to run in reasonable time: a
+    ``feature_mask`` of the grid's cells (shared by the channels and the batch) for the
+    methods that take one, and an ``Occlusion`` window (and stride) of one cell.
+
+    Args:
+        info: The method's :class:`~attrkit.MethodInfo`.
+        image_shape: The shape of one image, ``C x H x W``.
+        patches: Cells per side of the grid.
+
+    Returns:
+        The arguments (empty for a method that takes none of them).
+
+    Example:
+        >>> import attrkit
+        >>> args = patch_arguments(attrkit.method_info("occlusion"), (3, 32, 32), patches=4)
+        >>> args["sliding_window_shapes"], args["strides"]
+        ((3, 8, 8), (3, 8, 8))
+    """
+    if len(image_shape) != 3:
+        raise ValueError(f"`image_shape` must be C x H x W, got {image_shape}")
+    if isinstance(patches, bool) or not isinstance(patches, int) or patches < 1:
+        raise ValueError(f"`patches` must be an int >= 1, got {patches!r}")
+    channels, height, width = image_shape
+    cell = (channels, math.ceil(height / patches), math.ceil(width / patches))
+    arguments: dict[str, Any] = {}
+    if "feature_mask" in info.attribute_arguments:
+        rows = torch.arange(height) // cell[1]
+        columns = torch.arange(width) // cell[2]
+        grid = rows[:, None] * math.ceil(width / cell[2]) + columns[None, :]
+        arguments["feature_mask"] = grid.reshape(1, 1, height, width)
+    if "sliding_window_shapes" in info.attribute_arguments:
+        arguments["sliding_window_shapes"] = cell
+        arguments["strides"] = cell
+    return arguments

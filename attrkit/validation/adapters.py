@@ -29,6 +29,11 @@ What each library computes for attrkit's methods:
                             ``abs=False``, ``deconvolution`` or ``guided_backprop``;
                             ``nt_type="smoothgrad"`` only. Agreement is statistical
                             (see :class:`ZennitAdapter`)
+  ``occlusion``             ``Occlusion`` attributor, for windows that tile the
+                            input (``strides`` equal to ``sliding_window_shapes``,
+                            each size a multiple of the window) and zero
+                            baselines: zennit sums the occluded outputs of the
+                            windows, so the adapter returns ``F(x)`` minus that
   ========================  ======================================================
 
   Targets: zennit takes the gradient of the output (a one-hot tensor); the adapter builds
@@ -38,6 +43,7 @@ What each library computes for attrkit's methods:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import warnings
@@ -151,8 +157,11 @@ class MethodRequest:
         return common_kwargs(self.info, self.target, self.additional_forward_args)
 
 
-def as_tuple(value: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """A tensor as a one-element tuple; a tuple as it is."""
+def as_tuple(value: Tensor | tuple[Tensor, ...] | list[Any]) -> tuple[Tensor, ...]:
+    """A tensor as a one-element tuple; a tuple as it is; a list (one result per layer of
+    a multi-layer method) as the tuple of all its tensors."""
+    if isinstance(value, list):
+        return tuple(t for entry in value for t in as_tuple(entry))
     return value if isinstance(value, tuple) else (value,)
 
 
@@ -333,7 +342,8 @@ class ZennitAdapter(Adapter):
 
     def supports(self, request: MethodRequest) -> Support:
         name = request.info.name
-        if name not in (*self._GRADIENT_METHODS, "integrated_gradients", "noise_tunnel"):
+        attributors = (*self._GRADIENT_METHODS, "integrated_gradients", "noise_tunnel", "occlusion")
+        if name not in attributors:
             return Support.no(f"zennit has no attributor for {request.info.display_name}")
         if request.is_tuple and len(request.inputs) > 1:
             return Support.no("zennit's attributors take one input tensor")
@@ -343,7 +353,34 @@ class ZennitAdapter(Adapter):
             return Support(True)
         if name == "integrated_gradients":
             return self._supports_integrated_gradients(request)
+        if name == "occlusion":
+            return self._supports_occlusion(request)
         return self._supports_smoothgrad(request)
+
+    @staticmethod
+    def _supports_occlusion(request: MethodRequest) -> Support:
+        window = request.option("sliding_window_shapes")
+        strides = request.option("strides")
+        shape = request.inputs[0].shape[1:]
+        if isinstance(strides, int) and isinstance(window, tuple):
+            strides = (strides,) * len(window)
+        if request.option("baselines") not in (None, 0, 0.0):
+            return Support.no("zennit's Occlusion fills the windows with zeros (baselines=0)")
+        if (
+            not isinstance(window, tuple)
+            or strides != window
+            or len(window) != len(shape)
+            or any(
+                not isinstance(w, int) or w < 1 or size % w
+                for w, size in zip(window, shape, strict=True)
+            )
+        ):
+            return Support.no(
+                "zennit's Occlusion sums the windows' outputs; it equals Captum's definition "
+                "only for windows that tile the input (strides == sliding_window_shapes, "
+                "each input size a multiple of the window)"
+            )
+        return Support(True)
 
     @staticmethod
     def _supports_integrated_gradients(request: MethodRequest) -> Support:
@@ -402,12 +439,36 @@ class ZennitAdapter(Adapter):
                 _, result = ig(x, attr_output)
         elif request.info.name == "noise_tunnel":
             result = self._smoothgrad(request, composite, x)
+        elif request.info.name == "occlusion":
+            result = self._occlusion(request, model, x)
         else:
             with attribution.Gradient(model, composite) as gradient:
                 _, result = gradient(x, attr_output)
             if request.info.name == "saliency" and request.option("abs"):
                 result = result.abs()
         return (result.detach(),)
+
+    @staticmethod
+    def _occlusion(request: MethodRequest, model: nn.Module, x: Tensor) -> Tensor:
+        """``F(x) - F(x with the window occluded)`` for the window of each feature: zennit
+        returns the second term (for tiling windows, each feature's one window)."""
+        from zennit.attribution import Occlusion, occlude_independent
+
+        window = request.option("sliding_window_shapes")
+        one_hot = _output_gradient(request.parsed_target, x.shape[0])
+        occlusion = Occlusion(
+            model,
+            attr_output=lambda output: output * one_hot(output),
+            # zennit's default keeps the window and occludes the rest; Captum's occludes
+            # the window.
+            occlusion_fn=functools.partial(occlude_independent, invert=True),
+            window=window,
+            stride=window,
+        )
+        with torch.no_grad():
+            _, occluded = occlusion(x)
+            full = request.parsed_target.select(model(x), x.shape[0])
+        return full.reshape(-1, *([1] * (x.dim() - 1))) - occluded
 
     @staticmethod
     def _smoothgrad(request: MethodRequest, composite: Any, x: Tensor) -> Tensor:

@@ -495,15 +495,16 @@ def _warm_up(request: MethodRequest, seed: int) -> None:
     """One untimed forward and backward pass of the model, so that the first library's
     time does not include what torch does once per process and shape (lazy imports,
     kernel selection)."""
-    leaves = tuple(x.detach().clone().requires_grad_() for x in request.inputs)
+    leaves = tuple(x.detach().clone().requires_grad_(x.is_floating_point()) for x in request.inputs)
+    differentiable = tuple(leaf for leaf in leaves if leaf.requires_grad)
     extra = format_additional_forward_args(request.additional_forward_args)
     with _seeded(seed, request.inputs), torch.enable_grad():
         output = request.model(*(leaf.clone() for leaf in leaves), *extra)
         scores = [t.sum() for t in tree_leaves(output) if isinstance(t, Tensor) and t.requires_grad]
-        if scores:
+        if scores and differentiable:
             total = torch.stack(scores).sum()
             torch.autograd.grad(
-                total, leaves, grad_outputs=torch.ones_like(total), allow_unused=True
+                total, differentiable, grad_outputs=torch.ones_like(total), allow_unused=True
             )
 
 
@@ -576,7 +577,10 @@ def _request(
 ) -> MethodRequest:
     info = method_info(method)
     check_callable(model, "model")
-    tensors, is_tuple = format_tensors(inputs, "inputs")
+    # Methods that do not differentiate the inputs (layer methods, perturbation) take
+    # any dtype (token ids).
+    floating = bool(getattr(info.cls, "differentiates_inputs", False))
+    tensors, is_tuple = format_tensors(inputs, "inputs", floating)
     parsed_target = parse_target(target, int(tensors[0].shape[0]))
     init_kwargs, attribute_kwargs = split_method_kwargs(info, method_kwargs)
     if attribute_kwargs.get("return_convergence_delta"):
