@@ -191,7 +191,7 @@ def _method_arguments(
         init_kwargs["layer"] = layer
     missing = [
         name
-        for name, parameter in inspect.signature(info.cls.attribute).parameters.items()
+        for name, parameter in inspect.signature(getattr(info.cls, "attribute")).parameters.items()  # noqa: B009
         if parameter.default is parameter.empty
         and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
         and name not in ("self", "inputs", "target", "neuron_selector", *attribute_kwargs)

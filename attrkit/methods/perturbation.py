@@ -165,6 +165,8 @@ class _OneModelPerExample(CaptumPerturbation):
     the same order, so the same result. (Where the examples' feature masks hold
     different numbers of features, Captum's own batch path runs.)"""
 
+    forward_func: Any
+
     def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
         arguments = dict(bound.arguments)
         del arguments["self"]

@@ -468,7 +468,8 @@ class ZennitAdapter(Adapter):
         with torch.no_grad():
             _, occluded = occlusion(x)
             full = request.parsed_target.select(model(x), x.shape[0])
-        return full.reshape(-1, *([1] * (x.dim() - 1))) - occluded
+        difference: Tensor = full.reshape(-1, *([1] * (x.dim() - 1))) - occluded
+        return difference
 
     @staticmethod
     def _smoothgrad(request: MethodRequest, composite: Any, x: Tensor) -> Tensor:
