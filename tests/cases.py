@@ -409,6 +409,16 @@ class MethodSpec:
             so float64 runs are compared at ``stdevs=0``).
         float64_rtol: Tolerance in float64 where Captum rounds to float32 (IG's step
             sizes): ``None`` for the dtype's default.
+        no_target: ``attribute`` takes neither a target nor a neuron selector
+            (``LayerActivation``).
+        also_target: A neuron method that takes a ``target`` too (``NeuronConductance``):
+            it gets the case's first target form.
+        forms: The target forms (of :func:`target_forms`) or neuron selector forms (of
+            :func:`neuron_selectors`) the row runs; empty: all.
+        case_kwargs: ``attribute`` arguments built from the case (feature masks, windows
+            that depend on the input shapes).
+        case_filter: The cases the row runs on (``None``: all); for methods whose cost
+            grows with the inputs, or that apply to some models only.
     """
 
     id: str
@@ -420,14 +430,37 @@ class MethodSpec:
     neuron: bool = False
     float64_kwargs: dict[str, Any] = field(default_factory=dict)
     float64_rtol: float | None = None
+    no_target: bool = False
+    also_target: bool = False
+    forms: tuple[str, ...] = ()
+    case_kwargs: Callable[[Case], dict[str, Any]] | None = None
+    case_filter: Callable[[Case], bool] | None = None
+
+    @property
+    def needs_case(self) -> bool:
+        """Whether the row's arguments depend on a :class:`Case` (not on any model)."""
+        return self.case_kwargs is not None or self.also_target
+
+    def runs_on(self, case: Case) -> bool:
+        return (not self.layer or case.id in LAYERS) and (
+            self.case_filter is None or self.case_filter(case)
+        )
 
     @property
     def relu_rule(self) -> str | None:
         """The ReLU rule the method applies (``None`` for plain-gradient methods)."""
         return RULE_OF_CLASS.get(self.wraps or self.cls)
 
-    def kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
-        return {**self.attribute_kwargs, **(self.float64_kwargs if dtype == torch.float64 else {})}
+    def kwargs(self, dtype: torch.dtype, case: Case | None = None) -> dict[str, Any]:
+        kwargs = {
+            **self.attribute_kwargs,
+            **(self.float64_kwargs if dtype == torch.float64 else {}),
+        }
+        if case is not None and self.case_kwargs is not None:
+            kwargs.update(self.case_kwargs(case))
+        if case is not None and self.also_target:
+            kwargs["target"] = first_target(case)
+        return kwargs
 
     def create(self, library: Any, model: nn.Module, layer: str | None) -> Any:
         """The method from ``library`` (``attrkit`` or ``captum.attr``) for ``model`` (and
@@ -449,7 +482,8 @@ class MethodSpec:
         """Run the method from ``library`` with ``selection`` as its ``neuron_selector``
         (or ``target``) and ``kwargs``; a scalar baseline is given once per input, and
         Captum's warnings (on every call) are silenced."""
-        kwargs = {"neuron_selector" if self.neuron else "target": selection, **kwargs}
+        if not self.no_target:
+            kwargs = {"neuron_selector" if self.neuron else "target": selection, **kwargs}
         if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
             kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)  # a scalar per input
         with warnings.catch_warnings():
@@ -458,6 +492,76 @@ class MethodSpec:
             return self.create(library, model, layer).attribute(inputs, **kwargs)
 
 
+def coarse_masks(case: Case, per_input: int = 2) -> tuple[Tensor, ...]:
+    """A ``feature_mask`` that groups each input tensor of ``case`` into ``per_input``
+    features (ids distinct across the inputs), shared by the batch."""
+    masks, first = [], 0
+    for shape in case.input_shapes:
+        numel = math.prod(shape)
+        groups = min(per_input, numel)
+        masks.append((first + torch.arange(numel) * groups // numel).reshape(1, *shape))
+        first += groups
+    return tuple(masks)
+
+
+def feature_mask_kwargs(per_input: int) -> Callable[[Case], dict[str, Any]]:
+    def kwargs(case: Case) -> dict[str, Any]:
+        masks = coarse_masks(case, per_input)
+        return {"feature_mask": masks if len(masks) > 1 else masks[0]}
+
+    return kwargs
+
+
+def occlusion_kwargs(case: Case) -> dict[str, Any]:
+    """Windows of half of each input (at least 1) sliding by the same amount."""
+    windows = tuple(tuple(max(1, size // 2) for size in shape) for shape in case.input_shapes)
+    value = windows if len(windows) > 1 else windows[0]
+    return {"sliding_window_shapes": value, "strides": value}
+
+
+def spatial_layer(case: Case) -> bool:
+    """Whether Grad-CAM's map of the case's layer can be resized to every input (the
+    same number of spatial dimensions, at least one)."""
+    spatial = len(layer_shape(case, False)) - 1
+    return spatial > 0 and all(len(shape) - 1 == spatial for shape in case.input_shapes)
+
+
+#: A few cases that cover the code paths of the perturbation methods (one input and
+#: several; extra arguments; outputs with one and with several dimensions), whose cost
+#: grows with the number of features.
+PERTURBATION_CASES = frozenset(
+    {
+        "captum-conv-one-conv",
+        "captum-multilayer-three-inputs-int-arg",
+        "mixed-tensor-and-python-args",
+        "sequence-tagger-3d-output",
+    }
+)
+
+
+def perturbation_case(case: Case) -> bool:
+    return case.id in PERTURBATION_CASES
+
+
+def lime_case(case: Case) -> bool:
+    """The perturbation cases but one: Captum's Lime and KernelShap fail on a batch whose
+    ``additional_forward_args`` is not a tuple (attrkit's take it)."""
+    return perturbation_case(case) and case.id != "captum-multilayer-three-inputs-int-arg"
+
+
+#: Target forms but the 0-d tensor, on which Captum's Lime and KernelShap fail for a batch
+#: of several examples (attrkit's take it).
+NOT_0D_TENSOR = (
+    "none",
+    "int",
+    "negative-int",
+    "tensor-one-element",
+    "list",
+    "tensor-1d",
+    "tuple",
+    "list-of-tuples",
+    "negative-tuple",
+)
 IG = {"n_steps": 8}
 NOISE = {"nt_samples": 3, "stdevs": 0.3}
 STILL = {"stdevs": 0.0}
@@ -536,7 +640,149 @@ METHOD_SPECS = [
         {"attribute_to_layer_input": True, "relu_attributions": True, "attr_dim_summation": False},
         layer=True,
     ),
-    MethodSpec("guided-grad-cam", "GuidedGradCam", layer=True),
+    MethodSpec("guided-grad-cam", "GuidedGradCam", layer=True, case_filter=spatial_layer),
+    # Layer and neuron methods of the gradient family (attrkit's own).
+    MethodSpec("layer-activation", "LayerActivation", layer=True, no_target=True),
+    MethodSpec(
+        "layer-activation-input",
+        "LayerActivation",
+        {"attribute_to_layer_input": True},
+        layer=True,
+        no_target=True,
+    ),
+    MethodSpec("layer-gradient-x-activation", "LayerGradientXActivation", layer=True),
+    MethodSpec(
+        "layer-gradient-input-no-multiply",
+        "LayerGradientXActivation",
+        {"attribute_to_layer_input": True},
+        {"multiply_by_inputs": False},
+        layer=True,
+    ),
+    MethodSpec("internal-influence", "InternalInfluence", IG, layer=True, float64_rtol=1e-6),
+    MethodSpec(
+        "layer-conductance-delta",
+        "LayerConductance",
+        {**IG, "return_convergence_delta": True},
+        layer=True,
+    ),
+    MethodSpec(
+        "layer-conductance-input-riemann-batched",
+        "LayerConductance",
+        {
+            **IG,
+            "method": "riemann_left",
+            "internal_batch_size": 7,
+            "attribute_to_layer_input": True,
+        },
+        layer=True,
+    ),
+    MethodSpec(
+        "layer-ig-delta",
+        "LayerIntegratedGradients",
+        {**IG, "return_convergence_delta": True},
+        layer=True,
+        float64_rtol=1e-6,
+    ),
+    MethodSpec(
+        "layer-ig-input-local-batched",
+        "LayerIntegratedGradients",
+        {
+            **IG,
+            "method": "riemann_middle",
+            "attribute_to_layer_input": True,
+            "internal_batch_size": 5,
+        },
+        {"multiply_by_inputs": False},
+        layer=True,
+        float64_rtol=1e-6,
+    ),
+    MethodSpec("neuron-gradient", "NeuronGradient", layer=True, neuron=True),
+    MethodSpec(
+        "neuron-ig-input",
+        "NeuronIntegratedGradients",
+        {**IG, "attribute_to_neuron_input": True},
+        layer=True,
+        neuron=True,
+        float64_rtol=1e-6,
+    ),
+    # One neuron: where several are selected, attrkit sums their conductances and Captum
+    # multiplies the sums (tests/methods/test_neuron.py).
+    MethodSpec(
+        "neuron-conductance",
+        "NeuronConductance",
+        {**IG, "method": "gausslegendre"},
+        layer=True,
+        neuron=True,
+        also_target=True,
+        forms=("tuple", "int"),
+        float64_rtol=1e-6,
+    ),
+    # The perturbation family: Captum's own computation behind attrkit's checks.
+    MethodSpec(
+        "feature-ablation-mask-batched",
+        "FeatureAblation",
+        {"perturbations_per_eval": 2},
+        case_kwargs=feature_mask_kwargs(2),
+        case_filter=perturbation_case,
+    ),
+    MethodSpec("feature-ablation", "FeatureAblation", case_filter=perturbation_case),
+    MethodSpec(
+        "feature-permutation",
+        "FeaturePermutation",
+        case_kwargs=feature_mask_kwargs(2),
+        case_filter=perturbation_case,
+    ),
+    MethodSpec(
+        "occlusion", "Occlusion", case_kwargs=occlusion_kwargs, case_filter=perturbation_case
+    ),
+    MethodSpec(
+        "shapley-value-sampling",
+        "ShapleyValueSampling",
+        {"n_samples": 3},
+        case_kwargs=feature_mask_kwargs(2),
+        case_filter=perturbation_case,
+    ),
+    MethodSpec(
+        "shapley-values",
+        "ShapleyValues",
+        case_kwargs=feature_mask_kwargs(1),
+        case_filter=perturbation_case,
+    ),
+    MethodSpec(
+        "lime",
+        "Lime",
+        {"n_samples": 10},
+        case_kwargs=feature_mask_kwargs(2),
+        case_filter=lime_case,
+        forms=NOT_0D_TENSOR,
+    ),
+    MethodSpec(
+        "kernel-shap",
+        "KernelShap",
+        {"n_samples": 10},
+        case_kwargs=feature_mask_kwargs(2),
+        case_filter=lime_case,
+        forms=NOT_0D_TENSOR,
+    ),
+    MethodSpec(
+        "layer-feature-ablation", "LayerFeatureAblation", layer=True, case_filter=perturbation_case
+    ),
+    # Captum 0.9.0's LayerFeaturePermutation fails with any target: compared on models
+    # with one output per example, without one (with targets: test_perturbation.py).
+    MethodSpec(
+        "layer-feature-permutation",
+        "LayerFeaturePermutation",
+        layer=True,
+        forms=("none",),
+        case_filter=lambda case: math.prod(case.output_shape) == 1,
+    ),
+    MethodSpec(
+        "neuron-feature-ablation",
+        "NeuronFeatureAblation",
+        layer=True,
+        neuron=True,
+        case_filter=perturbation_case,
+    ),
 ]
 
 #: Where plain-gradient Captum methods crash: Captum sets requires_grad on the caller's
@@ -584,7 +830,11 @@ def layer_shape(case: Case, to_input: bool) -> tuple[int, ...]:
 
 def selections(spec: MethodSpec, case: Case) -> list[tuple[str, Any]]:
     """Every neuron selector (neuron methods) or target form (the others) of ``case``."""
+    if spec.no_target:
+        return [("none", None)]
     if spec.neuron:
         to_input = spec.attribute_kwargs.get("attribute_to_neuron_input", False)
-        return neuron_selectors(layer_shape(case, to_input))
-    return target_forms(case.output_shape)
+        forms = neuron_selectors(layer_shape(case, to_input))
+    else:
+        forms = target_forms(case.output_shape)
+    return [form for form in forms if not spec.forms or form[0] in spec.forms]

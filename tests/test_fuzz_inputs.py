@@ -268,7 +268,8 @@ RELATED = {
 
 
 def check_error(error: Exception, argument: str) -> None:
-    assert not isinstance(error, AssertionError), f"bare AssertionError: {error!r}"
+    # attrkit's errors may be AssertionErrors too (where Captum asserts), never only that.
+    assert type(error) is not AssertionError, f"bare AssertionError: {error!r}"
     if not raised_by_attrkit(error):
         event("the model's (or a callable's) own exception")
         return

@@ -33,7 +33,7 @@ PARITY = [
     pytest.param(spec, case, value, dtype, id=f"{spec.id}-{case.id}-{form}-{str(dtype)[6:]}")
     for spec in METHOD_SPECS
     for case in ALL_CASES
-    if captum_agrees_with(case, spec) and (not spec.layer or case.id in LAYERS)
+    if captum_agrees_with(case, spec) and spec.runs_on(case)
     for form, value in selections(spec, case)
     for dtype in DTYPES
 ]
@@ -42,7 +42,7 @@ PARITY = [
 def run(library: Any, spec: MethodSpec, case: Case, selection: Any, dtype: torch.dtype) -> Any:
     model = case.build(dtype)
     inputs = case.attribute_inputs(fresh(case.inputs(dtype)))
-    kwargs = {"additional_forward_args": case.extra_args(dtype), **spec.kwargs(dtype)}
+    kwargs = {"additional_forward_args": case.extra_args(dtype), **spec.kwargs(dtype, case)}
     torch.manual_seed(0)  # the same noise for NoiseTunnel
     return spec.attribute(library, model, LAYERS.get(case.id), inputs, selection, **kwargs)
 

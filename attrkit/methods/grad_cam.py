@@ -251,9 +251,9 @@ class GuidedGradCam(GradientAttribution):
         if len(size) == 0 or len(size) != cam.dim() - 2:
             warn_at_caller(
                 f"GuidedGradCam: `{label}` (shape {tuple(guided.shape)}) has "
-                f"{len(size)} spatial dimension(s) and the Grad-CAM map (shape "
-                f"{tuple(cam.shape)}) {cam.dim() - 2}: the map cannot be resized to it, so "
-                "its attribution is an empty tensor (as in Captum)",
+                f"{len(size)} spatial dimension(s), the Grad-CAM map (shape "
+                f"{tuple(cam.shape)}) has {cam.dim() - 2}: the map cannot be resized to it, "
+                "so its attribution is an empty tensor (as in Captum)",
                 GradCamResizeWarning,
             )
             return torch.empty(0, dtype=guided.dtype, device=guided.device)

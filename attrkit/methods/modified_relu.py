@@ -90,10 +90,6 @@ class ModifiedReluGradientAttribution(ReluRuleBased, GradientAttribution):
         """
         return self._attribute(inputs, target, additional_forward_args)  # type: ignore[no-any-return]
 
-    def attribute_future(self) -> None:
-        """Not implemented, as in Captum."""
-        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
-
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
         return self._gradients(call)
 

@@ -96,11 +96,11 @@ def _check_per_input(
         raise ArgumentValueError(
             f"`{name}` has {len(entries)} entries but `inputs` has {len(inputs)} tensors"
         )
-    kinds = " or ".join(t.__name__ if t is not Tensor else "torch.Tensor" for t in allowed)
+    kinds = "a number or a torch.Tensor" if int in allowed else "a torch.Tensor"
     for position, entry in enumerate(entries):
         label = f"{name}[{position}]" if isinstance(value, tuple) else name
         if isinstance(entry, bool) or not isinstance(entry, allowed):
-            raise ArgumentTypeError(f"`{label}` must be a {kinds}, got {type(entry).__name__}")
+            raise ArgumentTypeError(f"`{label}` must be {kinds}, got {type(entry).__name__}")
         if name.endswith("mask") and isinstance(entry, Tensor) and entry.is_floating_point():
             raise ArgumentTypeError(
                 f"`{label}` must hold integer feature ids, got a {entry.dtype} tensor"
@@ -162,8 +162,9 @@ class _OneModelPerExample(CaptumPerturbation):
     """Lime and Kernel SHAP fit one linear model per example. For a batch of several
     examples (a model with one output per example) attrkit attributes them one at a time,
     as Captum does, without Captum's warning that recommends it: the same random draws in
-    the same order, so the same result. (Where the examples' feature masks hold
-    different numbers of features, Captum's own batch path runs.)"""
+    the same order, so the same result (also for a 0-d target tensor, on which Captum's
+    batch path fails). Where the examples' feature masks hold different numbers of
+    features, Captum's own batch path runs."""
 
     forward_func: Any
 
@@ -177,6 +178,8 @@ class _OneModelPerExample(CaptumPerturbation):
         if batch < 2:
             return run_captum(**arguments)
         target = arguments.get("target")
+        if isinstance(target, Tensor) and target.numel() == 1:  # Captum's batch path fails
+            target = int(target.item())
         extra = _format_additional_forward_args(arguments.get("additional_forward_args"))
         with torch.no_grad():
             output = _run_forward(self.forward_func, inputs, target, extra)
