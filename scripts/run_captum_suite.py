@@ -7,12 +7,13 @@ Usage::
 
 ``CAPTUM_CHECKOUT`` is a checkout (or an extracted archive) of the pytorch/captum
 repository; its ``tests/attr`` are run where they are, never copied. The tests run twice,
-in two pytest processes: once against the installed Captum (the baseline: what Captum
-itself passes) and once with attrkit's classes in place of Captum's. A test counts for
+in two pytest processes: once with attrkit's classes in place of Captum's, and once against
+the installed Captum (the baseline: what Captum itself passes). A test counts for
 attrkit when, in the second run, it constructed at least one attrkit class; the table
 gives, per test module, how many of those tests pass against Captum itself and against
 attrkit, and every failure with its documented deviation (:data:`DEVIATIONS`) or, if it
-has none, ``UNDOCUMENTED``.
+has none, ``UNDOCUMENTED``. (The attrkit run comes first; the baseline runs only the tests
+it selected.)
 
 How the classes are replaced: a pytest plugin (this file, loaded with ``-p``) sets
 ``captum.attr.<Name>`` and the ``<Name>`` of the Captum module that defines the class to
@@ -114,6 +115,11 @@ def pytest_runtest_setup(item: Any) -> None:
         _used.clear()
 
 
+def pytest_runtest_teardown(item: Any) -> None:
+    with _used_lock:
+        item.user_properties.append(("attrkit_used", sorted(_used)))
+
+
 def pytest_runtest_logreport(report: Any) -> None:
     entry = _results.setdefault(report.nodeid, {"outcome": "passed", "used": [], "error": ""})
     if report.when == "call" or report.outcome != "passed":
@@ -121,9 +127,9 @@ def pytest_runtest_logreport(report: Any) -> None:
             entry["outcome"] = report.outcome
         if report.failed and not entry["error"]:
             entry["error"] = _error_line(report)
-    if report.when == "teardown":
-        with _used_lock:
-            entry["used"] = sorted(_used)
+    for name, value in report.user_properties:
+        if name == "attrkit_used":
+            entry["used"] = value
 
 
 def pytest_collectreport(report: Any) -> None:
@@ -163,8 +169,9 @@ def _test_modules(checkout: Path) -> list[Path]:
     ]
 
 
-def _run(mode: str, checkout: Path, modules: list[Path], timeout: float) -> dict[str, Any]:
-    """Run pytest on ``modules`` in ``mode``; the plugin's results by test id."""
+def _run(mode: str, checkout: Path, modules: list[str], timeout: float) -> dict[str, Any]:
+    """Run pytest on ``modules`` (paths or test ids) in ``mode``; the plugin's results by
+    test id."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "results.json"
         ini = Path(folder) / "pytest.ini"
@@ -294,9 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", dest="only", default="", help="only modules whose path has this")
     args = parser.parse_args(argv)
     checkout = args.checkout.resolve()
-    modules = [m for m in _test_modules(checkout) if args.only in str(m)]
-    captum = _run("captum", checkout, modules, args.timeout)
+    modules = [str(m) for m in _test_modules(checkout) if args.only in str(m)]
     ours = _run("attrkit", checkout, modules, args.timeout)
+    # The baseline: the same tests (those that used an attrkit class) against Captum.
+    selected = [
+        str(checkout / test_id) if not Path(test_id).is_absolute() else test_id
+        for test_id, entry in ours.items()
+        if entry["used"]
+    ]
+    captum = _run("captum", checkout, selected, args.timeout) if selected else {}
     summary = summarize(captum, ours)
     commit = args.commit or _commit(checkout)
     import captum as captum_package
