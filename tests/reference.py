@@ -150,33 +150,39 @@ def _capture(layer: Any, to_input: bool, store: list[Tensor]) -> Any:
     )
 
 
+def pick_neuron(tensor: Tensor, selector: Any) -> Tensor:
+    """The selected neuron of every example: ``tensor[i, selector]`` (slices summed), or
+    the callable's value."""
+    n = tensor.shape[0]
+    if callable(selector):
+        return selector(tensor)
+    if isinstance(selector, int):
+        return torch.stack([tensor[i, selector] for i in range(n)])
+    return torch.stack([tensor[(i, *selector)].sum() for i in range(n)])
+
+
 def reference_neuron_attribution(
     model: Any,
     inputs: tuple[Tensor, ...],
     layer: Any,
     selector: Any,
     additional_forward_args: tuple[Any, ...],
-    rule: str,
+    rule: str | None,
     to_input: bool = False,
 ) -> tuple[Tensor, ...]:
-    """The definition-based attribution of one neuron of ``layer``."""
+    """The definition-based attribution of one neuron of ``layer`` (``rule=None``: its
+    plain gradient)."""
     leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
     store: list[Tensor] = []
     handle = _capture(layer, to_input, store)
+    patch = definition_relus(rule) if rule else contextlib.nullcontext()
     try:
-        with definition_relus(rule), torch.enable_grad():
+        with patch, torch.enable_grad():
             model(*(x.clone() for x in leaves), *additional_forward_args)
     finally:
         handle.remove()
     (tensor,) = store
-    n = tensor.shape[0]
-    if callable(selector):
-        picked = selector(tensor)
-    elif isinstance(selector, int):
-        picked = torch.stack([tensor[i, selector] for i in range(n)])
-    else:
-        picked = torch.stack([tensor[(i, *selector)].sum() for i in range(n)])
-    grads = torch.autograd.grad(picked.sum(), leaves, allow_unused=True)
+    grads = torch.autograd.grad(pick_neuron(tensor, selector).sum(), leaves, allow_unused=True)
     pairs = zip(leaves, grads, strict=True)
     return tuple(torch.zeros_like(x) if g is None else g for x, g in pairs)
 
@@ -202,3 +208,37 @@ def reference_grad_cam(
     (grad,) = torch.autograd.grad(select_reference(output, target).sum(), activation)
     weights = grad.mean(dim=tuple(range(2, grad.dim())), keepdim=True) if grad.dim() > 2 else grad
     return (weights * activation).sum(dim=1, keepdim=True).clamp(min=0).detach()
+
+
+def reference_layer(
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    layer: Any,
+    target: object,
+    to_input: bool = False,
+    value: Tensor | None = None,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """The layer's tensor (replaced by ``value`` when given), the target's gradient with
+    respect to it, and the leaves of the inputs (the graph kept for more gradients)."""
+    leaves = tuple(x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs)
+    store: list[Tensor] = []
+    if value is None:
+        handle = _capture(layer, to_input, store)
+    elif to_input:
+        handle = layer.register_forward_pre_hook(
+            lambda module, args: (store.append(value), (value.clone(), *args[1:]))[1]
+        )
+    else:
+        handle = layer.register_forward_hook(
+            lambda module, args, output: (store.append(value), value.clone())[1]
+        )
+    try:
+        with torch.enable_grad():
+            output = model(*(x.clone() for x in leaves))
+    finally:
+        handle.remove()
+    (tensor,) = store
+    (grad,) = torch.autograd.grad(
+        select_reference(output, target).sum(), tensor, retain_graph=True, allow_unused=True
+    )
+    return tensor, torch.zeros_like(tensor) if grad is None else grad, leaves

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import attrkit
-from tests.helpers import as_tuple, assert_same, quick_call, run_in_thread, snapshot
+from tests.helpers import OWN_METHODS, as_tuple, assert_same, quick_call, run_in_thread, snapshot
 from tests.models import BATCH, IMAGE, FuzzNet
 from tests.reference import ONE_GRADIENT_METHODS, reference_method
 from tests.strategies import (
@@ -325,7 +325,7 @@ def check_result(
         torch.testing.assert_close(attributions, expected, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", attrkit.available_methods())
+@pytest.mark.parametrize("name", OWN_METHODS)
 @settings(max_examples=settings().max_examples * 4)
 @given(data=st.data())
 def test_bad_argument_raises_clear_error_or_gives_correct_result(name, data):

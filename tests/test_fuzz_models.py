@@ -13,6 +13,7 @@ for the developers' run (docs/reliability.rst).
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +27,10 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import attrkit
+from attrkit.methods.grad_cam import GradCamResizeWarning
 from tests.cases import METHOD_SPECS, MethodSpec, neuron_selectors, target_forms
 from tests.helpers import (
+    OWN_METHODS,
     as_tuple,
     assert_all_close,
     assert_matches_captum,
@@ -39,13 +42,15 @@ from tests.helpers import (
 )
 from tests.reference import (
     ONE_GRADIENT_METHODS,
+    pick_neuron,
     quadrature,
     reference_attribution,
     reference_grad_cam,
+    reference_layer,
     reference_method,
     reference_neuron_attribution,
 )
-from tests.strategies import GraphModel, Problem, problems
+from tests.strategies import GraphModel, Problem, Relu, problems
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -179,7 +184,7 @@ def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
     assert_all_close(ours, expected)
 
 
-def _neuron_check(name: str, rule: str) -> Check:
+def _neuron_check(name: str, rule: str | None) -> Check:
     def check(problem: Problem, data: st.DataObject) -> None:
         model = problem.graph.build(problem.dtype)
         inputs = problem.inputs()
@@ -222,9 +227,11 @@ def check_guided_grad_cam(problem: Problem, data: st.DataObject) -> None:
     model = problem.graph.build(problem.dtype)
     layer = draw_layer(data, model, spatial_only=True)
     inputs = problem.inputs()
-    ours = attrkit.GuidedGradCam(model, model.get_submodule(layer)).attribute(
-        problem.given(inputs), target=problem.target
-    )
+    with warnings.catch_warnings():  # a flat side input: "cannot be resized to"
+        warnings.simplefilter("ignore", GradCamResizeWarning)
+        ours = attrkit.GuidedGradCam(model, model.get_submodule(layer)).attribute(
+            problem.given(inputs), target=problem.target
+        )
     reference_model = twin(problem)
     guided = reference(problem, inputs, "guided_backprop")
     cam = reference_grad_cam(
@@ -237,6 +244,164 @@ def check_guided_grad_cam(problem: Problem, data: st.DataObject) -> None:
         torch.testing.assert_close(got, g * F.interpolate(cam, size=x.shape[2:], mode="nearest"))
 
 
+def _path_options(
+    data: st.DataObject, problem: Problem
+) -> tuple[str, int, tuple[Tensor, ...] | None, tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """A quadrature rule, a number of steps, baselines (``None``: zeros) and the path's
+    starts and ends."""
+    method = data.draw(
+        st.sampled_from(["gausslegendre", "riemann_left", "riemann_middle", "riemann_trapezoid"]),
+        label="method",
+    )
+    n_steps = data.draw(st.integers(2, 4), label="n_steps")
+    scale = data.draw(st.sampled_from([None, -0.5]), label="baseline")
+    inputs = problem.inputs()
+    baselines = None if scale is None else tuple(scale * x[:1] for x in inputs)
+    starts = tuple(
+        torch.zeros_like(x) if baselines is None else b.expand_as(x)
+        for x, b in zip(inputs, baselines or inputs, strict=True)
+    )
+    return method, n_steps, baselines, starts, inputs
+
+
+def _layer_call(
+    data: st.DataObject, problem: Problem, name: str, init: dict[str, Any], **kwargs: Any
+) -> tuple[tuple[Tensor, ...], Any, str, bool]:
+    """attrkit's result of layer method ``name`` on a drawn layer (and whether to its
+    input), and the reference model with that layer's name."""
+    model = problem.graph.build(problem.dtype)
+    layer = draw_layer(data, model)
+    to_input = data.draw(st.booleans(), label="attribute_to_layer_input")
+    explainer = attrkit.create(name, model, layer=layer, **init)
+    if name != "layer_activation":
+        kwargs["target"] = problem.target
+    result = explainer.attribute(
+        problem.given(problem.inputs()), attribute_to_layer_input=to_input, **kwargs
+    )
+    return as_tuple(result), twin(problem), layer, to_input
+
+
+def check_layer_activation(problem: Problem, data: st.DataObject) -> None:
+    ours, model, layer, to_input = _layer_call(data, problem, "layer_activation", {})
+    tensor, _, _ = reference_layer(
+        model, problem.inputs(), model.get_submodule(layer), problem.target, to_input
+    )
+    assert_all_close(ours, (tensor.detach(),))
+
+
+def check_layer_gradient_x_activation(problem: Problem, data: st.DataObject) -> None:
+    multiply = data.draw(st.booleans(), label="multiply_by_inputs")
+    ours, model, layer, to_input = _layer_call(
+        data, problem, "layer_gradient_x_activation", {"multiply_by_inputs": multiply}
+    )
+    tensor, grad, _ = reference_layer(
+        model, problem.inputs(), model.get_submodule(layer), problem.target, to_input
+    )
+    assert_all_close(ours, (grad * tensor.detach() if multiply else grad,))
+
+
+def check_internal_influence(problem: Problem, data: st.DataObject) -> None:
+    method, n_steps, baselines, starts, ends = _path_options(data, problem)
+    ours, model, layer, to_input = _layer_call(
+        data, problem, "internal_influence", {}, method=method, n_steps=n_steps,
+        baselines=None if baselines is None else problem.given(baselines),
+    )  # fmt: skip
+    total = 0
+    for point, weight in quadrature(method, n_steps):
+        points = tuple(s + point * (e - s) for s, e in zip(starts, ends, strict=True))
+        _, grad, _ = reference_layer(
+            model, points, model.get_submodule(layer), problem.target, to_input
+        )
+        total = total + weight * grad
+    assert_all_close(ours, (total,))
+
+
+def check_layer_conductance(problem: Problem, data: st.DataObject) -> None:
+    """The n + 1 points of the rule; each step: the gradient at its first point times the
+    change of the layer's value."""
+    method, n_steps, baselines, starts, ends = _path_options(data, problem)
+    ours, model, layer, to_input = _layer_call(
+        data, problem, "layer_conductance", {}, method=method, n_steps=n_steps,
+        baselines=None if baselines is None else problem.given(baselines),
+    )  # fmt: skip
+    values = []
+    for point, _ in quadrature(method, n_steps + 1):
+        points = tuple(s + point * (e - s) for s, e in zip(starts, ends, strict=True))
+        tensor, grad, _ = reference_layer(
+            model, points, model.get_submodule(layer), problem.target, to_input
+        )
+        values.append((tensor.detach(), grad))
+    expected = sum(
+        grad * (after - before) for (before, grad), (after, _) in itertools.pairwise(values)
+    )
+    assert_all_close(ours, (expected,))
+
+
+def check_layer_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
+    """The layer's value moves from its value at the baselines to its value at the
+    inputs, the model's inputs staying the inputs."""
+    method, n_steps, baselines, starts, ends = _path_options(data, problem)
+    multiply = data.draw(st.booleans(), label="multiply_by_inputs")
+    ours, model, layer, to_input = _layer_call(
+        data, problem, "layer_integrated_gradients", {"multiply_by_inputs": multiply},
+        method=method, n_steps=n_steps,
+        baselines=None if baselines is None else problem.given(baselines),
+    )  # fmt: skip
+    module = model.get_submodule(layer)
+    end, _, _ = reference_layer(model, ends, module, problem.target, to_input)
+    start, _, _ = reference_layer(model, starts, module, problem.target, to_input)
+    end, start = end.detach(), start.detach()
+    total = 0
+    for point, weight in quadrature(method, n_steps):
+        value = (start + point * (end - start)).requires_grad_()
+        _, grad, _ = reference_layer(model, ends, module, problem.target, to_input, value)
+        total = total + weight * grad
+    assert_all_close(ours, (total * (end - start) if multiply else total,))
+
+
+def _neuron_path_check(name: str) -> Check:
+    """Neuron integrated gradients (the neuron's gradient on the path) or neuron
+    conductance (``dF/dy_j * dy_j/dx`` summed over the selected neurons ``j``)."""
+
+    def check(problem: Problem, data: st.DataObject) -> None:
+        method, n_steps, baselines, starts, ends = _path_options(data, problem)
+        model = problem.graph.build(problem.dtype)
+        layer = draw_layer(data, model)
+        to_input = data.draw(st.booleans(), label="attribute_to_neuron_input")
+        selector = draw_selector(data, model, layer, ends, to_input)
+        kwargs: dict[str, Any] = {"target": problem.target} if name == "neuron_conductance" else {}
+        ours = attrkit.create(name, model, layer=layer).attribute(
+            problem.given(ends), neuron_selector=selector, method=method, n_steps=n_steps,
+            baselines=None if baselines is None else problem.given(baselines),
+            attribute_to_neuron_input=to_input, **kwargs,
+        )  # fmt: skip
+        reference_model = twin(problem)
+        module = reference_model.get_submodule(layer)
+        totals = [torch.zeros_like(x) for x in ends]
+        for point, weight in quadrature(method, n_steps):
+            points = tuple(s + point * (e - s) for s, e in zip(starts, ends, strict=True))
+            if name == "neuron_conductance":
+                tensor, grad, leaves = reference_layer(
+                    reference_model, points, module, problem.target, to_input
+                )
+                picked = pick_neuron(grad.detach() * tensor, selector)
+                grads = torch.autograd.grad(picked.sum(), leaves, allow_unused=True)
+                grads = tuple(
+                    torch.zeros_like(x) if g is None else g
+                    for x, g in zip(leaves, grads, strict=True)
+                )
+            else:
+                grads = reference_neuron_attribution(
+                    reference_model, points, module, selector, (), None, to_input
+                )
+            for total, g in zip(totals, grads, strict=True):
+                total += weight * g
+        expected = tuple(t * (e - s) for t, e, s in zip(totals, ends, starts, strict=True))
+        assert_all_close(as_tuple(ours), expected)
+
+    return check
+
+
 REFERENCE_CHECKS: dict[str, Check] = {
     **{name: _simple_check(name) for name in ONE_GRADIENT_METHODS},
     "integrated_gradients": check_integrated_gradients,
@@ -245,11 +410,21 @@ REFERENCE_CHECKS: dict[str, Check] = {
     "neuron_guided_backprop": _neuron_check("neuron_guided_backprop", "guided_backprop"),
     "layer_grad_cam": check_layer_grad_cam,
     "guided_grad_cam": check_guided_grad_cam,
+    "layer_activation": check_layer_activation,
+    "layer_gradient_x_activation": check_layer_gradient_x_activation,
+    "internal_influence": check_internal_influence,
+    "layer_conductance": check_layer_conductance,
+    "layer_integrated_gradients": check_layer_integrated_gradients,
+    "neuron_gradient": _neuron_check("neuron_gradient", None),
+    "neuron_integrated_gradients": _neuron_path_check("neuron_integrated_gradients"),
+    "neuron_conductance": _neuron_path_check("neuron_conductance"),
 }
 
 
 def test_every_registered_method_has_a_reference_property():
-    assert set(REFERENCE_CHECKS) == set(attrkit.available_methods())
+    """Every method attrkit computes (the perturbation family is Captum's computation,
+    tests/methods/test_perturbation.py)."""
+    assert set(REFERENCE_CHECKS) == set(OWN_METHODS)
 
 
 def _needed_layer(name: str) -> str:
@@ -278,22 +453,49 @@ def run_spec(
     model = problem.graph.build(problem.dtype)
     inputs = problem.given(fresh(problem.inputs()))
     torch.manual_seed(0)  # the same noise for NoiseTunnel
-    return spec.attribute(library, model, layer, inputs, selection, **spec.kwargs(problem.dtype))
+    with warnings.catch_warnings():  # Guided Grad-CAM and a flat side input
+        warnings.simplefilter("ignore", GradCamResizeWarning)
+        return spec.attribute(
+            library, model, layer, inputs, selection, **spec.kwargs(problem.dtype)
+        )
 
 
 def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
     """Captum's neuron methods raise when an input does not reach the layer (the side
-    input joins after every body layer), and its plain-gradient methods crash on an
-    in-place ReLU applied to the input: neither is drawn for Captum."""
-    return problems(
+    input joins after every body layer), its plain-gradient methods crash on an in-place
+    ReLU applied to the input, and its layer integrated gradients on an in-place ReLU
+    after the layer: none of those is drawn for Captum."""
+    drawn = problems(
         parity=spec.relu_rule is not None,
         inplace_on_input=False,
         side_input=not spec.neuron,
         layer="any" if spec.layer else "",
     )
+    if spec.cls == "LayerIntegratedGradients":
+        # Captum's sets the layer's output to a leaf that requires grad, so an in-place
+        # ReLU after the layer crashes it (documented deviation; attrkit's clones it).
+        drawn = drawn.filter(lambda p: not _has_inplace_relu(p.graph))
+    return drawn
 
 
-@pytest.mark.parametrize("spec", [pytest.param(s, id=s.id) for s in METHOD_SPECS])
+def _has_inplace_relu(graph: Any) -> bool:
+    return any(
+        isinstance(node, Relu) and node.is_inplace(graph.shared_inplace) for node in graph.body
+    )
+
+
+#: The rows that run on any model: not those whose arguments come from a model case,
+#: nor the perturbation family's (Captum's own computation on both sides).
+RANDOM_MODEL_SPECS = [
+    spec
+    for spec in METHOD_SPECS
+    if not spec.needs_case
+    and not spec.forms
+    and attrkit.method_info(spec.cls).family != "perturbation"
+]
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.id) for s in RANDOM_MODEL_SPECS])
 @given(data=st.data())
 def test_matches_captum_on_random_models(spec, data):
     problem = data.draw(_captum_problems(spec), label="problem")
@@ -409,7 +611,7 @@ FAST_OPTIONS = {
 #: Methods a NoiseTunnel can wrap without constructor arguments.
 SIMPLE_METHODS = [
     name
-    for name in attrkit.available_methods()
+    for name in OWN_METHODS
     if not {"layer", "base_method"} & set(attrkit.method_info(name).init_arguments)
 ]
 
@@ -418,7 +620,7 @@ SIMPLE_METHODS = [
 def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[Any, ...]:
     """(name, constructor arguments, ``attribute`` arguments) of a random valid call of
     any registered method."""
-    names = attrkit.available_methods()
+    names = list(OWN_METHODS)
     if not model.layer_names():
         names = [n for n in names if "layer" not in attrkit.method_info(n).init_arguments]
     name = draw(st.sampled_from(names))

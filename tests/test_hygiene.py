@@ -122,6 +122,12 @@ def test_works_inside_no_grad_and_inference_mode(method, context):
 @pytest.mark.parametrize("name", attrkit.available_methods())
 def test_normal_call_is_quiet(name, recwarn):
     model = models.TinyDenseNet().eval()
-    init, options = quick_call(name, layer="transition.1", target=[0, 1], neuron_selector=(0, 0, 0))
+    init, options = quick_call(
+        name,
+        layer="transition.1",
+        target=[0, 1],
+        neuron_selector=(0, 0, 0),
+        image_shape=(3, 6, 6),
+    )
     attrkit.attribute(model, torch.randn(2, 3, 6, 6), method=name, **init, **options)
     assert len(recwarn) == 0

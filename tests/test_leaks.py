@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 import attrkit
-from tests.helpers import GLOBAL_HOOKS, HOOK_DICTS, quick_call
+from tests.helpers import GLOBAL_HOOKS, HOOK_DICTS, OWN_METHODS, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -115,7 +115,7 @@ def state(model: nn.Module) -> dict[str, Any]:
 def test_ten_thousand_calls_leave_nothing_behind():
     model = Recording().eval()
     x = torch.randn(1, 1, 3, 3)
-    names = attrkit.available_methods()
+    names = OWN_METHODS
     table = {name: arguments(name, model) for name in names}
 
     def call(i: int) -> None:
@@ -139,7 +139,7 @@ def test_ten_thousand_calls_leave_nothing_behind():
 # --------------------------------------------------------------------- the graph is freed
 
 
-@pytest.mark.parametrize("name", attrkit.available_methods())
+@pytest.mark.parametrize("name", OWN_METHODS)
 def test_no_graph_or_tensor_outlives_the_call(name):
     """The forward pass's tensors (and so the graph that saved them) are freed when the
     call returns, by reference counting alone (no cycle waits for the garbage collector);

@@ -29,6 +29,26 @@ EXPECTED = {
     "neuron_guided_backprop",
     "layer_grad_cam",
     "guided_grad_cam",
+    # the layer, neuron and path methods of the gradient family
+    "layer_activation",
+    "layer_gradient_x_activation",
+    "internal_influence",
+    "layer_conductance",
+    "layer_integrated_gradients",
+    "neuron_gradient",
+    "neuron_integrated_gradients",
+    "neuron_conductance",
+    # the perturbation family (Captum's classes)
+    "feature_ablation",
+    "feature_permutation",
+    "occlusion",
+    "shapley_value_sampling",
+    "shapley_values",
+    "lime",
+    "kernel_shap",
+    "layer_feature_ablation",
+    "layer_feature_permutation",
+    "neuron_feature_ablation",
 }
 
 
@@ -65,7 +85,7 @@ def test_every_name_constructs_and_round_trips(name):
     for alias in (*info.aliases, name.upper(), name.replace("_", "-")):
         assert attrkit.method_info(alias) is info
     assert info.display_name
-    assert "http" in info.paper
+    assert "http" in info.paper or info.family == "activation"  # activations: no paper
     assert info.multiplies_by_inputs == explainer.multiplies_by_inputs
     assert info.has_convergence_delta == explainer.has_convergence_delta()
 

@@ -18,7 +18,7 @@ from hypothesis import settings
 
 import attrkit
 from tests import models
-from tests.helpers import as_tuple, quick_call
+from tests.helpers import OWN_METHODS, as_tuple, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -45,7 +45,7 @@ def calls(model: torch.nn.Module) -> dict[str, tuple[dict[str, Any], dict[str, A
             base_method="guided_backprop",
             options=options,
         )
-        for name in attrkit.available_methods()
+        for name in OWN_METHODS
     }
 
 

@@ -20,10 +20,10 @@ from torch import nn
 
 import attrkit
 from tests import models
-from tests.helpers import quick_call
+from tests.helpers import OWN_METHODS, quick_call
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-NAMES = attrkit.available_methods()
+NAMES = OWN_METHODS
 
 
 def arguments(name: str, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
