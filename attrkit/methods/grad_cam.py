@@ -159,7 +159,8 @@ class GuidedGradCam(GradientAttribution):
     The guided backpropagation part follows the definition on every ReLU, as
     :class:`~attrkit.GuidedBackprop` does. An input whose shape the layer's map cannot be
     interpolated to (e.g. a 2-D input beside an image) gets an empty tensor, as in Captum,
-    with a :class:`GradCamResizeWarning` that names it. An ``interpolate_mode`` that
+    with a :class:`GradCamResizeWarning` that names it; a layer whose map fits no input
+    raises a ``ValueError`` (Captum returns empty tensors). An ``interpolate_mode`` that
     :func:`torch.nn.functional.interpolate` does not know raises a ``ValueError`` (Captum
     warns and returns empty tensors).
 
@@ -238,6 +239,13 @@ class GuidedGradCam(GradientAttribution):
         if len(cam) != 1:
             raise ValueError(
                 f"GuidedGradCam needs a layer with one output tensor; it has {len(cam)}"
+            )
+        if not any(x.dim() == cam[0].dim() > 2 for x in call.inputs):
+            raise ValueError(
+                f"`layer` ({type(self.grad_cam.layer).__name__}): its Grad-CAM map (shape "
+                f"{tuple(cam[0].shape)}) cannot be resized to any input (shapes "
+                f"{[tuple(x.shape) for x in call.inputs]}); pick a layer with the inputs' "
+                "spatial dimensions"
             )
         guided = self.guided_backprop._compute(call)
         label = "inputs[{}]" if call.is_tuple else "inputs"

@@ -63,3 +63,12 @@ def test_guided_grad_cam_refuses_an_unknown_interpolate_mode():
     explainer = attrkit.GuidedGradCam(MODEL, MODEL.conv)
     with pytest.raises(ValueError, match=r"`interpolate_mode` must be one of"):
         explainer.attribute((IMAGE, SIDE), target=0, interpolate_mode="made_up_nonlinear")
+
+
+def test_guided_grad_cam_refuses_a_layer_that_fits_no_input():
+    """Was: empty tensors for every input, silently."""
+    explainer = attrkit.GuidedGradCam(MODEL, MODEL.side)
+    with pytest.raises(
+        ValueError, match=r"`layer` \(Linear\): its Grad-CAM map \(shape \(2, 1\)\)"
+    ):
+        explainer.attribute((IMAGE, SIDE), target=0)
