@@ -502,7 +502,8 @@ def test_matches_captum_on_random_models(spec, data):
     model = problem.graph.build(problem.dtype)
     layer = None
     if spec.layer:
-        names = model.layer_names()
+        # Guided Grad-CAM needs a layer whose map can be resized to the inputs.
+        names = model.layer_names(spatial_only=spec.cls == "GuidedGradCam")
         if spec.attribute_kwargs.get("attribute_to_layer_input") and not spec.neuron:
             # Captum deviation (test_captum_drops_other_branches_of_a_layer_input below).
             inputs = problem.inputs()
@@ -606,6 +607,11 @@ def test_captum_deconvolution_of_relu_modules_back_to_back(between):
 #: Small options that keep the multi-pass methods quick.
 FAST_OPTIONS = {
     "integrated_gradients": {"n_steps": 3},
+    **{
+        name: {"n_steps": 3}
+        for name in OWN_METHODS
+        if "n_steps" in attrkit.method_info(name).attribute_arguments
+    },
     "noise_tunnel": {"nt_samples": 2, "stdevs": 0.2},
 }
 #: Methods a NoiseTunnel can wrap without constructor arguments.
@@ -625,13 +631,15 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
         names = [n for n in names if "layer" not in attrkit.method_info(n).init_arguments]
     name = draw(st.sampled_from(names))
     info = attrkit.method_info(name)
-    layer = draw(st.sampled_from(model.layer_names())) if "layer" in info.init_arguments else None
+    layers = model.layer_names(spatial_only=name == "guided_grad_cam")
+    assume(layers or "layer" not in info.init_arguments)
+    layer = draw(st.sampled_from(layers)) if "layer" in info.init_arguments else None
     base = draw(st.sampled_from(SIMPLE_METHODS)) if "base_method" in info.init_arguments else None
     target = selector = None
     if is_neuron_method(name):
         shape = model.layer_shape(layer, problem.inputs(), False)
         selector = draw(st.sampled_from(neuron_selectors(shape)))[1]
-    else:
+    if info.takes_target:  # (neuron conductance takes both)
         target = draw(st.sampled_from(target_forms(problem.graph.output_shape, problem.batch)))[1]
     init, kwargs = quick_call(
         name,
@@ -648,9 +656,11 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
 def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[Tensor, ...]:
     name, init, kwargs = method
     torch.manual_seed(1)  # NoiseTunnel draws from the global generator
-    result = attrkit.create(name, model, **init).attribute(
-        problem.given(problem.inputs()), **kwargs
-    )
+    with warnings.catch_warnings():  # Guided Grad-CAM and a flat side input
+        warnings.simplefilter("ignore", GradCamResizeWarning)
+        result = attrkit.create(name, model, **init).attribute(
+            problem.given(problem.inputs()), **kwargs
+        )
     return as_tuple(result[0] if kwargs.get("return_convergence_delta") else result)
 
 
