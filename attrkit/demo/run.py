@@ -180,23 +180,29 @@ def format_agreement(reports: dict[str, CompareReport]) -> str:
 
 
 def figure_methods(names: Sequence[str], per_family: int = 2) -> list[str]:
-    """The representative methods the figure shows: those that attribute to the inputs
-    (not a layer or a neuron), at most ``per_family`` of each family (the first, in the
-    order of ``names``), and Grad-CAM.
+    """The representative methods the demo runs by default and its figure shows: of each
+    family, at most ``per_family`` of those that attribute to the inputs (not to a layer
+    or a neuron), the first in the order of ``names`` (or, for a family with none, its
+    first method), and Grad-CAM.
 
     Example:
-        >>> figure_methods(["layer_grad_cam", "saliency", "neuron_gradient"])
-        ['layer_grad_cam', 'saliency']
+        >>> figure_methods(["layer_grad_cam", "saliency", "neuron_gradient", "lime"])
+        ['layer_grad_cam', 'saliency', 'lime']
     """
-    shown: list[str] = []
-    counts: dict[str, int] = {}
+    families: dict[str, list[str]] = {}
     for name in names:
-        info = method_info(name)
-        input_level = not info.layer_output and "neuron_selector" not in info.attribute_arguments
-        if (input_level or name == "layer_grad_cam") and counts.get(info.family, 0) < per_family:
-            counts[info.family] = counts.get(info.family, 0) + 1
-            shown.append(name)
-    return shown
+        families.setdefault(method_info(name).family, []).append(name)
+    chosen: set[str] = set()
+    for members in families.values():
+        input_level = [
+            name
+            for name in members
+            if not method_info(name).layer_output
+            and "neuron_selector" not in method_info(name).attribute_arguments
+        ]
+        chosen.update(input_level[:per_family] or members[:1])
+        chosen.update(name for name in members if name == "layer_grad_cam")
+    return [name for name in names if name in chosen]
 
 
 def demo_figure(result: DemoResult) -> Figure:
