@@ -8,7 +8,9 @@ When the builder starts, this extension writes into ``docs/_generated/`` (not co
 - the output of every script in ``docs/examples/`` (each is run; a failing script fails the
   build);
 - ``cli_commands.rst``: the ``--help`` of every ``attrkit`` command, from the parsers;
-- ``methods.rst``: a table of the registered methods.
+- ``methods.rst``: a table of the registered methods;
+- ``captum_suite_*.rst``: the table of Captum's own tests run against attrkit, from the
+  record ``docs/captum_suite.json`` that ``scripts/run_captum_suite.py`` writes.
 
 It also warns (an error under ``-W``) when a name in ``attrkit.__all__`` is missing from
 ``api.rst``.
@@ -53,6 +55,7 @@ def generate(app: Sphinx) -> None:
         "examples": lambda: _examples(source / "examples", out / "examples"),
         "cli": lambda: _cli_reference(out / "cli_commands.rst"),
         "methods": lambda: _methods_table(out / "methods.rst"),
+        "captum suite": lambda: _captum_suite(source / "captum_suite.json", out),
         "api check": lambda: _check_api_reference(source / "api.rst"),
     }
     timings = []
@@ -178,6 +181,31 @@ def _methods_table(path: Path) -> None:
             f"     - {'; '.join(_paper_link(part) for part in info.paper.split(';'))}",
         ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _captum_suite(record: Path, out: Path) -> None:
+    """The table of ``scripts/run_captum_suite.py``'s last run (``docs/captum_suite.json``)
+    and its failures with their deviations, as reStructuredText."""
+    import json
+
+    summary = json.loads(record.read_text())
+    columns = ("tests", "captum passed", "attrkit passed", "attrkit failed", "skipped")
+    rows = [*summary["modules"].items(), ("**total**", summary["total"])]
+    lines = [".. list-table::", "   :header-rows: 1", "", "   * - test module"]
+    lines += [f"     - {column}" for column in columns]
+    for module, counts in rows:
+        name = module if module.startswith("**") else f"``{module}``"
+        lines += [f"   * - {name}", *(f"     - {counts.get(c, 0)}" for c in columns)]
+    (out / "captum_suite_table.rst").write_text("\n".join(lines) + "\n")
+    failures = [f"- ``{f['test']}``: {f['deviation']}" for f in summary["failures"]]
+    (out / "captum_suite_failures.rst").write_text(
+        "\n".join(failures or ["No Captum test fails against attrkit."]) + "\n"
+    )
+    captum = summary["captum"]
+    (out / "captum_suite_source.rst").write_text(
+        f"Captum {captum['version']} installed; its tests from commit "
+        f"``{captum['tests_commit']}`` of pytorch/captum.\n"
+    )
 
 
 def _paper_link(paper: str) -> str:
