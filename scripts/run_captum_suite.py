@@ -76,13 +76,13 @@ def _record_construction(cls: type, name: str) -> None:
     """Make every construction of ``cls`` (or a subclass) add ``name`` to :data:`_used`."""
     original = cls.__init__
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
         with _used_lock:
             _used.add(name)
         original(self, *args, **kwargs)
 
-    __init__.__wrapped__ = original  # type: ignore[attr-defined]
-    cls.__init__ = __init__  # type: ignore[misc]
+    recording_init.__wrapped__ = original  # type: ignore[attr-defined]
+    cls.__init__ = recording_init  # type: ignore[misc]
 
 
 def _install(mode: str) -> None:
@@ -97,7 +97,8 @@ def _install(mode: str) -> None:
             setattr(captum.attr, name, ours)
             setattr(sys.modules[theirs.__module__], name, ours)
             for module_name, module in list(sys.modules.items()):
-                if module_name.startswith("captum.testing") and getattr(module, name, None) is theirs:
+                testing = module_name.startswith("captum.testing")
+                if testing and getattr(module, name, None) is theirs:
                     setattr(module, name, ours)
             _record_construction(ours, name)
         else:
@@ -285,9 +286,7 @@ def text_table(summary: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    failures = [
-        f"- {f['test']}: {f['deviation']}\n    ({f['error']})" for f in summary["failures"]
-    ]
+    failures = [f"- {f['test']}: {f['deviation']}\n    ({f['error']})" for f in summary["failures"]]
     return "\n".join([*lines, "", "failures:" if failures else "no failures", *failures])
 
 
