@@ -15,12 +15,14 @@ from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
 from attrkit.methods import (
+    LRP,
     Deconvolution,
     GuidedBackprop,
     GuidedGradCam,
     InputXGradient,
     IntegratedGradients,
     LayerGradCam,
+    LayerLRP,
     ModifiedReluGradientAttribution,
     NeuronDeconvolution,
     NeuronGuidedBackprop,
@@ -33,6 +35,7 @@ from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, co
 __version__ = "0.1.0"
 
 __all__ = [
+    "LRP",
     "AttributionSet",
     "AuditReport",
     "CompareReport",
@@ -43,6 +46,7 @@ __all__ = [
     "InputXGradient",
     "IntegratedGradients",
     "LayerGradCam",
+    "LayerLRP",
     "MethodInfo",
     "ModifiedReluGradientAttribution",
     "NeuronDeconvolution",
