@@ -28,8 +28,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from attrkit.engine.ops import (
-    ADAPTIVE_AVG_POOL,
-    AVG_POOL,
+    ADD,
+    AVERAGES,
     BATCH_NORM,
     CONVOLUTION,
     ELEMENTWISE,
@@ -56,6 +56,7 @@ from attrkit.engine.rules.lrp import (
     MergeBatchNormRule,
     NormRule,
     Stabilizer,
+    SumRule,
     WeightRule,
     ZBoxRule,
     ZPlusRule,
@@ -149,7 +150,7 @@ class CompositeRule(Rule):
     application (see :class:`Propagation`)."""
 
     name = "lrp"
-    ops = (*LRP_OPS, *ELEMENTWISE)
+    ops = (*LRP_OPS, ADD, *ELEMENTWISE)
     backward = "the composite's rule for this application"
     paper = LRP_PAPER
     zennit = "Composite"
@@ -223,7 +224,8 @@ def _base(stabilizer: Stabilizer) -> dict[str, Rule]:
     through it)."""
     return {
         **_names(ELEMENTWISE, ACTIVATION_PASS),
-        **_names((AVG_POOL, ADAPTIVE_AVG_POOL), NormRule(stabilizer)),
+        **_names(AVERAGES, NormRule(stabilizer)),
+        ADD.name: SumRule(stabilizer),
         BATCH_NORM.name: MERGE_BATCH_NORM,
     }
 
@@ -331,7 +333,8 @@ def excitation_backprop(
     return LayerMapComposite(
         "excitation_backprop",
         {
-            **_names((AVG_POOL, ADAPTIVE_AVG_POOL), NormRule(stabilizer)),
+            **_names(AVERAGES, NormRule(stabilizer)),
+            ADD.name: SumRule(stabilizer),
             **_names(LINEAR_LAYERS, ZPlusRule(stabilizer, zero_params)),
             BATCH_NORM.name: MERGE_BATCH_NORM,
         },
@@ -450,11 +453,15 @@ class CaptumRules(Composite):
     def rule_for(self, call: OpCall, propagation: Propagation) -> Rule:
         if call.op in ELEMENTWISE:
             return ACTIVATION_PASS
+        rule: LayerRule = self.default
         if self.module_rules:
             module = calling_module()
             if module is not None and id(module) in self.module_rules:
-                return self.module_rules[id(module)]
-        return self.default
+                rule = self.module_rules[id(module)]
+        if call.op is ADD:
+            # Captum's Addition_Module: its rule's epsilon (weights: it has none).
+            return SumRule(getattr(rule, "epsilon", self.default.epsilon))
+        return rule
 
 
 def captum_rule(rule: object, module: nn.Module) -> LayerRule:

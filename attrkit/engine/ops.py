@@ -20,6 +20,8 @@ from torch import Tensor
 __all__ = [
     "ADAPTIVE_AVG_POOL",
     "ADAPTIVE_MAX_POOL",
+    "ADD",
+    "AVERAGES",
     "AVG_POOL",
     "BATCH_NORM",
     "CONVOLUTION",
@@ -28,6 +30,7 @@ __all__ = [
     "LINEAR",
     "LINEAR_LAYERS",
     "MAX_POOL",
+    "MEAN",
     "OPS",
     "RELU",
     "SOFTMAX",
@@ -458,7 +461,16 @@ ADAPTIVE_AVG_POOL = _layer_op(
         "_adaptive_avg_pool2d": _ADAPTIVE_ARGS,
         "_adaptive_avg_pool3d": _ADAPTIVE_ARGS,
     },
-    ("AdaptiveAvgPool2DBackward0", "AdaptiveAvgPool3DBackward0", "MeanBackward1"),
+    ("AdaptiveAvgPool2DBackward0", "AdaptiveAvgPool3DBackward0"),
+)
+#: A mean over dimensions (``x.mean((2, 3))``: global average pooling written out).
+_MEAN_ARGS = ("input", "dim", "keepdim")
+MEAN = _layer_op(
+    "mean",
+    "mean",
+    {torch.mean: _MEAN_ARGS, Tensor.mean: _MEAN_ARGS},
+    {"mean": _MEAN_ARGS},
+    ("MeanBackward0", "MeanBackward1"),
 )
 #: ``nn.BatchNorm1d``/``2d``/``3d`` call the Python ``F.batch_norm``; ``torch.batch_norm``
 #: takes its arguments in another order.
@@ -470,11 +482,28 @@ BATCH_NORM = _layer_op(
     ("NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0"),
 )
 
+#: The sum of two tensors (``a + b``, ``torch.add``, ``a += b``): a rule applies where
+#: both carry relevance (a residual connection, Captum's ``Addition_Module``).
+ADD = Op(
+    "add",
+    "sum of two tensors",
+    {
+        torch.add: False,
+        Tensor.add: False,
+        Tensor.add_: True,
+        _aten.add.Tensor: False,
+        _aten.add_.Tensor: True,
+    },
+    frozenset({"AddBackward0"}),
+)
+
 #: The linear layers: what "the first layer" of an LRP composite means.
 LINEAR_LAYERS: tuple[LayerOp, ...] = (LINEAR, CONVOLUTION, TRANSPOSED_CONVOLUTION)
 #: Every op with an LRP relevance rule of its own (max-pool aside, whose rule depends on
 #: the convention).
-LAYERS: tuple[LayerOp, ...] = (*LINEAR_LAYERS, AVG_POOL, ADAPTIVE_AVG_POOL, BATCH_NORM)
+LAYERS: tuple[LayerOp, ...] = (*LINEAR_LAYERS, AVG_POOL, ADAPTIVE_AVG_POOL, MEAN, BATCH_NORM)
+#: The averages: pooling in every form.
+AVERAGES: tuple[LayerOp, ...] = (AVG_POOL, ADAPTIVE_AVG_POOL, MEAN)
 
-for _op in LAYERS:
+for _op in (*LAYERS, ADD):
     register_op(_op)

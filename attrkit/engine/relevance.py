@@ -72,8 +72,6 @@ _HINTS = {
     "mul": "a product scales the relevance (in training mode, dropout is one: call model.eval())",
     "div": "a quotient scales the relevance (for an input normalization, normalize "
     "the inputs before the model)",
-    "mean": "a mean over dimensions has no rule; write global average pooling as "
-    "F.adaptive_avg_pool2d(x, 1)",
     "sum": "a sum over dimensions copies the relevance to every summand",
 }
 

@@ -30,6 +30,7 @@ from torch.autograd.function import FunctionCtx
 
 from attrkit.engine.ops import (
     ADAPTIVE_MAX_POOL,
+    ADD,
     BATCH_NORM,
     CONVOLUTION,
     ELEMENTWISE,
@@ -61,6 +62,7 @@ __all__ = [
     "MergeBatchNormRule",
     "NormRule",
     "Stabilizer",
+    "SumRule",
     "Term",
     "TermRule",
     "WSquareRule",
@@ -712,6 +714,57 @@ class _PassLayer(Function):
     def backward(ctx: FunctionCtx, relevance: Tensor) -> tuple[Tensor, None]:
         """``relevance``."""
         return relevance, None
+
+
+# -------------------------------------------------------------------------------- sums
+
+
+class _SumRelevance(Function):
+    """``input + alpha * other``, both carrying relevance: each gets its share
+    ``contribution * R / stabilize(z)``, summed back over broadcast dimensions."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, call: OpCall, epsilon: Stabilizer) -> Tensor:
+        """The sum itself, in place when the call is."""
+        ctx.epsilon, ctx.alpha = epsilon, call.kwargs.get("alpha", 1)
+        ctx.save_for_backward(a.clone() if call.inplace else a, b)
+        if call.inplace:
+            ctx.mark_dirty(a)
+        return call.plain()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        """Each summand's share of the relevance."""
+        a, b = (t.detach() for t in ctx.saved_tensors)
+        contribution = ctx.alpha * b
+        share = relevance / stabilize(a + contribution, ctx.epsilon)
+        first = (a * share).sum_to_size(a.shape)
+        return first, (contribution * share).sum_to_size(b.shape), None, None
+
+
+class SumRule(Rule):
+    """The sum of two tensors that both carry relevance (a residual connection) divides it
+    in proportion to their values: the epsilon rule of Captum's ``Addition_Module`` and
+    zennit's ``Norm`` rule of its ``Sum`` layer. A sum with a constant (a tensor that does
+    not require grad, a number) keeps its gradient: the relevance passes on."""
+
+    name = "sum"
+    ops = (ADD,)
+    backward = "x_i * R / stabilize(x_1 + x_2)"
+    paper = LRP_PAPER
+    zennit = "Norm"
+
+    def __init__(self, epsilon: Stabilizer = 1e-6) -> None:
+        self.epsilon = epsilon
+
+    def apply(self, call: OpCall) -> Any:
+        other = call.args[1] if len(call.args) > 1 else call.kwargs.get("other")
+        if not (isinstance(other, Tensor) and other.requires_grad):
+            return call.plain()
+        return _SumRelevance.apply(call.input, other, call, self.epsilon)
+
+    def __repr__(self) -> str:
+        return f"<rule {self.name!r} epsilon={self.epsilon}>"
 
 
 # ------------------------------------------------------------------------- activations
