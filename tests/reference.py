@@ -295,6 +295,9 @@ def definition_lrp(epsilon: float = LRP_EPSILON) -> Iterator[None]:
 
             if not torch.is_grad_enabled():  # inside a rule's forward: the op itself
                 return apply(input)
+            if kwargs.get("return_indices"):  # max-pooling's (output, indices)
+                indices = apply(input.detach())[1]
+                return _EpsilonLayer.apply(input, lambda x: apply(x)[0], epsilon), indices
             return _EpsilonLayer.apply(input, apply, epsilon)
 
         return patched
@@ -330,8 +333,7 @@ def definition_lrp(epsilon: float = LRP_EPSILON) -> Iterator[None]:
     ]
     for owner, names in _LRP_ACTIVATIONS.items():
         patches += [
-            mock.patch.object(owner, name, activation(getattr(owner, name), name))
-            for name in names
+            mock.patch.object(owner, name, activation(getattr(owner, name), name)) for name in names
         ]
     with contextlib.ExitStack() as stack:
         for patch in patches:
