@@ -22,18 +22,105 @@ from attrkit.engine.composites import CaptumRules, Composite, Propagation, make_
 from attrkit.engine.relevance import check_relevance_path
 from attrkit.methods.rule_based import RuleBased
 
-__all__ = ["LRP", "LayerLRP"]
+__all__ = ["LRP", "LayerLRP", "layer_lrp_with_composite", "lrp_with_composite"]
 
-#: The composite parameters ``LRP`` takes, as zennit names them.
-COMPOSITE_PARAMETERS = (
-    "epsilon",
-    "gamma",
-    "stabilizer",
-    "low",
-    "high",
-    "zero_params",
-    "beta_smooth",
-)
+
+@fill_doc
+def lrp_with_composite(
+    model: Callable[..., Any],
+    composite: str | None = None,
+    *,
+    epsilon: float | None = None,
+    gamma: float | None = None,
+    stabilizer: float | None = None,
+    low: float | Tensor | None = None,
+    high: float | Tensor | None = None,
+    zero_params: str | list[str] | None = None,
+    beta_smooth: float | None = None,
+) -> LRP:
+    """:class:`LRP` with zennit's composite ``composite`` (the registry builds ``lrp`` with
+    this: ``attrkit.create("lrp", model, composite="epsilon_plus")``); without one,
+    ``LRP(model)``.
+
+    Args:
+        %(model)s
+        %(lrp_composite)s
+
+    Raises:
+        TypeError: for composite parameters without a composite, or ones it does not take.
+        ValueError: for a composite zennit does not have.
+    """
+    parameters = {
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "stabilizer": stabilizer,
+        "low": low,
+        "high": high,
+        "zero_params": zero_params,
+        "beta_smooth": beta_smooth,
+    }
+    return _with_composite(LRP, model, (), composite, parameters)
+
+
+@fill_doc
+def layer_lrp_with_composite(
+    model: Callable[..., Any],
+    layer: nn.Module | list[nn.Module],
+    composite: str | None = None,
+    *,
+    epsilon: float | None = None,
+    gamma: float | None = None,
+    stabilizer: float | None = None,
+    low: float | Tensor | None = None,
+    high: float | Tensor | None = None,
+    zero_params: str | list[str] | None = None,
+    beta_smooth: float | None = None,
+) -> LayerLRP:
+    """:class:`LayerLRP` with zennit's composite ``composite`` (the registry builds
+    ``layer_lrp`` with this); without one, ``LayerLRP(model, layer)``.
+
+    Args:
+        %(model)s
+        layer (torch.nn.Module or list[torch.nn.Module]): See :class:`LayerLRP`.
+        %(lrp_composite)s
+
+    Raises:
+        TypeError: for composite parameters without a composite, or ones it does not take.
+        ValueError: for a composite zennit does not have.
+    """
+    parameters = {
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "stabilizer": stabilizer,
+        "low": low,
+        "high": high,
+        "zero_params": zero_params,
+        "beta_smooth": beta_smooth,
+    }
+    method = _with_composite(LayerLRP, model, (layer,), composite, parameters)
+    return cast(LayerLRP, method)
+
+
+def _with_composite(
+    cls: type[LRP],
+    model: Callable[..., Any],
+    layers: tuple[Any, ...],
+    composite: str | None,
+    parameters: dict[str, Any],
+) -> LRP:
+    if composite is None:
+        given = [name for name, value in parameters.items() if value is not None]
+        if given:
+            raise TypeError(
+                f"{', '.join(map(repr, given))} are parameters of zennit's composites; "
+                "give `composite` too, or set Captum rules on the modules"
+            )
+        return cls(model, *layers)
+    method = cls.__new__(cls)
+    method._setup(model, make_composite(composite, **parameters))
+    if layers:
+        cast(LayerLRP, method)._set_layer(layers[0])
+    return method
 
 
 @register(
@@ -43,6 +130,7 @@ COMPOSITE_PARAMETERS = (
     display_name="LRP",
     multiplies_by_inputs=True,
     has_convergence_delta=True,
+    factory=lrp_with_composite,
 )
 @fill_doc
 class LRP(RuleBased, GradientAttribution):
@@ -54,20 +142,21 @@ class LRP(RuleBased, GradientAttribution):
     and each activation passing it on unchanged.
     %(lrp_initial_relevance)s
 
-    Captum's rules by default: a module's ``rule`` attribute (one of Captum's rules from
+    Captum's rules: a module's ``rule`` attribute (one of Captum's rules from
     ``captum.attr._utils.lrp_rules``: ``EpsilonRule``, ``GammaRule``,
     ``Alpha1_Beta0_Rule``, ``IdentityRule``) applies to every application of a layer op
     inside that module's call, and stays on the module (Captum deletes it after each call);
-    every other layer gets Captum's default, ``EpsilonRule()``. With ``composite``, the
-    rules of one of zennit's composites. Either way the rule applies to every application of
-    a layer op in every spelling (``nn.Linear``, ``F.linear``, a module applied twice: one
-    rule per application, with its own input), and an op on the path from the inputs to the
-    output that has no rule and would not pass the relevance on unchanged (a product, a
-    softmax) makes the call raise :class:`~attrkit.UnsupportedModelError` naming it.
+    every other layer gets Captum's default, ``EpsilonRule()``. zennit's composites come by
+    name through the registry: ``attrkit.create("lrp", model, composite=...)`` or
+    ``attrkit.attribute(model, x, method="lrp", composite=..., target=...)``
+    (:func:`lrp_with_composite`). Either way the rule applies to every application of a layer
+    op in every spelling (``nn.Linear``, ``F.linear``, a module applied twice: one rule per
+    application, with its own input), and an op on the path from the inputs to the output
+    that has no rule and would not pass the relevance on unchanged (a product, a softmax)
+    makes the call raise :class:`~attrkit.UnsupportedModelError` naming it.
 
     Args:
         %(model)s
-        %(lrp_composite)s
 
     Example:
         >>> import torch, attrkit
@@ -78,48 +167,22 @@ class LRP(RuleBased, GradientAttribution):
         ...     x, target=1, return_convergence_delta=True)
         >>> relevance.shape
         torch.Size([5, 3])
-        >>> plus_flat = attrkit.LRP(model, composite="epsilon_plus_flat")
+        >>> plus_flat = attrkit.create("lrp", model, composite="epsilon_plus_flat")
         >>> plus_flat.attribute(x, target=1).shape
         torch.Size([5, 3])
     """
 
     rules = (LRP_RULE,)
 
-    def __init__(
-        self,
-        model: Callable[..., Any],
-        composite: str | None = None,
-        *,
-        epsilon: float | None = None,
-        gamma: float | None = None,
-        stabilizer: float | None = None,
-        low: float | Tensor | None = None,
-        high: float | Tensor | None = None,
-        zero_params: str | list[str] | None = None,
-        beta_smooth: float | None = None,
-    ) -> None:
+    def __init__(self, model: Callable[..., Any]) -> None:
+        self._setup(model, None)
+
+    def _setup(self, model: Callable[..., Any], composite: Composite | None) -> None:
         check_callable(model, "model")
         GradientAttribution.__init__(self, model)
         self._use_rules(model, self.rules)
-        parameters = {
-            "epsilon": epsilon,
-            "gamma": gamma,
-            "stabilizer": stabilizer,
-            "low": low,
-            "high": high,
-            "zero_params": zero_params,
-            "beta_smooth": beta_smooth,
-        }
-        self.composite: Composite | None = None
-        if composite is not None:
-            self.composite = make_composite(composite, **parameters)
-        else:
-            given = [name for name, value in parameters.items() if value is not None]
-            if given:
-                raise TypeError(
-                    f"{', '.join(map(repr, given))} are parameters of zennit's composites; "
-                    "give `composite` too, or set Captum rules on the modules"
-                )
+        self.composite = composite
+        if composite is None:
             CaptumRules(model)  # Captum checks the modules' rules when constructed
 
     @property
@@ -234,13 +297,17 @@ class LRP(RuleBased, GradientAttribution):
     "layer_lrp",
     family="lrp",
     display_name="Layer LRP",
+    multiplies_by_inputs=True,
     has_convergence_delta=True,
     layer_output=True,
+    factory=layer_lrp_with_composite,
 )
 @fill_doc
 class LayerLRP(_CaptumLayerAttribution, LRP):  # type: ignore[misc]
     """Layer-wise relevance propagation to a layer: the relevance of the layer's output
-    (or input) for the target output, propagated as :class:`~attrkit.LRP` propagates it.
+    (or input) for the target output, propagated as :class:`~attrkit.LRP` propagates it
+    (zennit's composites through the registry: ``attrkit.create("layer_lrp", model,
+    layer=..., composite=...)``).
 
     %(lrp_initial_relevance)s
 
@@ -249,7 +316,6 @@ class LayerLRP(_CaptumLayerAttribution, LRP):  # type: ignore[misc]
         layer (torch.nn.Module or list[torch.nn.Module]): The layer (applied once per
             forward pass), or a list of layers: then the result is a list with one entry
             per layer.
-        %(lrp_composite)s
 
     Example:
         >>> import torch, attrkit
@@ -260,41 +326,20 @@ class LayerLRP(_CaptumLayerAttribution, LRP):  # type: ignore[misc]
         torch.Size([5, 2])
     """
 
-    def __init__(
-        self,
-        model: Callable[..., Any],
-        layer: nn.Module | list[nn.Module],
-        composite: str | None = None,
-        *,
-        epsilon: float | None = None,
-        gamma: float | None = None,
-        stabilizer: float | None = None,
-        low: float | Tensor | None = None,
-        high: float | Tensor | None = None,
-        zero_params: str | list[str] | None = None,
-        beta_smooth: float | None = None,
-    ) -> None:
-        LRP.__init__(
-            self,
-            model,
-            composite,
-            epsilon=epsilon,
-            gamma=gamma,
-            stabilizer=stabilizer,
-            low=low,
-            high=high,
-            zero_params=zero_params,
-            beta_smooth=beta_smooth,
-        )
+    def __init__(self, model: Callable[..., Any], layer: nn.Module | list[nn.Module]) -> None:
+        self._setup(model, None)
+        self._set_layer(layer)
+
+    def _set_layer(self, layer: nn.Module | list[nn.Module]) -> None:
         if isinstance(layer, list):
             if not layer:
                 raise ValueError("`layer` is an empty list; give at least one layer")
             for item in layer:
-                check_layer(item, model)
+                check_layer(item, self.model)
         else:
-            check_layer(layer, model)
+            check_layer(layer, self.model)
         self.layer = layer
-        self.device_ids = getattr(model, "device_ids", None)
+        self.device_ids = getattr(self.model, "device_ids", None)
 
     @captum_entry_point
     @fill_doc

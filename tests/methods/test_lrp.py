@@ -147,7 +147,9 @@ def test_matches_zennit_composite(name, model_name, dtype):
     factory, shape = ZENNIT_MODELS[model_name]
     x = inputs(shape, dtype)
     params = composite_params(name)
-    ours = attrkit.LRP(seeded(factory, dtype), composite=name, **params).attribute(x, TARGET)
+    ours = attrkit.create("lrp", seeded(factory, dtype), composite=name, **params).attribute(
+        x, TARGET
+    )
     theirs = zennit_relevance(seeded(factory, dtype), x, name, **params)
     torch.testing.assert_close(ours, theirs)
 
@@ -171,7 +173,7 @@ def test_composite_parameters_match_zennit(params):
     params = {k: v.double() if isinstance(v, Tensor) else v for k, v in params.items()}
     x = inputs((3, 8, 8))
     name = "epsilon_gamma_box"
-    ours = attrkit.LRP(seeded(pooling_cnn), composite=name, **params).attribute(x, TARGET)
+    ours = attrkit.create("lrp", seeded(pooling_cnn), composite=name, **params).attribute(x, TARGET)
     theirs = zennit_relevance(seeded(pooling_cnn), x, name, **params)
     torch.testing.assert_close(ours, theirs)
 
@@ -192,7 +194,9 @@ def test_zennit_beta_smooth_reads_an_in_place_relu_s_overwritten_input():
     x = inputs((3, 8, 8))
     expected = zennit_relevance(seeded(pooling_cnn), x, "beta_smooth")
     model = seeded(lambda: pooling_cnn(inplace=True))
-    torch.testing.assert_close(attrkit.LRP(model, "beta_smooth").attribute(x, TARGET), expected)
+    torch.testing.assert_close(
+        attrkit.create("lrp", model, composite="beta_smooth").attribute(x, TARGET), expected
+    )
     assert differs((zennit_relevance(model, x, "beta_smooth"),), (expected,))
 
 
@@ -209,7 +213,8 @@ CONVENTIONS = [pytest.param(None, id="captum-rules")] + [
 
 def lrp(model: nn.Module, composite: str | None, x: Any, **kwargs: Any) -> Any:
     params = composite_params(composite) if composite else {}
-    return attrkit.LRP(model, composite, **params).attribute(x, target=TARGET, **kwargs)
+    method = attrkit.create("lrp", model, composite=composite, **params)
+    return method.attribute(x, target=TARGET, **kwargs)
 
 
 @pytest.mark.parametrize("spelling", ["functional", "mixed"])
@@ -355,7 +360,7 @@ def test_conserving_composites_conserve_relevance(name):
     x = inputs((3, 8, 8))
     params = {**composite_params(name), "epsilon": 1e-12, "stabilizer": 1e-12}
     output = model(x)[torch.arange(BATCH), TARGET]
-    relevance = attrkit.LRP(model, name, **params).attribute(x, target=TARGET)
+    relevance = attrkit.create("lrp", model, composite=name, **params).attribute(x, target=TARGET)
     totals = relevance.flatten(1).sum(dim=1)
     assert ((totals - output).abs() <= 1e-9 * output.abs()).all()
 
@@ -594,14 +599,16 @@ def test_op_without_relevance_rule_is_refused(factory, composite, match):
     x = inputs((5,))
     target = None if isinstance(model, SquaredSum) else TARGET
     with pytest.raises(attrkit.UnsupportedModelError, match=match):
-        attrkit.LRP(model, composite).attribute(x, target=target)
+        attrkit.create("lrp", model, composite=composite).attribute(x, target=target)
     assert torch._C._len_torch_function_stack() == 0
 
 
 def test_batch_norm_in_training_mode_is_refused_by_composites():
     model = seeded(pooling_cnn).train()
     with pytest.raises(attrkit.UnsupportedModelError, match=r"training mode.*model\.eval\(\)"):
-        attrkit.LRP(model, "epsilon_plus").attribute(inputs((3, 8, 8)), target=TARGET)
+        attrkit.create("lrp", model, composite="epsilon_plus").attribute(
+            inputs((3, 8, 8)), target=TARGET
+        )
 
 
 def test_merged_batch_norm_whose_layer_feeds_another_op_is_refused():
@@ -615,7 +622,9 @@ def test_merged_batch_norm_whose_layer_feeds_another_op_is_refused():
             return self.head(torch.relu(self.norm(z)) + z)
 
     with pytest.raises(attrkit.UnsupportedModelError, match="used by other ops too"):
-        attrkit.LRP(seeded(Forked), "epsilon_plus").attribute(inputs((5,)), target=TARGET)
+        attrkit.create("lrp", seeded(Forked), composite="epsilon_plus").attribute(
+            inputs((5,)), target=TARGET
+        )
 
 
 @pytest.mark.parametrize(
@@ -630,7 +639,7 @@ def test_merged_batch_norm_whose_layer_feeds_another_op_is_refused():
 )
 def test_bad_composite_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
-        attrkit.LRP(seeded(mlp), **kwargs)
+        attrkit.create("lrp", seeded(mlp), **kwargs)
 
 
 def test_bad_module_rules():
