@@ -42,7 +42,7 @@ class DemoResult:
         labels: True classes.
         predicted: The model's predictions (the attributed target).
         attributions: Method name -> attrkit's attributions of ``images``.
-        reports: Method name -> the :class:`attrkit.compare.CompareReport` of attrkit
+        reports: Method name -> the :class:`attrkit.CompareReport` of attrkit
             and Captum.
     """
 
