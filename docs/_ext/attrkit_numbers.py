@@ -171,6 +171,12 @@ def percent_range(ratios: list[float]) -> str:
     return high if low == high else f"{low[:-1]}\u2013{high}"
 
 
+def ratio_range(ratios: list[float]) -> str:
+    """``"0.992\u20131.010"`` (three decimals, as in the table), or one value."""
+    low, high = f"{min(ratios):.3f}", f"{max(ratios):.3f}"
+    return high if low == high else f"{low}\u2013{high}"
+
+
 def and_list(items: list[str]) -> str:
     """``["a", "b", "c"]`` -> ``"a, b and c"``."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
@@ -242,6 +248,50 @@ class Facts:
         text = (self.root / "pyproject.toml").read_text()
         return _search_in(r'requires-python\s*=\s*">=\s*([\d.]+)"', text, "pyproject.toml")
 
+    def relu_values(self, model: str) -> int:
+        """How many values the ReLUs of benchmark model ``model`` (its name in
+        ``benchmarks/_models.py``) see for one image of the benchmark's size: a forward
+        pass on the meta device (no memory, no arithmetic) that counts every ReLU's input."""
+        import importlib.util
+
+        import torch
+        from torch.overrides import TorchFunctionMode
+
+        from attrkit.engine.ops import RELU
+
+        name = "attrkit_benchmark_models"
+        models = sys.modules.get(name)
+        if models is None:
+            spec = importlib.util.spec_from_file_location(
+                name, self.root / "benchmarks" / "_models.py"
+            )
+            if spec is None or spec.loader is None:
+                raise ValueError("cannot load benchmarks/_models.py")
+            models = sys.modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(models)
+
+        class CountReluValues(TorchFunctionMode):
+            values = 0
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                kwargs = kwargs or {}
+                if func in RELU.spellings:
+                    self.values += (args[0] if args else kwargs["input"]).numel()
+                return func(*args, **kwargs)
+
+        side = int(self.benchmark().image_size.split("x")[0])
+        with torch.device("meta"):
+            _spec, network = models.build(model, use_torchvision=False)
+            with torch.no_grad(), CountReluValues() as counter:
+                network.eval()(torch.zeros(1, 3, side, side))
+        return counter.values
+
+    def demo_digits(self) -> str:
+        """How many digits ``attrkit demo`` attributes by default."""
+        from attrkit.cli import build_parser
+
+        return str(build_parser().parse_args(["demo"]).digits)
+
     def demo_weights_kb(self) -> str:
         size = (self.root / "attrkit" / "demo" / "data" / "digits_cnn.pt").stat().st_size
         return f"{round(size / 1000)} kB"
@@ -302,6 +352,7 @@ FACT_FUNCTIONS: dict[str, Callable[[Facts], str]] = {
     "demo_test_size": lambda f: str(f.demo_record()["n_test"]),
     "demo_train_size": lambda f: str(f.demo_record()["n_train"]),
     "demo_weights_size": Facts.demo_weights_kb,
+    "demo_digits": Facts.demo_digits,
     "benchmark_cores": lambda f: str(f.benchmark().cores),
     "benchmark_image_size": lambda f: f.benchmark().image_size,
     "benchmark_models": lambda f: and_list(list(f.benchmark().models)),
@@ -310,6 +361,7 @@ FACT_FUNCTIONS: dict[str, Callable[[Facts], str]] = {
     ),
     "benchmark_time_target": lambda f: target_percent(f.benchmark().time_target),
     "benchmark_memory_target": lambda f: target_percent(f.benchmark().memory_target),
+    "benchmark_time_target_ratio": lambda f: f"{f.benchmark().time_target:g}",
     "deconvolution_time": lambda f: percent(
         max(max(r.time for r in f.benchmark().contract_rows("Deconvolution")), 1.0)
     ),
@@ -326,20 +378,27 @@ FACT_FUNCTIONS: dict[str, Callable[[Facts], str]] = {
 
 
 def _per_model_facts() -> Iterator[tuple[str, Callable[[Facts], str]]]:
-    """``guided_backprop_time_densenet121`` etc.: one method's time over plain on one
-    contract model, as a range over the contract's batch sizes."""
+    """``guided_backprop_time_densenet121`` etc.: one method's time over the plain
+    gradient's on one contract model, a ratio or a range of ratios over the contract's
+    batch sizes (``"0.992\u20131.010"``)."""
     methods = {"deconvolution": "Deconvolution", "guided_backprop": "Guided Backpropagation"}
     for model in ("ResNet-18", "VGG-11", "DenseNet-121"):
         for key, method in methods.items():
             yield (
                 f"{key}_time_{_model_key(model)}",
-                lambda f, method=method, model=model: percent_range(
+                lambda f, method=method, model=model: ratio_range(
                     [r.time for r in f.benchmark().contract_rows(method, model)]
                 ),
             )
 
 
 FACT_FUNCTIONS.update(_per_model_facts())
+FACT_FUNCTIONS.update(
+    {
+        f"relu_values_{model}": lambda f, model=model: f"{f.relu_values(model) / 1e6:.1f} million"
+        for model in ("resnet18", "vgg11", "densenet121")
+    }
+)
 
 #: Facts with an argument: the claim's group of that name gives it.
 PARAMETRIZED_FACTS: dict[str, tuple[str, Callable[[Facts, str], str]]] = {
