@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from attrkit_numbers import FACT_FUNCTIONS, Facts, check_readme, compute_facts
+from attrkit_offline import offline_problems
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ExtensionError
@@ -259,30 +260,8 @@ def _check_readme() -> None:
         logger.warning(problem)
 
 
-_EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.I)
-_ASSETS = re.compile(
-    r"<script\b[^>]*\bsrc=\"([^\"]+)\"|<link\b[^>]*\brel=\"stylesheet\"[^>]*\bhref=\"([^\"]+)\""
-)
-
-
 def check_offline(app: Sphinx, exception: Exception | None) -> None:
-    """Warn when a built HTML page loads a script or stylesheet from another site (a CDN),
-    refers to a local one that is missing, or has math but loads no local MathJax."""
-    if exception is not None or app.builder.format != "html":
-        return
-    out = Path(app.outdir)
-    for page in sorted(out.rglob("*.html")):
-        html = page.read_text(encoding="utf-8")
-        mathjax = False
-        for match in _ASSETS.finditer(html):
-            url = match.group(1) or match.group(2)
-            name = page.relative_to(out)
-            if _EXTERNAL.match(url):
-                logger.warning(f"{name} loads {url} from another site: the pages must work offline")
-                continue
-            mathjax |= "mathjax" in url.lower()
-            local = (page.parent / url.split("?")[0].split("#")[0]).resolve()
-            if not local.is_file():
-                logger.warning(f"{name} loads {url}, which the build did not write")
-        if 'class="math' in html and not mathjax:
-            logger.warning(f"{page.relative_to(out)} has math but loads no local MathJax")
+    """Warn when a built page would not work offline (see ``attrkit_offline``)."""
+    if exception is None and app.builder.format == "html":
+        for problem in offline_problems(Path(app.outdir)):
+            logger.warning(problem)
