@@ -19,7 +19,8 @@ It warns (an error under ``-W``) when
 - a name in ``attrkit.__all__``, the class of a registered method or a registered backward
   rule is missing from ``api.rst``;
 - a number in ``README.md`` disagrees with its source, or is typed by hand
-  (``attrkit_numbers.check_readme``);
+  (``attrkit_numbers.check_readme``), or the README or a page names a file of the
+  repository that does not exist;
 - a built page loads a script or stylesheet from another site, or has math but no local
   MathJax: the pages must render offline.
 """
@@ -40,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from attrkit_numbers import FACT_FUNCTIONS, Facts, check_readme, compute_facts
+from attrkit_numbers import FACT_FUNCTIONS, Facts, check_readme, compute_facts, missing_paths
 from attrkit_offline import offline_problems
 from sphinx.application import Sphinx
 from sphinx.config import Config
@@ -83,7 +84,7 @@ def generate(app: Sphinx) -> None:
         "cli": lambda: _cli_reference(out / "cli_commands.rst"),
         "methods": lambda: _methods_table(out / "methods.rst"),
         "api check": lambda: _check_api_reference(source / "api.rst"),
-        "README check": _check_readme,
+        "README and paths check": lambda: _check_readme_and_paths(source),
     }
     timings = []
     for name, step in steps.items():
@@ -254,9 +255,11 @@ def _registered_rules() -> list[Any]:
     return list(RULES.values())
 
 
-def _check_readme() -> None:
-    """The README's numbers against their sources (see ``attrkit_numbers``)."""
-    for problem in check_readme(_FACTS):
+def _check_readme_and_paths(source: Path) -> None:
+    """The README's numbers against their sources, and the repository paths that the README
+    and the pages name (see ``attrkit_numbers``)."""
+    documents = [ROOT / "README.md", *sorted(source.glob("*.rst"))]
+    for problem in [*check_readme(_FACTS), *missing_paths(ROOT, documents)]:
         logger.warning(problem)
 
 

@@ -18,6 +18,7 @@ time, so the tests can check it on their own.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -36,6 +37,7 @@ __all__ = [
     "Facts",
     "check_readme",
     "compute_facts",
+    "missing_paths",
     "readme_problems",
 ]
 
@@ -244,6 +246,52 @@ class Facts:
             sys.path.remove(str(self.root))
         return len(ALL_CASES)
 
+    def test_source(self, file_name: str) -> str:
+        """The text of the test module ``file_name``, wherever it is under ``tests/``."""
+        found = sorted((self.root / "tests").rglob(file_name))
+        if len(found) != 1:
+            raise ValueError(f"expected one tests/**/{file_name}, found {len(found)}")
+        return found[0].read_text()
+
+    def test_constant(self, file_name: str, name: str) -> object:
+        """The value of the module-level constant ``name`` of test module ``file_name``
+        (a constant expression such as ``16 * 2**20``), read without importing it."""
+        for node in ast.parse(self.test_source(file_name)).body:
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets, value = [node.target], node.value
+            else:
+                continue
+            if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+                expression = ast.Expression(value)
+                return eval(compile(expression, file_name, "eval"), {"__builtins__": {}})
+        raise ValueError(f"{file_name} has no module-level {name}")
+
+    def hypothesis_examples(self, profile: str) -> int:
+        """``max_examples`` of the hypothesis profile ``profile`` (tests/conftest.py)."""
+        for node in ast.walk(ast.parse(self.test_source("conftest.py"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "register_profile"
+                and node.args
+                and ast.literal_eval(node.args[0]) == profile
+            ):
+                for keyword in node.keywords:
+                    if keyword.arg == "max_examples":
+                        return int(ast.literal_eval(keyword.value))
+        raise ValueError(f"tests/conftest.py registers no hypothesis profile {profile!r}")
+
+    def argument_fuzz_factor(self) -> int:
+        """How many times the profile's examples the argument fuzzing draws per method."""
+        text = self.test_source("test_fuzz_inputs.py")
+        return int(
+            _search_in(
+                r"max_examples=settings\(\)\.max_examples \* (\d+)", text, "test_fuzz_inputs.py"
+            )
+        )
+
     def python_min(self) -> str:
         text = (self.root / "pyproject.toml").read_text()
         return _search_in(r'requires-python\s*=\s*">=\s*([\d.]+)"', text, "pyproject.toml")
@@ -353,6 +401,19 @@ FACT_FUNCTIONS: dict[str, Callable[[Facts], str]] = {
     "demo_train_size": lambda f: str(f.demo_record()["n_train"]),
     "demo_weights_size": Facts.demo_weights_kb,
     "demo_digits": Facts.demo_digits,
+    "fuzz_examples_ci": lambda f: f"{f.hypothesis_examples('ci'):,}",
+    "fuzz_examples_long": lambda f: f"{f.hypothesis_examples('long'):,}",
+    "argument_fuzz_examples_ci": lambda f: (
+        f"{f.hypothesis_examples('ci') * f.argument_fuzz_factor():,}"
+    ),
+    "argument_fuzz_examples_long": lambda f: (
+        f"{f.hypothesis_examples('long') * f.argument_fuzz_factor():,}"
+    ),
+    "soak_long": lambda f: "{} threads x {:,} calls".format(
+        *f.test_constant("test_soak.py", "SCALE")["long"]  # type: ignore[index]
+    ),
+    "leak_calls": lambda f: f"{f.test_constant('test_leaks.py', 'CALLS'):,}",
+    "leak_memory_bound": lambda f: f"{f.test_constant('test_leaks.py', 'RSS_BOUND') / 2**20:g} MiB",  # type: ignore[operator]
     "benchmark_cores": lambda f: str(f.benchmark().cores),
     "benchmark_image_size": lambda f: f.benchmark().image_size,
     "benchmark_models": lambda f: and_list(list(f.benchmark().models)),
@@ -576,3 +637,24 @@ def check_readme(facts: Facts) -> list[str]:
         return PARAMETRIZED_FACTS[name][1](facts, argument)
 
     return readme_problems((facts.root / "README.md").read_text(), fact, parametrized)
+
+
+_PATH = re.compile(
+    r"(?<![\w/.-])((?:attrkit|benchmarks|docs|scripts|tests)/[\w/.-]*\w\.(?:py|rst|json|toml|md))"
+)
+
+
+def missing_paths(root: Path, documents: list[Path]) -> list[str]:
+    """The repository paths (``tests/test_reference.py``) that ``documents`` name and that
+    do not exist: a page that sends the reader to a moved file has gone stale too."""
+    problems = []
+    for document in documents:
+        text = document.read_text()
+        for match in _PATH.finditer(text):
+            if not (root / match.group(1)).exists():
+                line = text.count("\n", 0, match.start()) + 1
+                problems.append(
+                    f"{document.relative_to(root)}:{line}: names {match.group(1)}, which does "
+                    f"not exist"
+                )
+    return problems

@@ -1,4 +1,5 @@
-"""The README's and the documentation's numbers come from their sources.
+"""The README's and the documentation's numbers come from their sources, and the files
+they name exist.
 
 ``docs/_ext/attrkit_numbers.py`` computes the facts and checks the README; the documentation
 build runs the same check. Here: the README as it is agrees with its sources, and the
@@ -21,6 +22,7 @@ from attrkit_numbers import (  # noqa: E402
     Claim,
     Facts,
     check_readme,
+    missing_paths,
     percent_range,
     ratio_range,
     readme_problems,
@@ -179,3 +181,20 @@ def test_claim_that_must_hold():
     assert problems("It is always faster.\n", claims=claims) == []
     found = problems("It is always faster.\n", claims=claims, facts={"all_faster": "False"})
     assert found == ["README.md:1: claims that all faster, which the table no longer shows"]
+
+
+def test_named_paths_exist(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_here.py").write_text("")
+    page = tmp_path / "page.rst"
+    page.write_text(
+        "See ``tests/test_here.py``\nand ``tests/test_gone.py`` and tests/<family>.py.\n"
+    )
+    assert missing_paths(tmp_path, [page]) == [
+        "page.rst:2: names tests/test_gone.py, which does not exist"
+    ]
+
+
+def test_the_readme_and_pages_name_existing_files():
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.rst"))]
+    assert missing_paths(ROOT, documents) == []
