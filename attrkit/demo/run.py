@@ -24,8 +24,8 @@ from torch import Tensor
 
 from attrkit.core.registry import available_methods, method_info, takes_argument
 from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
-from attrkit.validation.comparison import CompareReport, compare
-from attrkit.validation.tables import text_table
+from attrkit.validation import CompareReport, compare
+from attrkit.validation.rendering import text_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,7 +42,7 @@ class DemoResult:
         labels: True classes.
         predicted: The model's predictions (the attributed target).
         attributions: Method name -> attrkit's attributions of ``images``.
-        reports: Method name -> the :class:`attrkit.compare.CompareReport` of attrkit
+        reports: Method name -> the :class:`attrkit.CompareReport` of attrkit
             and Captum.
     """
 
