@@ -1,6 +1,7 @@
 """attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
 each method's definition exactly."""
 
+from attrkit import methods
 from attrkit.core.attribution import GradientAttribution
 from attrkit.core.registry import (
     MethodInfo,
@@ -14,20 +15,7 @@ from attrkit.core.registry import (
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
-from attrkit.methods import (
-    Deconvolution,
-    GuidedBackprop,
-    GuidedGradCam,
-    InputXGradient,
-    IntegratedGradients,
-    LayerGradCam,
-    ModifiedReluGradientAttribution,
-    NeuronDeconvolution,
-    NeuronGuidedBackprop,
-    NoiseTunnel,
-    NoReluWarning,
-    Saliency,
-)
+from attrkit.methods import *  # noqa: F403  (every method; listed in methods.__all__)
 from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, compare
 
 __version__ = "0.1.0"
@@ -36,20 +24,8 @@ __all__ = [
     "AttributionSet",
     "AuditReport",
     "CompareReport",
-    "Deconvolution",
     "GradientAttribution",
-    "GuidedBackprop",
-    "GuidedGradCam",
-    "InputXGradient",
-    "IntegratedGradients",
-    "LayerGradCam",
     "MethodInfo",
-    "ModifiedReluGradientAttribution",
-    "NeuronDeconvolution",
-    "NeuronGuidedBackprop",
-    "NoReluWarning",
-    "NoiseTunnel",
-    "Saliency",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
     "Tolerances",
@@ -65,4 +41,5 @@ __all__ = [
     "load_attributions",
     "method_info",
     "register",
+    *methods.__all__,
 ]
