@@ -1,6 +1,7 @@
 """attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
 each method's definition exactly."""
 
+from attrkit import methods
 from attrkit.core.attribution import GradientAttribution
 from attrkit.core.registry import (
     MethodInfo,
@@ -14,46 +15,17 @@ from attrkit.core.registry import (
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
-from attrkit.methods import (
-    LRP,
-    Deconvolution,
-    GuidedBackprop,
-    GuidedGradCam,
-    InputXGradient,
-    IntegratedGradients,
-    LayerGradCam,
-    LayerLRP,
-    ModifiedReluGradientAttribution,
-    NeuronDeconvolution,
-    NeuronGuidedBackprop,
-    NoiseTunnel,
-    NoReluWarning,
-    Saliency,
-)
+from attrkit.methods import *  # noqa: F403  (every method; listed in methods.__all__)
 from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, compare
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "LRP",
     "AttributionSet",
     "AuditReport",
     "CompareReport",
-    "Deconvolution",
     "GradientAttribution",
-    "GuidedBackprop",
-    "GuidedGradCam",
-    "InputXGradient",
-    "IntegratedGradients",
-    "LayerGradCam",
-    "LayerLRP",
     "MethodInfo",
-    "ModifiedReluGradientAttribution",
-    "NeuronDeconvolution",
-    "NeuronGuidedBackprop",
-    "NoReluWarning",
-    "NoiseTunnel",
-    "Saliency",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
     "Tolerances",
@@ -69,4 +41,5 @@ __all__ = [
     "load_attributions",
     "method_info",
     "register",
+    *methods.__all__,
 ]

@@ -1,16 +1,22 @@
 """Cross-library validation: :func:`compare` runs one method through attrkit, Captum and
 zennit and explains their differences; :func:`audit` lists every ruled op application of a
-model and which library's hooks reach it. The library adapters live in
-:mod:`~attrkit.validation.adapters`, the forward trace in :mod:`~attrkit.validation.trace`."""
+model and which library's hooks reach it.
+
+The parts: :mod:`~attrkit.validation.comparison` (compare's metrics, report and run),
+:mod:`~attrkit.validation.auditing` (the audit), :mod:`~attrkit.validation.adapters` (one
+adapter per library), :mod:`~attrkit.validation.trace` (the forward trace the audit reads)
+and :mod:`~attrkit.validation.rendering` (the renderer both reports share)."""
 
 from attrkit.validation.adapters import (
     ADAPTERS,
+    ZENNIT_METHODS,
     Adapter,
     AttrkitAdapter,
     CaptumAdapter,
     MethodRequest,
     Support,
     ZennitAdapter,
+    ZennitMethod,
 )
 from attrkit.validation.auditing import (
     ActivationFinding,
@@ -27,14 +33,17 @@ from attrkit.validation.comparison import (
     PairComparison,
     TensorComparison,
     Tolerances,
+    average_ranks,
     compare,
     compare_tensors,
     spearman,
     top_k_overlap,
 )
+from attrkit.validation.rendering import Report, markdown_table, text_table
 
 __all__ = [
     "ADAPTERS",
+    "ZENNIT_METHODS",
     "ActivationFinding",
     "Adapter",
     "AttrkitAdapter",
@@ -46,15 +55,20 @@ __all__ = [
     "MethodRequest",
     "PairComparison",
     "ReluFinding",
+    "Report",
     "Support",
     "TensorComparison",
     "Tolerances",
     "ZennitAdapter",
+    "ZennitMethod",
     "audit",
+    "average_ranks",
     "compare",
     "compare_tensors",
     "group_paths",
+    "markdown_table",
     "relu_rule",
     "spearman",
+    "text_table",
     "top_k_overlap",
 ]
