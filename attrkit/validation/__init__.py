@@ -39,6 +39,7 @@ from attrkit.validation.comparison import (
     spearman,
     top_k_overlap,
 )
+from attrkit.validation.lrp_audit import LayerFinding, LrpAuditReport, audit_lrp
 from attrkit.validation.rendering import Report, markdown_table, text_table
 
 __all__ = [
@@ -50,8 +51,10 @@ __all__ = [
     "AuditReport",
     "CaptumAdapter",
     "CompareReport",
+    "LayerFinding",
     "LibraryRun",
     "LibraryVerdict",
+    "LrpAuditReport",
     "MethodRequest",
     "PairComparison",
     "ReluFinding",
@@ -62,6 +65,7 @@ __all__ = [
     "ZennitAdapter",
     "ZennitMethod",
     "audit",
+    "audit_lrp",
     "average_ranks",
     "compare",
     "compare_tensors",

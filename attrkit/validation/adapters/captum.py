@@ -38,6 +38,8 @@ class CaptumAdapter(Adapter):
         for info in (request.info, request.base_info):
             if info is not None and self._class(info) is None:
                 return Support.no(f"captum.attr has no {info.captum_name or info.cls.__name__}")
+        if request.init_kwargs.get("composite") is not None:
+            return Support.no("Captum's LRP has no zennit composites (it applies its own rules)")
         stochastic = deviation = ""
         if request.base_info is not None and request.option("draw_baseline_from_distrib"):
             stochastic = "Captum draws the baselines with NumPy's generator, attrkit with torch's"
