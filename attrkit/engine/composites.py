@@ -32,6 +32,7 @@ from attrkit.engine.ops import (
     AVERAGES,
     BATCH_NORM,
     CONVOLUTION,
+    DROPOUT,
     ELEMENTWISE,
     LINEAR,
     LINEAR_LAYERS,
@@ -150,7 +151,7 @@ class CompositeRule(Rule):
     application (see :class:`Propagation`)."""
 
     name = "lrp"
-    ops = (*LRP_OPS, ADD, *ELEMENTWISE)
+    ops = (*LRP_OPS, ADD, DROPOUT, *ELEMENTWISE)
     backward = "the composite's rule for this application"
     paper = LRP_PAPER
     zennit = "Composite"
@@ -223,7 +224,7 @@ def _base(stabilizer: Stabilizer) -> dict[str, Rule]:
     ``SequentialMergeBatchNorm``; zennit's composites alone would pass the relevance
     through it)."""
     return {
-        **_names(ELEMENTWISE, ACTIVATION_PASS),
+        **_names((*ELEMENTWISE, DROPOUT), ACTIVATION_PASS),
         **_names(AVERAGES, NormRule(stabilizer)),
         ADD.name: SumRule(stabilizer),
         BATCH_NORM.name: MERGE_BATCH_NORM,
@@ -335,6 +336,7 @@ def excitation_backprop(
         {
             **_names(AVERAGES, NormRule(stabilizer)),
             ADD.name: SumRule(stabilizer),
+            DROPOUT.name: ACTIVATION_PASS,
             **_names(LINEAR_LAYERS, ZPlusRule(stabilizer, zero_params)),
             BATCH_NORM.name: MERGE_BATCH_NORM,
         },
@@ -451,7 +453,7 @@ class CaptumRules(Composite):
         self.default = EpsilonRule(1e-9)
 
     def rule_for(self, call: OpCall, propagation: Propagation) -> Rule:
-        if call.op in ELEMENTWISE:
+        if call.op in ELEMENTWISE or call.op is DROPOUT:
             return ACTIVATION_PASS
         rule: LayerRule = self.default
         if self.module_rules:

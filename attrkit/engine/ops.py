@@ -25,6 +25,7 @@ __all__ = [
     "AVG_POOL",
     "BATCH_NORM",
     "CONVOLUTION",
+    "DROPOUT",
     "ELEMENTWISE",
     "LAYERS",
     "LINEAR",
@@ -497,6 +498,44 @@ ADD = Op(
     frozenset({"AddBackward0"}),
 )
 
+#: Dropout (an identity in eval mode, a random mask in training mode), in every form.
+DROPOUT = Op(
+    "dropout",
+    "dropout",
+    {
+        **dict.fromkeys(
+            (
+                F.dropout,
+                F.dropout1d,
+                F.dropout2d,
+                F.dropout3d,
+                F.alpha_dropout,
+                F.feature_alpha_dropout,
+            ),
+            3,
+        ),
+        **dict.fromkeys(
+            (
+                torch.dropout,
+                torch.feature_dropout,
+                torch.alpha_dropout,
+                torch.feature_alpha_dropout,
+            ),
+            False,
+        ),
+        **dict.fromkeys(
+            (
+                torch.dropout_,
+                torch.feature_dropout_,
+                torch.alpha_dropout_,
+                torch.feature_alpha_dropout_,
+            ),
+            True,
+        ),
+    },
+    frozenset({"NativeDropoutBackward0"}),
+)
+
 #: The linear layers: what "the first layer" of an LRP composite means.
 LINEAR_LAYERS: tuple[LayerOp, ...] = (LINEAR, CONVOLUTION, TRANSPOSED_CONVOLUTION)
 #: Every op with an LRP relevance rule of its own (max-pool aside, whose rule depends on
@@ -505,5 +544,5 @@ LAYERS: tuple[LayerOp, ...] = (*LINEAR_LAYERS, AVG_POOL, ADAPTIVE_AVG_POOL, MEAN
 #: The averages: pooling in every form.
 AVERAGES: tuple[LayerOp, ...] = (AVG_POOL, ADAPTIVE_AVG_POOL, MEAN)
 
-for _op in (*LAYERS, ADD):
+for _op in (*LAYERS, ADD, DROPOUT):
     register_op(_op)

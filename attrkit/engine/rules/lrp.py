@@ -33,6 +33,7 @@ from attrkit.engine.ops import (
     ADD,
     BATCH_NORM,
     CONVOLUTION,
+    DROPOUT,
     ELEMENTWISE,
     LAYERS,
     LINEAR,
@@ -173,7 +174,11 @@ class LayerCall:
     def forward(self, x: Tensor, parameters: dict[str, Tensor | None] | None = None) -> Tensor:
         """The op applied to ``x`` with ``parameters`` (its own by default), with autograd
         recording (the first output where the op returns several)."""
-        values = self.parameters() if parameters is None else parameters
+        values: dict[str, Any] = dict(self.parameters() if parameters is None else parameters)
+        op = self.call.op
+        if op is BATCH_NORM and BATCH_NORM.argument(self.call, "training"):
+            # Batch statistics, as in the forward pass, without moving the running ones again.
+            values |= {"running_mean": None, "running_var": None}
         with torch.enable_grad():
             result = _rebuild(self.call, input=x, **values)
         return cast(Tensor, result[0] if isinstance(result, tuple) else result)
@@ -787,11 +792,12 @@ class _PassActivation(Function):
 
 
 class ActivationPassRule(Rule):
-    """Every elementwise activation passes the relevance on unchanged (zennit's ``Pass``,
-    and what Captum does on ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``)."""
+    """Every elementwise activation, and dropout, passes the relevance on unchanged
+    (zennit's ``Pass``, and what Captum does on ``nn.ReLU``, ``nn.Tanh`` and
+    ``nn.Dropout``)."""
 
     name = "pass_activation"
-    ops = ELEMENTWISE
+    ops = (*ELEMENTWISE, DROPOUT)
     backward = "R"
     paper = LRP_PAPER
     zennit = "Pass"
