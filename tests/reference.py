@@ -209,8 +209,9 @@ def reference_grad_cam(
 # linear layer, convolution, pooling, mean and batch-norm passes back ``x * J^T (R / (z +
 # eps * sign(z)))`` (the epsilon rule, ``sign(0) = 1``), a sum ``a + b`` of two tensors
 # that carry relevance gives each ``summand * R / (z + eps * sign(z))`` (Captum's
-# Addition_Module), every activation passes the relevance on unchanged, and the relevance
-# of the target output is its value. Written as monkeypatched functions (the layers'
+# Addition_Module), a product with (or quotient by) a constant passes the relevance on (the
+# epsilon rule of ``c * x``), every activation passes the relevance on unchanged, and the
+# relevance of the target output is its value. Written as monkeypatched functions (the layers'
 # modules call them), independent of attrkit.
 
 LRP_EPSILON = 1e-9
@@ -249,6 +250,19 @@ class _EpsilonSum(torch.autograd.Function):
         z = a + b
         share = relevance / (z + ctx.epsilon * torch.where(z >= 0, 1.0, -1.0).to(z.dtype))
         return (a * share).sum_to_size(a.shape), (b * share).sum_to_size(b.shape), None
+
+
+class _PassScaling(torch.autograd.Function):
+    """``x * c`` or ``x / c`` with a constant ``c``: the relevance passes on to ``x``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scaled: Any) -> Tensor:
+        ctx.shape = x.shape
+        return scaled(x)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, None]:
+        return relevance.sum_to_size(ctx.shape), None
 
 
 class _PassActivation(torch.autograd.Function):
@@ -325,7 +339,20 @@ def definition_lrp(epsilon: float = LRP_EPSILON) -> Iterator[None]:
             return _EpsilonSum.apply(a, b, epsilon)
         return original_add(a, b)
 
+    def scaling(original: Any) -> Any:
+        def patched(a: Tensor, b: Any) -> Tensor:
+            constant = not (isinstance(b, Tensor) and b.requires_grad)
+            if constant and a.requires_grad and torch.is_grad_enabled():
+                return _PassScaling.apply(a, lambda x: original(x, b))
+            return original(a, b)
+
+        return patched
+
     patches = [mock.patch.object(F, name, layer(getattr(F, name))) for name in _LRP_LAYERS]
+    patches += [
+        mock.patch.object(torch.Tensor, name, scaling(getattr(torch.Tensor, name)))
+        for name in ("__mul__", "__rmul__", "__truediv__")
+    ]
     patches += [
         mock.patch.object(torch.Tensor, "__add__", add),
         mock.patch.object(torch.Tensor, "mean", layer(torch.Tensor.mean)),

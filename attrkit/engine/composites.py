@@ -32,10 +32,12 @@ from attrkit.engine.ops import (
     AVERAGES,
     BATCH_NORM,
     CONVOLUTION,
+    DIV,
     DROPOUT,
     ELEMENTWISE,
     LINEAR,
     LINEAR_LAYERS,
+    MUL,
     RELU,
     TRANSPOSED_CONVOLUTION,
     Op,
@@ -56,6 +58,7 @@ from attrkit.engine.rules.lrp import (
     LayerRule,
     MergeBatchNormRule,
     NormRule,
+    ScaleRule,
     Stabilizer,
     SumRule,
     WeightRule,
@@ -81,6 +84,7 @@ __all__ = [
 ACTIVATION_PASS = ActivationPassRule()
 GRADIENT = GradientRule()
 MERGE_BATCH_NORM = MergeBatchNormRule()
+SCALE = ScaleRule()
 
 
 class Composite(ABC):
@@ -151,7 +155,7 @@ class CompositeRule(Rule):
     application (see :class:`Propagation`)."""
 
     name = "lrp"
-    ops = (*LRP_OPS, ADD, DROPOUT, *ELEMENTWISE)
+    ops = (*LRP_OPS, ADD, MUL, DIV, DROPOUT, *ELEMENTWISE)
     backward = "the composite's rule for this application"
     paper = LRP_PAPER
     zennit = "Composite"
@@ -227,6 +231,7 @@ def _base(stabilizer: Stabilizer) -> dict[str, Rule]:
         **_names((*ELEMENTWISE, DROPOUT), ACTIVATION_PASS),
         **_names(AVERAGES, NormRule(stabilizer)),
         ADD.name: SumRule(stabilizer),
+        **_names((MUL, DIV), SCALE),
         BATCH_NORM.name: MERGE_BATCH_NORM,
     }
 
@@ -337,6 +342,7 @@ def excitation_backprop(
             **_names(AVERAGES, NormRule(stabilizer)),
             ADD.name: SumRule(stabilizer),
             DROPOUT.name: ACTIVATION_PASS,
+            **_names((MUL, DIV), SCALE),
             **_names(LINEAR_LAYERS, ZPlusRule(stabilizer, zero_params)),
             BATCH_NORM.name: MERGE_BATCH_NORM,
         },
@@ -455,6 +461,8 @@ class CaptumRules(Composite):
     def rule_for(self, call: OpCall, propagation: Propagation) -> Rule:
         if call.op in ELEMENTWISE or call.op is DROPOUT:
             return ACTIVATION_PASS
+        if call.op is MUL or call.op is DIV:
+            return SCALE
         rule: LayerRule = self.default
         if self.module_rules:
             module = calling_module()

@@ -25,6 +25,7 @@ __all__ = [
     "AVG_POOL",
     "BATCH_NORM",
     "CONVOLUTION",
+    "DIV",
     "DROPOUT",
     "ELEMENTWISE",
     "LAYERS",
@@ -32,10 +33,12 @@ __all__ = [
     "LINEAR_LAYERS",
     "MAX_POOL",
     "MEAN",
+    "MUL",
     "OPS",
     "RELU",
     "SOFTMAX",
     "TRANSPOSED_CONVOLUTION",
+    "BinaryOp",
     "InPlace",
     "LayerOp",
     "Op",
@@ -483,9 +486,23 @@ BATCH_NORM = _layer_op(
     ("NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0"),
 )
 
+
+@dataclass(frozen=True, eq=False)
+class BinaryOp(Op):
+    """An op of two operands (``a + b``, ``a * b``): the call's ``input`` is the first
+    operand that requires grad (``scale * x`` is ruled as ``x * scale`` is)."""
+
+    def read(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> OpCall:
+        call = super().read(func, args, kwargs)
+        other = args[1] if len(args) > 1 else (kwargs or {}).get("other")
+        if not call.input.requires_grad and isinstance(other, Tensor) and other.requires_grad:
+            return call._replace(input=other)
+        return call
+
+
 #: The sum of two tensors (``a + b``, ``torch.add``, ``a += b``): a rule applies where
 #: both carry relevance (a residual connection, Captum's ``Addition_Module``).
-ADD = Op(
+ADD = BinaryOp(
     "add",
     "sum of two tensors",
     {
@@ -496,6 +513,37 @@ ADD = Op(
         _aten.add_.Tensor: True,
     },
     frozenset({"AddBackward0"}),
+)
+#: A product (``a * b``, ``torch.mul``, ``a *= b``) and a quotient (``a / b``, ...).
+MUL = BinaryOp(
+    "mul",
+    "product",
+    {
+        torch.mul: False,
+        torch.multiply: False,
+        Tensor.mul: False,
+        Tensor.multiply: False,
+        Tensor.mul_: True,
+        _aten.mul.Tensor: False,
+        _aten.mul_.Tensor: True,
+    },
+    frozenset({"MulBackward0"}),
+)
+DIV = BinaryOp(
+    "div",
+    "quotient",
+    {
+        torch.div: False,
+        torch.divide: False,
+        torch.true_divide: False,
+        Tensor.div: False,
+        Tensor.divide: False,
+        Tensor.true_divide: False,
+        Tensor.div_: True,
+        _aten.div.Tensor: False,
+        _aten.div_.Tensor: True,
+    },
+    frozenset({"DivBackward0"}),
 )
 
 #: Dropout (an identity in eval mode, a random mask in training mode), in every form.
@@ -544,5 +592,5 @@ LAYERS: tuple[LayerOp, ...] = (*LINEAR_LAYERS, AVG_POOL, ADAPTIVE_AVG_POOL, MEAN
 #: The averages: pooling in every form.
 AVERAGES: tuple[LayerOp, ...] = (AVG_POOL, ADAPTIVE_AVG_POOL, MEAN)
 
-for _op in (*LAYERS, ADD, DROPOUT):
+for _op in (*LAYERS, ADD, MUL, DIV, DROPOUT):
     register_op(_op)

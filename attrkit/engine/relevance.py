@@ -129,6 +129,9 @@ def check_relevance_path(
         for child in carriers:
             consumers[child] = consumers.get(child, 0) + 1
         name = type(node).__name__
+        on_carriers = getattr(node, "on_carriers", None)
+        if on_carriers is not None and node in ruled:
+            on_carriers(node, [c is not None and reaches[c] for c, _ in node.next_functions])
         if node in ruled or _leaf(node) is not None or name in REARRANGING_NODES:
             continue
         if name in _SUMS and len(carriers) <= 1:

@@ -33,11 +33,13 @@ from attrkit.engine.ops import (
     ADD,
     BATCH_NORM,
     CONVOLUTION,
+    DIV,
     DROPOUT,
     ELEMENTWISE,
     LAYERS,
     LINEAR,
     MAX_POOL,
+    MUL,
     RELU,
     LayerOp,
     Op,
@@ -62,6 +64,7 @@ __all__ = [
     "LayerRule",
     "MergeBatchNormRule",
     "NormRule",
+    "ScaleRule",
     "Stabilizer",
     "SumRule",
     "Term",
@@ -721,7 +724,76 @@ class _PassLayer(Function):
         return relevance, None
 
 
-# -------------------------------------------------------------------------------- sums
+# -------------------------------------------------------------------------- sums, products
+
+
+def _operands(call: OpCall) -> tuple[Tensor, Any]:
+    """The two operands of a binary op's call, in the order written."""
+    first = call.args[0] if call.args else call.kwargs.get("input", call.kwargs.get("self"))
+    other = call.args[1] if len(call.args) > 1 else call.kwargs.get("other")
+    return cast(Tensor, first), other
+
+
+class _ScaleRelevance(Function):
+    """A product with (or a quotient by) a constant: the relevance passes on unchanged to
+    the operand that carries it (the epsilon rule of ``z = c * x``: ``x * c * R / z``),
+    summed back over broadcast dimensions. Which operand carries it is decided once the
+    forward pass is over (:func:`~attrkit.engine.relevance.check_relevance_path` calls
+    ``ctx.on_carriers``); until then, the first that requires grad."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Any, call: OpCall) -> Tensor:
+        """The op itself, in place when the call is."""
+        operands = [a, b]
+        ctx.slots = [i for i, t in enumerate(operands) if isinstance(t, Tensor)]
+        ctx.shapes = [t.shape if isinstance(t, Tensor) else None for t in operands]
+        ctx.carrier = 0 if a.requires_grad else 1
+        ctx.on_carriers = _scale_carriers
+        ctx.title = call.op.title
+        if call.inplace:
+            ctx.mark_dirty(a)
+        return call.plain()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        """The relevance, to the operand that carries it."""
+        grads: list[Tensor | None] = [None, None]
+        grads[ctx.carrier] = relevance.sum_to_size(ctx.shapes[ctx.carrier])
+        return grads[0], grads[1], None
+
+
+def _scale_carriers(node: Any, carriers: list[bool]) -> None:
+    """Given which tensor operands of a product or quotient carry relevance, pass it to
+    the one that does; refuse a product of two, or a quotient by one."""
+    carrying = [slot for slot, carries in zip(node.slots, carriers, strict=True) if carries]
+    if len(carrying) > 1:
+        raise UnsupportedModelError(
+            f"LRP has no relevance rule for a {node.title} of two tensors that both carry "
+            "relevance (a gate, an attention product); attrkit refuses the call rather than "
+            "return a result that is silently not LRP's"
+        )
+    if carrying == [1] and node.title == "quotient":
+        raise UnsupportedModelError(
+            "LRP has no relevance rule for a quotient by a tensor that carries relevance; "
+            "attrkit refuses the call rather than return a result that is silently not LRP's"
+        )
+    if carrying:
+        node.carrier = carrying[0]
+
+
+class ScaleRule(Rule):
+    """A product with a constant (``0.5 * x``, ``x * scale``, ``x / std``) passes the
+    relevance on unchanged, as the epsilon rule of ``z = c * x`` does; a product of two
+    tensors that both carry relevance, or a quotient by one, is refused."""
+
+    name = "scale"
+    ops = (MUL, DIV)
+    backward = "R (to the operand that carries relevance)"
+    paper = LRP_PAPER
+
+    def apply(self, call: OpCall) -> Any:
+        first, other = _operands(call)
+        return _ScaleRelevance.apply(first, other, call)
 
 
 class _SumRelevance(Function):
@@ -763,10 +835,10 @@ class SumRule(Rule):
         self.epsilon = epsilon
 
     def apply(self, call: OpCall) -> Any:
-        other = call.args[1] if len(call.args) > 1 else call.kwargs.get("other")
-        if not (isinstance(other, Tensor) and other.requires_grad):
+        first, other = _operands(call)
+        if not (isinstance(other, Tensor) and other.requires_grad and first.requires_grad):
             return call.plain()
-        return _SumRelevance.apply(call.input, other, call, self.epsilon)
+        return _SumRelevance.apply(first, other, call, self.epsilon)
 
     def __repr__(self) -> str:
         return f"<rule {self.name!r} epsilon={self.epsilon}>"
