@@ -271,6 +271,61 @@ def test_rule_of_a_module_that_calls_a_functional_layer():
     torch.testing.assert_close(lrp(custom, None, x), lrp(module, None, x))
 
 
+class Spellings(nn.Module):
+    """Residual sums, scalings, means and dropout, written one way (``spelling=0``) or
+    another (``1``): the same function with the same parameters."""
+
+    def __init__(self, spelling: int) -> None:
+        super().__init__()
+        self.spelling = spelling
+        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(4, 3)
+        self.scale = torch.tensor([0.5, 2.0, 1.5])
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.relu(self.conv1(x))
+        if self.spelling == 0:
+            h = self.conv2(h) + h
+            h = self.pool(h).flatten(1)
+            return self.fc(self.drop(h)) * self.scale
+        h = torch.add(h, self.conv2(h))
+        h = h.mean((2, 3))
+        out = F.linear(F.dropout(h, 0.3, self.training), self.fc.weight, self.fc.bias)
+        return out / (1 / self.scale)
+
+
+@pytest.mark.parametrize("composite", CONVENTIONS)
+def test_sums_scalings_means_and_dropout_in_every_spelling(composite):
+    first, second = seeded(lambda: Spellings(0)), seeded(lambda: Spellings(1))
+    x = inputs((3, 6, 6))
+    torch.testing.assert_close(first(x), second(x))
+    torch.testing.assert_close(lrp(second, composite, x), lrp(first, composite, x))
+
+
+def test_sums_scalings_and_means_match_the_definition():
+    model = seeded(lambda: Spellings(0))
+    x = inputs((3, 6, 6))
+    expected = reference_lrp(model, (x,), TARGET)
+    assert_all_close((attrkit.LRP(model).attribute(x, target=TARGET),), expected)
+
+
+def test_dropout_in_training_mode_passes_the_relevance_on():
+    """Bias-free, epsilon 1e-12: the relevance sums to the output whatever the mask."""
+    model = seeded(lambda: models.LrpMLP(bias=False)).train()
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.rule = lrp_rules.EpsilonRule(epsilon=1e-12)
+    x = inputs((6,))
+    torch.manual_seed(3)
+    output = model(x)[torch.arange(BATCH), TARGET]
+    torch.manual_seed(3)
+    relevance = attrkit.LRP(model).attribute(x, target=TARGET)
+    totals = relevance.flatten(1).sum(dim=1)
+    assert ((totals - output).abs() <= 1e-9 * output.abs()).all()
+
+
 # ---------------------------------------------------------------------- the definition
 
 
@@ -566,6 +621,16 @@ class Product(nn.Module):
         return self.a(x) * torch.sigmoid(self.b(x))
 
 
+class Quotient(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 3), nn.Linear(5, 3, bias=False)
+        self.offset = torch.full((3,), 4.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.a(x).detach() / (self.b(x) + self.offset)
+
+
 class NormAfterActivation(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -588,11 +653,18 @@ class SquaredSum(nn.Module):
     ("factory", "composite", "match"),
     [
         (SOFTMAX_MODEL, None, r"softmax \(autograd node SoftmaxBackward0\).*explain the logits"),
-        (Product, None, r"no relevance rule for mul"),
+        (Product, None, r"no relevance rule for a product of two tensors that both carry"),
         (SquaredSum, None, r"no relevance rule for sum"),
+        (Quotient, None, r"quotient by a tensor that carries relevance"),
         (NormAfterActivation, "epsilon_plus", r"batch-norm that does not directly follow"),
     ],
-    ids=["softmax", "product", "sum-over-dims", "batch-norm-after-relu-in-composite"],
+    ids=[
+        "softmax",
+        "product",
+        "sum-over-dims",
+        "quotient-by-relevance",
+        "batch-norm-after-relu-in-composite",
+    ],
 )
 def test_op_without_relevance_rule_is_refused(factory, composite, match):
     model = seeded(factory)

@@ -111,7 +111,9 @@ def stabilize(z: Tensor, epsilon: Stabilizer) -> Tensor:
     as Captum and zennit divide by it; a callable ``epsilon`` is applied to ``z``."""
     if callable(epsilon):
         return epsilon(z)
-    return torch.where(z >= 0, z + epsilon, z - epsilon)
+    # z + s * eps, s = sign(sign(z) + 0.5): 1 for z >= 0 (-0.0 included), else -1; in place
+    # on one new tensor (several times faster than torch.where on a CPU).
+    return z.sign().add_(0.5).sign_().mul_(epsilon).add_(z)
 
 
 def _rebuild(call: OpCall, **values: Any) -> Any:
