@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from attrkit.engine.ops import (
@@ -160,7 +161,10 @@ class CompositeRule(Rule):
     paper = LRP_PAPER
     zennit = "Composite"
 
+    @torch.compiler.disable  # type: ignore[untyped-decorator]
     def apply(self, call: OpCall) -> Any:
+        # Under torch.compile, the choice per application runs eagerly (a graph break):
+        # traced, it would recompile for every op and rule.
         propagation = _current()
         rule = propagation.composite.rule_for(call, propagation)
         output = rule.apply(call)

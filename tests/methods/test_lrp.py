@@ -607,6 +607,25 @@ def test_no_residue_and_thread_safe_with_different_composites():
             torch.testing.assert_close(result, expected[name])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "composite", [None, "epsilon_plus_flat"], ids=["captum-rules", "plus-flat"]
+)
+def test_compiled_model_gives_the_same_relevance_quietly(composite):
+    torch._dynamo.reset()
+    model = seeded(models.LrpCNN)
+    x = inputs((3, 12, 12))
+    expected = lrp(model, composite, x)
+    compiled = torch.compile(model, backend="eager")
+    compiled(x)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        results = [lrp(compiled, composite, x) for _ in range(2)]
+    assert [str(w.message) for w in shown] == []
+    for result in results:
+        torch.testing.assert_close(result, expected)
+
+
 # -------------------------------------------------------------------------------- errors
 
 SOFTMAX_MODEL = lambda: nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3), nn.Softmax(-1))  # noqa: E731
