@@ -1,6 +1,8 @@
 """Cross-library validation: :func:`compare` runs one method through attrkit, Captum and
 zennit and explains their differences; :func:`audit` lists every ruled op application of a
-model and which library's hooks reach it. The library adapters live in
+model and which library's hooks reach it; :func:`evaluate` runs sanity checks and
+faithfulness metrics on attribution methods (:mod:`~attrkit.validation.evaluation`). The
+library adapters live in
 :mod:`~attrkit.validation.adapters`, the forward trace in :mod:`~attrkit.validation.trace`."""
 
 from attrkit.validation.adapters import (
@@ -32,6 +34,16 @@ from attrkit.validation.comparison import (
     spearman,
     top_k_overlap,
 )
+from attrkit.validation.evaluation import (
+    Completeness,
+    Deletion,
+    EvaluationReport,
+    Infidelity,
+    Insertion,
+    ModelRandomization,
+    Sensitivity,
+    evaluate,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -41,11 +53,18 @@ __all__ = [
     "AuditReport",
     "CaptumAdapter",
     "CompareReport",
+    "Completeness",
+    "Deletion",
+    "EvaluationReport",
+    "Infidelity",
+    "Insertion",
     "LibraryRun",
     "LibraryVerdict",
     "MethodRequest",
+    "ModelRandomization",
     "PairComparison",
     "ReluFinding",
+    "Sensitivity",
     "Support",
     "TensorComparison",
     "Tolerances",
@@ -53,6 +72,7 @@ __all__ = [
     "audit",
     "compare",
     "compare_tensors",
+    "evaluate",
     "group_paths",
     "relu_rule",
     "spearman",
