@@ -1,6 +1,7 @@
 """attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
 each method's definition exactly."""
 
+from attrkit import methods
 from attrkit.core.attribution import GradientAttribution
 from attrkit.core.registry import (
     MethodInfo,
@@ -14,20 +15,7 @@ from attrkit.core.registry import (
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
-from attrkit.methods import (
-    Deconvolution,
-    GuidedBackprop,
-    GuidedGradCam,
-    InputXGradient,
-    IntegratedGradients,
-    LayerGradCam,
-    ModifiedReluGradientAttribution,
-    NeuronDeconvolution,
-    NeuronGuidedBackprop,
-    NoiseTunnel,
-    NoReluWarning,
-    Saliency,
-)
+from attrkit.methods import *  # noqa: F403  (every method; listed in methods.__all__)
 from attrkit.validation import (
     AuditReport,
     CompareReport,
@@ -51,25 +39,13 @@ __all__ = [
     "AuditReport",
     "CompareReport",
     "Completeness",
-    "Deconvolution",
     "Deletion",
     "EvaluationReport",
     "GradientAttribution",
-    "GuidedBackprop",
-    "GuidedGradCam",
     "Infidelity",
-    "InputXGradient",
     "Insertion",
-    "IntegratedGradients",
-    "LayerGradCam",
     "MethodInfo",
     "ModelRandomization",
-    "ModifiedReluGradientAttribution",
-    "NeuronDeconvolution",
-    "NeuronGuidedBackprop",
-    "NoReluWarning",
-    "NoiseTunnel",
-    "Saliency",
     "Sensitivity",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
@@ -87,4 +63,5 @@ __all__ = [
     "load_attributions",
     "method_info",
     "register",
+    *methods.__all__,
 ]

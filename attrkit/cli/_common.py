@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from attrkit.core.targets import predicted_target
+
 __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
@@ -34,9 +36,9 @@ __all__ = [
     "parse_options",
     "parse_shape",
     "parse_target_option",
-    "predicted_target",
     "random_input",
     "render_report",
+    "resolve_target",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -280,20 +282,22 @@ def load_model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, to
     return model, random_input(parse_shape(args.input_shape), args.seed)
 
 
-def predicted_target(model: Callable[..., Any], inputs: torch.Tensor) -> torch.Tensor:
-    """``--target predicted``: the model's highest-scoring class for each example."""
+def resolve_target(
+    model: Callable[..., Any], inputs: torch.Tensor, option: int | list[int] | str | None
+) -> Any:
+    """The target of :func:`parse_target_option`'s ``option``: for ``"predicted"``, the
+    model's highest-scoring class for each example
+    (:func:`attrkit.core.targets.predicted_target`)."""
+    if option != "predicted":
+        return option
     try:
-        with torch.no_grad():
-            output = model(inputs)
+        return predicted_target(model, inputs, argument="--target predicted")
+    except ValueError as error:
+        raise CLIError(f"{error}; give --target") from None
     except Exception as error:
         raise CLIError(
             f"the model failed on the input of shape {tuple(inputs.shape)}: {error_line(error)}"
         ) from None
-    if not isinstance(output, torch.Tensor) or output.dim() != 2:
-        raise CLIError(
-            "--target predicted needs a model that returns N x classes scores; give --target"
-        )
-    return output.argmax(dim=1)
 
 
 #: Report formats of ``attrkit compare`` and ``attrkit audit``.

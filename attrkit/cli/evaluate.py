@@ -21,11 +21,12 @@ from attrkit.cli._common import (
     parse_options,
     parse_shape,
     parse_target_option,
-    predicted_target,
     random_input,
     render_report,
+    resolve_target,
 )
 from attrkit.core.registry import UnknownMethodError, available_methods, method_info
+from attrkit.core.targets import predicted_target
 from attrkit.validation.evaluation import (
     DEFAULT_METHODS,
     METRICS,
@@ -222,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     target_option = parse_target_option(args.target)
     model, inputs, built_in = _model_and_inputs(args)
-    target = predicted_target(model, inputs) if target_option == "predicted" else target_option
+    target = resolve_target(model, inputs, target_option)
     method_options = _demo_options(methods, model, inputs, options) if built_in else None
     try:
         report = evaluate(

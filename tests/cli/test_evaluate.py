@@ -76,7 +76,8 @@ def test_figure_is_saved(cli, tmp_path):
                          "--metrics", "model_randomization,insertion", "--figure", str(path))  # fmt: skip
     assert status == 0, err
     width, height = png_size(path)
-    assert width > 300 and height > 300
+    assert width > 300
+    assert height > 300
 
 
 def test_a_users_model_with_options(cli):

@@ -83,7 +83,9 @@ def test_ssim_matches_the_definition_computed_window_by_window(shape):
     a = torch.rand(3, *shape, generator=generator, dtype=torch.float64)
     b = (a + 0.3 * torch.rand(3, *shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
     window = min(7, *shape) - (1 - min(7, *shape) % 2)
-    expected = [reference_ssim(x.numpy(), y.numpy(), window, 1.0) for x, y in zip(a, b)]
+    expected = [
+        reference_ssim(x.numpy(), y.numpy(), window, 1.0) for x, y in zip(a, b, strict=True)
+    ]
     assert ssim(a, b).tolist() == pytest.approx(expected, abs=1e-12)
 
 
@@ -174,7 +176,10 @@ def test_model_randomization_matches_a_brute_force_computation():
             torch.manual_seed(4)
             randomized.get_submodule(step.layer).reset_parameters()
             other = saliency_by_hand(randomized, x, target)
-            rho = [scipy.stats.spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(original, other)]
+            rho = [
+                scipy.stats.spearmanr(a.ravel(), b.ravel())[0]
+                for a, b in zip(original, other, strict=True)
+            ]
             assert step.spearman_abs == pytest.approx(np.mean(rho))
             assert step.spearman == pytest.approx(np.mean(rho))  # saliency is |gradient|
 
@@ -241,7 +246,7 @@ def brute_force_curve(model, x, attributions, target, mode, baseline, step):
     """Feature by feature in Python loops: the softmax probability of the target as the
     most-attributed features (ties: the first position first) are changed."""
     curves = []
-    for example, values, label in zip(x, attributions, target):
+    for example, values, label in zip(x, attributions, target, strict=True):
         flat, scores = values.ravel().tolist(), []
         order = sorted(range(len(flat)), key=lambda i: (-flat[i], i))
         for count in [*range(0, len(flat), step), len(flat)]:
@@ -323,7 +328,7 @@ def test_completeness_against_captums_convergence_delta_and_by_hand():
                               method_options={"neuron_guided_backprop": {
                                   "layer": model[3], "neuron_selector": 0}})  # fmt: skip
     ig = attrkit.IntegratedGradients(model)
-    attributions, delta = ig.attribute(x, target=1, n_steps=8, return_convergence_delta=True)
+    _, delta = ig.attribute(x, target=1, n_steps=8, return_convergence_delta=True)
     scores = report.scores("integrated_gradients", "completeness")
     np.testing.assert_allclose(scores.errors, delta.abs().double().numpy(), rtol=1e-4, atol=1e-6)
     with torch.no_grad():

@@ -1,10 +1,10 @@
 """The result of :func:`attrkit.evaluate`: ``str(report)`` is readable tables;
 :meth:`EvaluationReport.to_dict`, :meth:`~EvaluationReport.to_json` and
-:meth:`~EvaluationReport.to_markdown` export it; :meth:`~EvaluationReport.figure` draws it."""
+:meth:`~EvaluationReport.to_markdown` export it (the renderer of
+:mod:`attrkit.validation.rendering`); :meth:`~EvaluationReport.figure` draws it."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from attrkit.validation.evaluation.faithfulness import (
     ValueScores,
 )
 from attrkit.validation.evaluation.randomization import RandomizationScores, SimilarityStep
-from attrkit.validation.tables import markdown_table, text_table
+from attrkit.validation.rendering import Heading, Notes, Report, Section, Table, Title
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -123,7 +123,7 @@ _FAITHFULNESS: dict[str, tuple[str, Callable[[Any], float | None]]] = {
 
 
 @dataclass(frozen=True)
-class EvaluationReport:
+class EvaluationReport(Report):
     """The result of :func:`attrkit.evaluate`.
 
     Attributes:
@@ -183,10 +183,6 @@ class EvaluationReport:
             "results": [result.to_dict() for result in self.results],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
-
     # ---------------------------------------------------------------- rendering
     def _title(self) -> str:
         shapes = ", ".join(str(s) for s in self.input_shapes)
@@ -198,7 +194,7 @@ class EvaluationReport:
     def _display(self, method: str) -> str:
         return next(r.display_name for r in self.results if r.method == method)
 
-    def _randomization_tables(self) -> list[tuple[str, list[str], list[list[str]]]]:
+    def _randomization_tables(self) -> list[tuple[str, Table]]:
         tables = []
         results = [r for r in self.results if r.metric == "model_randomization"]
         for order, title in (
@@ -230,13 +226,12 @@ class EvaluationReport:
                 (
                     f"model randomization: {title}; similarity to the trained model's "
                     "attributions (Spearman |a| / Spearman / SSIM, mean over the inputs)",
-                    ["method", *heading],
-                    rows,
+                    Table(["method", *heading], rows),
                 )
             )
         return tables
 
-    def _faithfulness_table(self) -> tuple[str, list[str], list[list[str]]] | None:
+    def _faithfulness_table(self) -> tuple[str, Table] | None:
         metrics = [m for m in _FAITHFULNESS if m in self.metrics]
         if not metrics:
             return None
@@ -251,7 +246,7 @@ class EvaluationReport:
                     row.append(_number(_FAITHFULNESS[metric][1](result.scores), ".4g"))
             rows.append(row)
         headers = ["method", *(_FAITHFULNESS[m][0] for m in metrics)]
-        return "faithfulness (mean over the inputs)", headers, rows
+        return "faithfulness (mean over the inputs)", Table(headers, rows)
 
     def _notes(self) -> list[str]:
         notes = []
@@ -275,23 +270,14 @@ class EvaluationReport:
                 notes.append(text)
         return notes
 
-    def _tables(self) -> list[tuple[str, list[str], list[list[str]]]]:
+    def _sections(self) -> list[Section]:
         tables = self._randomization_tables()
         faithfulness = self._faithfulness_table()
-        return tables + ([faithfulness] if faithfulness is not None else [])
-
-    def __str__(self) -> str:
-        parts = [f"attrkit.evaluate: {self._title()}"]
-        for title, headers, rows in self._tables():
-            parts += ["", title, text_table(headers, rows)]
-        return "\n".join([*parts, "", *self._notes()])
-
-    def to_markdown(self) -> str:
-        """The report as Markdown: a title, one table per group of metrics, notes."""
-        parts = [f"## attrkit.evaluate: {self._title()}"]
-        for title, headers, rows in self._tables():
-            parts += ["", f"**{title}**", "", markdown_table(headers, rows)]
-        return "\n".join([*parts, "", *(f"- {note}" for note in self._notes())]) + "\n"
+        if faithfulness is not None:
+            tables.append(faithfulness)
+        sections: list[Section] = [[Title(f"attrkit.evaluate: {self._title()}")]]
+        sections += [[Heading(title, title), table] for title, table in tables]
+        return [*sections, [Notes(self._notes())]]
 
     def figure(self) -> Figure:
         """The report as a figure (needs matplotlib): the paper's grid of the first
