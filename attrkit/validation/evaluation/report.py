@@ -108,6 +108,11 @@ def _finite_values(value: Any) -> Any:
     return value
 
 
+def _option(value: Any) -> str:
+    """An option's value in a note: a list as its items joined by ``+``."""
+    return "+".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _number(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
@@ -252,7 +257,9 @@ class EvaluationReport(Report):
         notes = []
         for option, values in self.metrics.items():
             if values:
-                notes.append(f"{option}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+                notes.append(
+                    f"{option}: " + ", ".join(f"{k}={_option(v)}" for k, v in values.items())
+                )
         if RANDOM in self.methods:
             notes.append(
                 "random (reference): standard normal attributions, unrelated to the model: "
