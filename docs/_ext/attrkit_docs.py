@@ -121,7 +121,7 @@ def _concept_figures(out: Path) -> None:
 
 #: The ``attrkit evaluate`` run of docs/evaluation.rst (its figure: evaluation.png).
 EVALUATION_ARGS = [
-    "evaluate", "--digits", "50",
+    "evaluate", "--digits", "30",
     "--methods", "saliency,deconvolution,guided_backprop,integrated_gradients,input_x_gradient",
     "--metrics", "model_randomization,deletion,insertion,completeness",
 ]  # fmt: skip

@@ -23,9 +23,10 @@ _K1, _K2 = 0.01, 0.03
 
 
 def ssim(a: Tensor, b: Tensor, data_range: float = 1.0, window: int = SSIM_WINDOW) -> Tensor:
-    """The structural similarity index of two batches of 2-D maps, ``... x H x W``: the
-    mean over every position of a ``window x window`` window inside the map (no padding)
-    of
+    """The structural similarity index (SSIM) of two batches of 2-D maps.
+
+    The maps are the last two dimensions (``H x W``); SSIM is the mean over every position
+    of a ``window x window`` window inside the map (no padding) of
 
     .. math:: \\frac{(2 \\mu_a \\mu_b + C_1)(2 \\sigma_{ab} + C_2)}
               {(\\mu_a^2 + \\mu_b^2 + C_1)(\\sigma_a^2 + \\sigma_b^2 + C_2)}
