@@ -67,7 +67,7 @@ class Subject:
         """The output of ``model`` (default: the subject's) on ``inputs``, without grad."""
         extra = format_additional_forward_args(self.additional_forward_args)
         with torch.no_grad():
-            output: Tensor = (model or self.model)(*inputs, *extra)
+            output: Tensor = (self.model if model is None else model)(*inputs, *extra)
         return output
 
     def score(self, inputs: tuple[Tensor, ...], probability: bool) -> Tensor:

@@ -25,7 +25,7 @@ def _cascades(report: EvaluationReport) -> list[tuple[str, RandomizationScores]]
     """``(method, scores)`` of every method with cascading randomization scores."""
     return [
         (r.display_name, r.scores)
-        for r in report._methods_with("model_randomization")
+        for r in report.with_scores("model_randomization")
         if isinstance(r.scores, RandomizationScores) and r.scores.cascade
     ]
 
@@ -53,7 +53,7 @@ def _grid(figure: SubFigure, report: EvaluationReport) -> None:
 
 
 def _similarity_plot(ax: Axes, report: EvaluationReport) -> None:
-    for result in report._methods_with("model_randomization"):
+    for result in report.with_scores("model_randomization"):
         scores = result.scores
         assert isinstance(scores, RandomizationScores)
         if not scores.cascade:
@@ -70,7 +70,7 @@ def _similarity_plot(ax: Axes, report: EvaluationReport) -> None:
 
 
 def _curve_plot(ax: Axes, report: EvaluationReport, metric: str) -> None:
-    for result in report._methods_with(metric):
+    for result in report.with_scores(metric):
         scores = result.scores
         assert isinstance(scores, CurveScores)
         ax.plot(scores.fractions, scores.curve, label=f"{result.display_name} ({scores.auc:.3f})")
@@ -87,7 +87,7 @@ def report_figure(report: EvaluationReport) -> Figure:
     cascades = _cascades(report)
     has_grid = bool(cascades) and bool(report.images) and report.images[0].dim() >= 4
     plots = [m for m in ("model_randomization", "deletion", "insertion")
-             if report._methods_with(m)]  # fmt: skip
+             if report.with_scores(m)]  # fmt: skip
     if not has_grid and not plots:
         raise ValueError("the report has no model randomization, deletion or insertion scores")
     n_columns = 2 + len(cascades[0][1].cascade) if has_grid else 0

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -294,5 +294,6 @@ class EvaluationReport(Report):
 
         return report_figure(self)
 
-    def _methods_with(self, metric: str) -> Sequence[EvaluationResult]:
+    def with_scores(self, metric: str) -> list[EvaluationResult]:
+        """The results of ``metric`` that have scores, in method order."""
         return [r for r in self.results if r.metric == metric and r.scores is not None]
