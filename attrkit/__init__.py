@@ -16,7 +16,21 @@ from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
 from attrkit.methods import *  # noqa: F403  (every method; listed in methods.__all__)
-from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, compare
+from attrkit.validation import (
+    AuditReport,
+    CompareReport,
+    Completeness,
+    Deletion,
+    EvaluationReport,
+    Infidelity,
+    Insertion,
+    ModelRandomization,
+    Sensitivity,
+    Tolerances,
+    audit,
+    compare,
+    evaluate,
+)
 
 __version__ = "0.1.0"
 
@@ -24,8 +38,15 @@ __all__ = [
     "AttributionSet",
     "AuditReport",
     "CompareReport",
+    "Completeness",
+    "Deletion",
+    "EvaluationReport",
     "GradientAttribution",
+    "Infidelity",
+    "Insertion",
     "MethodInfo",
+    "ModelRandomization",
+    "Sensitivity",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
     "Tolerances",
@@ -38,6 +59,7 @@ __all__ = [
     "available_methods",
     "compare",
     "create",
+    "evaluate",
     "load_attributions",
     "method_info",
     "register",

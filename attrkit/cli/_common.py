@@ -239,12 +239,12 @@ def add_command(
     )
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """``--model MODULE:FACTORY`` and ``--weights FILE`` (read back with
-    :func:`load_model`)."""
+    :func:`load_model`); ``required=False`` for a command with a default model."""
     parser.add_argument(
         "--model",
-        required=True,
+        required=required,
         metavar="MODULE:FACTORY",
         help="a function returning the torch.nn.Module, e.g. torchvision.models:resnet18 "
         "(imported from the current folder or the installed packages; put in eval mode)",
@@ -252,11 +252,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """:func:`add_model_options` and the inputs: ``--input FILE`` or ``--input-shape``
-    with ``--seed`` (read back with :func:`load_model_and_inputs`)."""
-    add_model_options(parser)
-    inputs = parser.add_mutually_exclusive_group(required=True)
+    with ``--seed`` (read back with :func:`load_model_and_inputs`); ``required=False``
+    for a command with a default model and inputs."""
+    add_model_options(parser, required)
+    inputs = parser.add_mutually_exclusive_group(required=required)
     inputs.add_argument(
         "--input", metavar="FILE", help="the input: a .pt tensor, a .npy array or an image"
     )

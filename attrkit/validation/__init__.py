@@ -1,11 +1,13 @@
 """Cross-library validation: :func:`compare` runs one method through attrkit, Captum and
 zennit and explains their differences; :func:`audit` lists every ruled op application of a
-model and which library's hooks reach it.
+model and which library's hooks reach it; :func:`evaluate` runs sanity checks and
+faithfulness metrics on attribution methods.
 
 The parts: :mod:`~attrkit.validation.comparison` (compare's metrics, report and run),
 :mod:`~attrkit.validation.auditing` (the audit), :mod:`~attrkit.validation.adapters` (one
 adapter per library), :mod:`~attrkit.validation.trace` (the forward trace the audit reads)
-and :mod:`~attrkit.validation.rendering` (the renderer both reports share)."""
+and :mod:`~attrkit.validation.rendering` (the renderer the reports share);
+:mod:`~attrkit.validation.evaluation` (evaluate's metrics, report and run)."""
 
 from attrkit.validation.adapters import (
     ADAPTERS,
@@ -39,6 +41,16 @@ from attrkit.validation.comparison import (
     spearman,
     top_k_overlap,
 )
+from attrkit.validation.evaluation import (
+    Completeness,
+    Deletion,
+    EvaluationReport,
+    Infidelity,
+    Insertion,
+    ModelRandomization,
+    Sensitivity,
+    evaluate,
+)
 from attrkit.validation.lrp_audit import LayerFinding, LrpAuditReport, audit_lrp
 from attrkit.validation.rendering import Report, markdown_table, text_table
 
@@ -51,14 +63,21 @@ __all__ = [
     "AuditReport",
     "CaptumAdapter",
     "CompareReport",
+    "Completeness",
+    "Deletion",
+    "EvaluationReport",
+    "Infidelity",
+    "Insertion",
     "LayerFinding",
     "LibraryRun",
     "LibraryVerdict",
     "LrpAuditReport",
     "MethodRequest",
+    "ModelRandomization",
     "PairComparison",
     "ReluFinding",
     "Report",
+    "Sensitivity",
     "Support",
     "TensorComparison",
     "Tolerances",
@@ -69,6 +88,7 @@ __all__ = [
     "average_ranks",
     "compare",
     "compare_tensors",
+    "evaluate",
     "group_paths",
     "markdown_table",
     "relu_rule",

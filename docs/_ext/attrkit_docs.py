@@ -5,6 +5,7 @@ When the builder starts, this extension writes into ``docs/_generated/`` (not co
 - the output and figure of ``attrkit demo`` (run in this process, from the shipped model);
 - two concept figures from the built-in model (the three backward rules; attrkit next to
   Captum);
+- the output and figure of ``attrkit evaluate`` on the built-in model;
 - the output of every script in ``docs/examples/`` (each is run; a failing script fails the
   build);
 - ``cli_commands.rst``: the ``--help`` of every ``attrkit`` command, from the parsers;
@@ -80,6 +81,7 @@ def generate(app: Sphinx) -> None:
     steps = {
         "demo": lambda: _demo(out),
         "figures": lambda: _concept_figures(out),
+        "evaluation": lambda: _evaluation(out),
         "examples": lambda: _examples(source / "examples", out / "examples"),
         "cli": lambda: _cli_reference(out / "cli_commands.rst"),
         "methods": lambda: _methods_table(out / "methods.rst"),
@@ -146,6 +148,26 @@ def _concept_figures(out: Path) -> None:
     columns = {"attrkit": ours, "Captum": theirs.detach(), "attrkit - Captum": ours - theirs}
     figure = attribution_grid(images, columns, row_labels=labels, sign="all", cell_size=1.6)
     save_figure(figure, out / "captum_vs_attrkit.png")
+
+
+#: The ``attrkit evaluate`` run of docs/evaluation.rst (its figure: evaluation.png).
+EVALUATION_ARGS = [
+    "evaluate", "--digits", "30",
+    "--methods", "saliency,deconvolution,guided_backprop,integrated_gradients,input_x_gradient",
+    "--metrics", "model_randomization,deletion,insertion,completeness",
+]  # fmt: skip
+
+
+def _evaluation(out: Path) -> None:
+    """``attrkit evaluate`` on the built-in model: what it prints, and its figure."""
+    from attrkit.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([*EVALUATION_ARGS, "--figure", str(out / "evaluation.png")])
+    if status != 0:
+        raise ExtensionError(f"attrkit evaluate exited with {status}")
+    (out / "evaluation_output.txt").write_text(printed.getvalue())
 
 
 def _examples(folder: Path, out: Path) -> None:
