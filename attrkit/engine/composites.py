@@ -159,7 +159,8 @@ class CompositeRule(Rule):
     ops = (*LRP_OPS, ADD, MUL, DIV, DROPOUT, *ELEMENTWISE)
     backward = "the composite's rule for this application"
     paper = LRP_PAPER
-    zennit = "Composite"
+    # zennit's equivalent is the composite the call names (none for Captum's rules).
+    zennit = ""
 
     @torch.compiler.disable  # type: ignore[untyped-decorator]
     def apply(self, call: OpCall) -> Any:
