@@ -203,6 +203,8 @@ PARITY_CASES = [
         extra=lambda n, dtype: (torch.ones(n, 6, dtype=dtype).tril(), 0.5, "prod"),
     ),
     Case("sequence-tagger-3d-output", models.SequenceTagger, ((2, 7),), (3, 7)),
+    Case("lrp-cnn-every-captum-layer", models.LrpCNN, ((3, 12, 12),), (4,)),
+    Case("lrp-mlp-inplace-relu-tanh-dropout", models.LrpMLP, ((6,),), (3,)),
 ]
 
 FUNCTIONAL = "ignores functional ReLU calls (only nn.ReLU modules are hooked)"
@@ -378,6 +380,8 @@ LAYERS = {
     "residual-block-reused-inplace-relu": "conv2",
     "mixed-tensor-and-python-args": "out",
     "sequence-tagger-3d-output": "conv2",
+    "lrp-cnn-every-captum-layer": "conv2",
+    "lrp-mlp-inplace-relu-tanh-dropout": "net.2",
     "reused-relu-parallel-branches": "out",
     "reused-relu-sequential": "fc3",
     "relu-modules-back-to-back-identity": "fc2",
@@ -419,6 +423,10 @@ class MethodSpec:
             that depend on the input shapes).
         case_filter: The cases the row runs on (``None``: all); for methods whose cost
             grows with the inputs, or that apply to some models only.
+        cases: The ids of the only cases it is compared with Captum on (``None``: every
+            case where Captum follows the definition).
+        module_rules: Sets Captum's LRP rules on the model's modules before the method
+            is built (``None``: none).
     """
 
     id: str
@@ -430,6 +438,8 @@ class MethodSpec:
     neuron: bool = False
     float64_kwargs: dict[str, Any] = field(default_factory=dict)
     float64_rtol: float | None = None
+    cases: frozenset[str] | None = None
+    module_rules: Callable[[nn.Module], None] | None = None
     no_target: bool = False
     also_target: bool = False
     forms: tuple[str, ...] = ()
@@ -467,6 +477,8 @@ class MethodSpec:
         its submodule ``layer``, for a layer method)."""
         if self.wraps:
             return getattr(library, self.cls)(getattr(library, self.wraps)(model))
+        if self.module_rules is not None:
+            self.module_rules(model)
         layers = (model.get_submodule(layer),) if self.layer else ()
         return getattr(library, self.cls)(model, *layers, **self.init_kwargs)
 
@@ -490,6 +502,21 @@ class MethodSpec:
             if library is captum.attr:
                 warnings.simplefilter("ignore")
             return self.create(library, model, layer).attribute(inputs, **kwargs)
+
+
+#: The cases where Captum's LRP runs and is right: networks of the modules it has rules
+#: for, each applied once (see tests/methods/test_lrp.py for the others).
+LRP_CASES = frozenset(
+    {
+        "captum-conv-one-conv",
+        "captum-conv-padding-dilation",
+        "captum-linear-relu-linear",
+        "lrp-cnn-every-captum-layer",
+        "lrp-mlp-inplace-relu-tanh-dropout",
+        "reused-relu-sequential",
+        "relu-modules-back-to-back-eval-dropout",
+    }
+)
 
 
 def coarse_masks(case: Case, per_input: int = 2) -> tuple[Tensor, ...]:
@@ -539,14 +566,30 @@ PERTURBATION_CASES = frozenset(
 )
 
 
-def perturbation_case(case: Case) -> bool:
-    return case.id in PERTURBATION_CASES
+def set_captum_rules(model: nn.Module) -> None:
+    """Captum's LRP rules on the model's layers: the gamma rule on the first linear layer
+    or convolution, alpha-1-beta-0 (without bias) on the other convolutions, epsilon 0.01
+    on the other linear layers, the identity on batch-norms, epsilon 0.1 on max-pooling."""
+    from captum.attr._utils import lrp_rules
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for position, module in enumerate(layers):
+        if position == 0:
+            module.rule = lrp_rules.GammaRule(gamma=0.5)
+        elif isinstance(module, nn.Conv2d):
+            module.rule = lrp_rules.Alpha1_Beta0_Rule(set_bias_to_zero=True)
+        else:
+            module.rule = lrp_rules.EpsilonRule(epsilon=0.01)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.rule = lrp_rules.IdentityRule()
+        elif isinstance(module, nn.MaxPool2d):
+            module.rule = lrp_rules.EpsilonRule(epsilon=0.1)
 
 
-def lime_case(case: Case) -> bool:
-    """The perturbation cases but one: Captum's Lime and KernelShap fail on a batch whose
-    ``additional_forward_args`` is not a tuple (attrkit's take it)."""
-    return perturbation_case(case) and case.id != "captum-multilayer-three-inputs-int-arg"
+#: The perturbation cases but one: Captum's Lime and KernelShap fail on a batch whose
+#: ``additional_forward_args`` is not a tuple (attrkit's take it).
+LIME_CASES = PERTURBATION_CASES - {"captum-multilayer-three-inputs-int-arg"}
 
 
 #: Target forms but the 0-d tensor, on which Captum's Lime and KernelShap fail for a batch
@@ -723,37 +766,35 @@ METHOD_SPECS = [
         "FeatureAblation",
         {"perturbations_per_eval": 2},
         case_kwargs=feature_mask_kwargs(2),
-        case_filter=perturbation_case,
+        cases=PERTURBATION_CASES,
     ),
-    MethodSpec("feature-ablation", "FeatureAblation", case_filter=perturbation_case),
+    MethodSpec("feature-ablation", "FeatureAblation", cases=PERTURBATION_CASES),
     MethodSpec(
         "feature-permutation",
         "FeaturePermutation",
         case_kwargs=feature_mask_kwargs(2),
-        case_filter=perturbation_case,
+        cases=PERTURBATION_CASES,
     ),
-    MethodSpec(
-        "occlusion", "Occlusion", case_kwargs=occlusion_kwargs, case_filter=perturbation_case
-    ),
+    MethodSpec("occlusion", "Occlusion", case_kwargs=occlusion_kwargs, cases=PERTURBATION_CASES),
     MethodSpec(
         "shapley-value-sampling",
         "ShapleyValueSampling",
         {"n_samples": 3},
         case_kwargs=feature_mask_kwargs(2),
-        case_filter=perturbation_case,
+        cases=PERTURBATION_CASES,
     ),
     MethodSpec(
         "shapley-values",
         "ShapleyValues",
         case_kwargs=feature_mask_kwargs(1),
-        case_filter=perturbation_case,
+        cases=PERTURBATION_CASES,
     ),
     MethodSpec(
         "lime",
         "Lime",
         {"n_samples": 10},
         case_kwargs=feature_mask_kwargs(2),
-        case_filter=lime_case,
+        cases=LIME_CASES,
         forms=NOT_0D_TENSOR,
     ),
     MethodSpec(
@@ -761,11 +802,11 @@ METHOD_SPECS = [
         "KernelShap",
         {"n_samples": 10},
         case_kwargs=feature_mask_kwargs(2),
-        case_filter=lime_case,
+        cases=LIME_CASES,
         forms=NOT_0D_TENSOR,
     ),
     MethodSpec(
-        "layer-feature-ablation", "LayerFeatureAblation", layer=True, case_filter=perturbation_case
+        "layer-feature-ablation", "LayerFeatureAblation", layer=True, cases=PERTURBATION_CASES
     ),
     # Captum 0.9.0's LayerFeaturePermutation fails with any target: compared on models
     # with one output per example, without one (with targets: test_perturbation.py).
@@ -781,7 +822,24 @@ METHOD_SPECS = [
         "NeuronFeatureAblation",
         layer=True,
         neuron=True,
-        case_filter=perturbation_case,
+        cases=PERTURBATION_CASES,
+    ),
+    MethodSpec("lrp", "LRP", cases=LRP_CASES),
+    MethodSpec(
+        "lrp-user-rules-delta",
+        "LRP",
+        {"return_convergence_delta": True},
+        cases=LRP_CASES,
+        module_rules=set_captum_rules,
+    ),
+    MethodSpec("layer-lrp", "LayerLRP", layer=True, cases=LRP_CASES),
+    MethodSpec(
+        "layer-lrp-input-user-rules-delta",
+        "LayerLRP",
+        {"attribute_to_layer_input": True, "return_convergence_delta": True},
+        layer=True,
+        cases=LRP_CASES,
+        module_rules=set_captum_rules,
     ),
 ]
 
@@ -795,6 +853,8 @@ CAPTUM_PLAIN_CRASHES = frozenset(
 
 def captum_agrees_with(case: Case, spec: MethodSpec) -> bool:
     """Whether Captum follows the definition for this method on this case."""
+    if spec.cases is not None:
+        return case.id in spec.cases
     rule = spec.relu_rule
     if rule is None:
         return case.id not in CAPTUM_PLAIN_CRASHES

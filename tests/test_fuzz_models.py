@@ -47,10 +47,11 @@ from tests.reference import (
     reference_attribution,
     reference_grad_cam,
     reference_layer,
+    reference_lrp,
     reference_method,
     reference_neuron_attribution,
 )
-from tests.strategies import GraphModel, Problem, Relu, problems
+from tests.strategies import Branch, GraphModel, Problem, Relu, problems
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -402,6 +403,44 @@ def _neuron_path_check(name: str) -> Check:
     return check
 
 
+def multiplies_relevance(problem: Problem) -> bool:
+    """Whether the graph multiplies two tensors that both carry relevance (branches
+    joined by ``mul``): LRP has no rule for that, and refuses."""
+    return any(isinstance(n, Branch) and n.join == "mul" for n in problem.graph.nodes())
+
+
+def _lrp_check(name: str) -> Check:
+    """LRP with Captum's rules (``lrp``; ``layer_lrp`` on a drawn layer's output or
+    input): the epsilon rule of ``reference_lrp``, or a refusal where the graph multiplies
+    two relevance-carrying tensors."""
+
+    def check(problem: Problem, data: st.DataObject) -> None:
+        model = problem.graph.build(problem.dtype)
+        inputs = problem.inputs()
+        init: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        layer = None
+        if name == "layer_lrp":
+            init["layer"] = layer = draw_layer(data, model)
+            options["attribute_to_layer_input"] = data.draw(st.booleans(), label="to input")
+        if multiplies_relevance(problem):
+            with pytest.raises(attrkit.UnsupportedModelError, match="product of two tensors"):
+                _run(problem, name, init, target=problem.target, **options)
+            return
+        ours = _run(problem, name, init, target=problem.target, **options)
+        reference_model = twin(problem)
+        expected = reference_lrp(
+            reference_model,
+            inputs,
+            problem.target,
+            layer=None if layer is None else reference_model.get_submodule(layer),
+            to_input=options.get("attribute_to_layer_input", False),
+        )
+        assert_all_close(ours, expected)
+
+    return check
+
+
 REFERENCE_CHECKS: dict[str, Check] = {
     **{name: _simple_check(name) for name in ONE_GRADIENT_METHODS},
     "integrated_gradients": check_integrated_gradients,
@@ -418,6 +457,8 @@ REFERENCE_CHECKS: dict[str, Check] = {
     "neuron_gradient": _neuron_check("neuron_gradient", None),
     "neuron_integrated_gradients": _neuron_path_check("neuron_integrated_gradients"),
     "neuron_conductance": _neuron_path_check("neuron_conductance"),
+    "lrp": _lrp_check("lrp"),
+    "layer_lrp": _lrp_check("layer_lrp"),
 }
 
 
@@ -484,13 +525,15 @@ def _has_inplace_relu(graph: Any) -> bool:
     )
 
 
-#: The rows that run on any model: not those whose arguments come from a model case,
-#: nor the perturbation family's (Captum's own computation on both sides).
+#: The rows that run on any model: not those whose arguments come from a model case or
+#: that are compared on named cases only (left to tests/test_parity_captum.py), nor the
+#: perturbation family's (Captum's own computation on both sides).
 RANDOM_MODEL_SPECS = [
     spec
     for spec in METHOD_SPECS
     if not spec.needs_case
     and not spec.forms
+    and spec.cases is None  # LRP: Captum's runs on networks of its supported modules
     and attrkit.method_info(spec.cls).family != "perturbation"
 ]
 
@@ -626,7 +669,10 @@ SIMPLE_METHODS = [
 def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[Any, ...]:
     """(name, constructor arguments, ``attribute`` arguments) of a random valid call of
     any registered method."""
-    names = list(OWN_METHODS)
+    names, simple = list(OWN_METHODS), SIMPLE_METHODS
+    if multiplies_relevance(problem):  # LRP refuses it (see _lrp_check)
+        names = [n for n in names if attrkit.method_info(n).family != "lrp"]
+        simple = [n for n in simple if attrkit.method_info(n).family != "lrp"]
     if not model.layer_names():
         names = [n for n in names if "layer" not in attrkit.method_info(n).init_arguments]
     name = draw(st.sampled_from(names))
@@ -634,7 +680,7 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
     layers = model.layer_names(spatial_only=name == "guided_grad_cam")
     assume(layers or "layer" not in info.init_arguments)
     layer = draw(st.sampled_from(layers)) if "layer" in info.init_arguments else None
-    base = draw(st.sampled_from(SIMPLE_METHODS)) if "base_method" in info.init_arguments else None
+    base = draw(st.sampled_from(simple)) if "base_method" in info.init_arguments else None
     target = selector = None
     if is_neuron_method(name):
         shape = model.layer_shape(layer, problem.inputs(), False)

@@ -49,6 +49,8 @@ EXPECTED = {
     "layer_feature_ablation",
     "layer_feature_permutation",
     "neuron_feature_ablation",
+    "lrp",
+    "layer_lrp",
 }
 
 

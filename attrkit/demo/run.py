@@ -24,10 +24,11 @@ import torch
 from torch import Tensor
 
 from attrkit.core.registry import available_methods, method_info, takes_argument
+from attrkit.core.targets import predicted_target
 from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
 from attrkit.methods.perturbation import patch_arguments
-from attrkit.validation.comparison import CompareReport, compare
-from attrkit.validation.tables import text_table
+from attrkit.validation import CompareReport, compare
+from attrkit.validation.rendering import text_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,7 +52,7 @@ class DemoResult:
         labels: True classes.
         predicted: The model's predictions (the attributed target).
         attributions: Method name -> attrkit's attributions of ``images``.
-        reports: Method name -> the :class:`attrkit.compare.CompareReport` of attrkit
+        reports: Method name -> the :class:`attrkit.CompareReport` of attrkit
             and Captum.
     """
 
@@ -68,12 +69,13 @@ def demo_arguments(
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
     Layer methods (Grad-CAM, conductance, ...) look at the last convolution's activations
-    (``relu2``, the feature maps Grad-CAM is defined on); neuron methods attribute the
-    output neuron of each digit's predicted class (``fc2``, one neuron per example);
-    every method that takes a ``target`` gets the predicted class; the perturbation
-    methods work on 2 x 2 pixel patches (a 4 x 4 grid on the 8 x 8 digits; a 2 x 2 grid for
-    exact Shapley values, which try every ordering of the patches), and on the channels of
-    ``relu2`` for a layer.
+    (``relu2``, the feature maps Grad-CAM is defined on), Layer LRP at the first
+    convolution's input (the relevance of the image, seen from that layer); neuron methods
+    attribute the output neuron of each digit's predicted class (``fc2``, one neuron per
+    example); every method that takes a ``target`` gets the predicted class; the
+    perturbation methods work on 2 x 2 pixel patches (a 4 x 4 grid on the 8 x 8 digits; a
+    2 x 2 grid for exact Shapley values, which try every ordering of the patches), and on
+    the channels of ``relu2`` for a layer.
 
     Returns:
         ``(init_kwargs, attribute_kwargs)``.
@@ -86,6 +88,9 @@ def demo_arguments(
         init_kwargs["layer"] = model.relu2
     if "layer_mask" in info.attribute_arguments:  # the channels of relu2
         attribute_kwargs["layer_mask"] = torch.arange(model.conv2.out_channels).reshape(1, -1, 1, 1)
+    if info.name == "layer_lrp":
+        init_kwargs["layer"] = model.conv1
+        attribute_kwargs["attribute_to_layer_input"] = True
     if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
         attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
@@ -130,8 +135,7 @@ def run_demo(n_digits: int = 6, seed: int = 0, methods: Sequence[str] | None = N
         raise ValueError(f"`n_digits` must be between 2 and {len(digits.labels)}; got {n_digits}")
     model = load_demo_model()
     images, labels = digits.images[:n_digits], digits.labels[:n_digits]
-    with torch.no_grad():
-        predicted = model(images).argmax(dim=1)
+    predicted = predicted_target(model, images)
     attributions: dict[str, Tensor] = {}
     reports: dict[str, CompareReport] = {}
     for name in names:

@@ -10,6 +10,7 @@ from attrkit.methods.layer import (
     LayerGradientXActivation,
     LayerIntegratedGradients,
 )
+from attrkit.methods.lrp import LRP, LayerLRP
 from attrkit.methods.modified_relu import (
     Deconvolution,
     GuidedBackprop,
@@ -38,6 +39,7 @@ from attrkit.methods.perturbation import (
 )
 
 __all__ = [
+    "LRP",
     "Deconvolution",
     "FeatureAblation",
     "FeaturePermutation",
@@ -55,6 +57,7 @@ __all__ = [
     "LayerGradCam",
     "LayerGradientXActivation",
     "LayerIntegratedGradients",
+    "LayerLRP",
     "Lime",
     "ModifiedReluGradientAttribution",
     "NeuronConductance",
