@@ -67,6 +67,7 @@ def _arguments(name: str, model: nn.Module) -> tuple[dict, dict]:
         target=1,
         neuron_selector=(0, 0, 0),
         options={"noise_tunnel": {"stdevs": 0.0, "abs": False}},
+        image_shape=(3, 12, 12),
     )
 
 
@@ -176,7 +177,9 @@ def test_one_call_attribute_equals_the_class(name):
     model = _model()
     x = torch.randn(2, 3, 12, 12)
     init, options = _arguments(name, model)
+    torch.manual_seed(0)  # the same draws for the methods that draw (Lime, sampling, ...)
     got = attrkit.attribute(model, x, method=name, **init, **options)
+    torch.manual_seed(0)
     expected = attrkit.create(name, model, **init).attribute(x, **options)
     torch.testing.assert_close(got, expected)
 

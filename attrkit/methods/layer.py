@@ -126,6 +126,7 @@ class _LayerMethod(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
 @register(
     "layer_activation",
     family="activation",
+    multiplies_by_inputs=True,  # (as Captum's property says)
     display_name="Layer Activation",
     paper="none: the layer's activations themselves (no attribution method to cite)",
     layer_output=True,

@@ -247,10 +247,6 @@ class LRP(RuleBased, GradientAttribution):
             verbose=verbose,
         )
 
-    def attribute_future(self) -> None:
-        """Not implemented, as in Captum."""
-        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
-
     def compute_convergence_delta(
         self, attributions: Tensor | tuple[Tensor, ...], output: Tensor
     ) -> Tensor:

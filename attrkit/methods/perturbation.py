@@ -211,6 +211,7 @@ class _OneModelPerExample(CaptumPerturbation):
 @register(
     "feature_ablation",
     family="perturbation",
+    multiplies_by_inputs=True,
     aliases=("ablation",),
     display_name="Feature Ablation",
     paper=ABLATION_PAPER,
@@ -224,6 +225,7 @@ class FeatureAblation(CaptumPerturbation, captum.attr.FeatureAblation):  # type:
 @register(
     "feature_permutation",
     family="perturbation",
+    multiplies_by_inputs=True,
     aliases=("permutation",),
     display_name="Feature Permutation",
     paper=PERMUTATION_PAPER,
@@ -234,7 +236,13 @@ class FeaturePermutation(CaptumPerturbation, captum.attr.FeaturePermutation):  #
     attrkit's argument checks."""
 
 
-@register("occlusion", family="perturbation", display_name="Occlusion", paper=ABLATION_PAPER)
+@register(
+    "occlusion",
+    family="perturbation",
+    multiplies_by_inputs=True,
+    display_name="Occlusion",
+    paper=ABLATION_PAPER,
+)
 class Occlusion(CaptumPerturbation, captum.attr.Occlusion):  # type: ignore[misc]
     """Occlusion: the change of the output when a sliding window of the input is replaced
     by the baseline, averaged over the windows that cover each feature. Captum's
@@ -244,6 +252,7 @@ class Occlusion(CaptumPerturbation, captum.attr.Occlusion):  # type: ignore[misc
 @register(
     "shapley_value_sampling",
     family="perturbation",
+    multiplies_by_inputs=True,
     aliases=("shapley_sampling",),
     display_name="Shapley Value Sampling",
     paper=SHAPLEY_PAPER,
@@ -256,6 +265,7 @@ class ShapleyValueSampling(CaptumPerturbation, captum.attr.ShapleyValueSampling)
 @register(
     "shapley_values",
     family="perturbation",
+    multiplies_by_inputs=True,
     aliases=("shapley",),
     display_name="Shapley Values",
     paper="Shapley, A Value for n-Person Games, Contributions to the Theory of Games II, "
@@ -294,6 +304,7 @@ class KernelShap(_OneModelPerExample, captum.attr.KernelShap):  # type: ignore[m
 @register(
     "layer_feature_ablation",
     family="perturbation",
+    multiplies_by_inputs=True,
     display_name="Layer Feature Ablation",
     paper=ABLATION_PAPER,
     layer_output=True,
@@ -306,6 +317,7 @@ class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation)
 @register(
     "layer_feature_permutation",
     family="perturbation",
+    multiplies_by_inputs=True,
     display_name="Layer Feature Permutation",
     paper=PERMUTATION_PAPER,
     layer_output=True,
@@ -337,6 +349,7 @@ class _SelectedOutputPermutation(captum.attr.FeaturePermutation):  # type: ignor
 @register(
     "neuron_feature_ablation",
     family="perturbation",
+    multiplies_by_inputs=True,
     display_name="Neuron Feature Ablation",
     paper=ABLATION_PAPER,
 )
