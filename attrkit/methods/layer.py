@@ -84,26 +84,6 @@ def _layer_result(
     return Result(values, delta, is_tuple=captures[0].is_tuple)
 
 
-def _check_independent(captures: list[LayerCapture]) -> None:
-    """Raise if a layer's tensors were computed from another layer's (integrated gradients
-    of a list of layers set every layer's values, so such a layer would not count)."""
-    for later, capture in enumerate(captures):
-        nodes: set[Any] = set()
-        stack = [t.grad_fn for t in capture.tensors if t.grad_fn is not None]
-        while stack:
-            node = stack.pop()
-            if node not in nodes:
-                nodes.add(node)
-                stack.extend(n for n, _ in node.next_functions if n is not None)
-        for earlier, other in enumerate(captures):
-            if earlier != later and any(t.grad_fn in nodes for t in other.tensors):
-                raise ValueError(
-                    f"`layer[{earlier}]` ({type(other.layer).__name__}) feeds `layer[{later}]` "
-                    f"({type(capture.layer).__name__}): the layers of a list must not depend "
-                    "on each other (attribute to each layer separately)"
-                )
-
-
 class _LayerMethod(_CaptumLayerAttribution, GradientAttribution):  # type: ignore[misc]
     """A method on one layer (or on a list of layers, where ``multiple_layers``)."""
 
@@ -584,7 +564,10 @@ class LayerIntegratedGradients(_LayerMethod):
 
     The quadrature is :class:`~attrkit.IntegratedGradients`'s (the same points, weights
     and summation), so on a layer that passes the inputs on unchanged both give the same
-    numbers. The inputs themselves are not differentiated: they may be integer tensors
+    numbers. The layers of a list are the integral's variables, each set to its own
+    path: where one layer feeds another, its attribution counts only the paths to the
+    output that do not cross the other (Captum asks for layers that do not depend on each
+    other). The inputs themselves are not differentiated: they may be integer tensors
     (token ids for an embedding layer).
 
     Args:
@@ -705,15 +688,11 @@ class LayerIntegratedGradients(_LayerMethod):
         )
 
     def _layer_values(
-        self, call: AttributionCall, to_input: bool, check: bool = False
+        self, call: AttributionCall, to_input: bool
     ) -> tuple[tuple[Tensor, ...], list[LayerCapture]]:
-        """The layers' tensors (flat, in layer order) for ``call``'s inputs; with
-        ``check``, first make sure that no layer of a list feeds another."""
-        check = check and len(self._layers) > 1
-        with torch.set_grad_enabled(check), capture_layers(self._layers, to_input) as captures:
+        """The layers' tensors (flat, in layer order) for ``call``'s inputs."""
+        with torch.no_grad(), capture_layers(self._layers, to_input) as captures:
             self._forward(call)
-        if check:
-            _check_independent(captures)
         return tuple(t.detach() for c in captures for t in c.tensors), captures
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
@@ -722,7 +701,7 @@ class LayerIntegratedGradients(_LayerMethod):
         baselines = format_baselines(options["baselines"], call.inputs)
         inputs = tuple(leaf.detach() for leaf in call.inputs)
         input_starts = tuple(b.expand_as(x) for b, x in zip(baselines, inputs, strict=True))
-        ends, captures = self._layer_values(call, to_input, check=True)
+        ends, captures = self._layer_values(call, to_input)
         starts, _ = self._layer_values(
             AttributionCall(input_starts, call.is_tuple, call.target, call.additional_forward_args),
             to_input,

@@ -276,7 +276,7 @@ class NoiseTunnel(NoFuture, captum.attr.Attribution):  # type: ignore[misc]
             expanded["target"] = _expand_target(kwargs["target"], rows)
         if kwargs.get("additional_forward_args") is not None:
             expanded["additional_forward_args"] = tuple(take_rows(a, size, rows) for a in args)
-        if "baselines" in kwargs:
+        if kwargs.get("baselines") is not None:  # (None: the method's own zeros)
             if draw_baseline_from_distrib:
                 picked = tuple(
                     b[torch.randint(b.shape[0], (len(rows),))] if b.dim() > 0 else b

@@ -99,12 +99,8 @@ def _check_per_input(
     kinds = "a number or a torch.Tensor" if int in allowed else "a torch.Tensor"
     for position, entry in enumerate(entries):
         label = f"{name}[{position}]" if isinstance(value, tuple) else name
-        if isinstance(entry, bool) or not isinstance(entry, allowed):
+        if not isinstance(entry, allowed):  # (a bool is a number: boolean inputs)
             raise ArgumentTypeError(f"`{label}` must be {kinds}, got {type(entry).__name__}")
-        if name.endswith("mask") and isinstance(entry, Tensor) and entry.is_floating_point():
-            raise ArgumentTypeError(
-                f"`{label}` must hold integer feature ids, got a {entry.dtype} tensor"
-            )
 
 
 def check_arguments(arguments: dict[str, Any]) -> None:
@@ -131,10 +127,12 @@ def check_arguments(arguments: dict[str, Any]) -> None:
 
 
 class CaptumPerturbation:
-    """Mixin for a subclass of a Captum perturbation class (its next base): the subclass's
-    ``attribute`` runs :func:`check_arguments` and then Captum's ``attribute``, with
-    Captum's signature (``inspect.signature`` shows it; ``attribute.__wrapped__(self,
-    ...)``, which Captum's ``NoiseTunnel`` calls, runs the checks too)."""
+    """Mixin for a subclass of a Captum perturbation class: the subclass's ``attribute``
+    runs :func:`check_arguments` and then the ``attribute`` of the first Captum class of
+    its method resolution order, with that signature (``inspect.signature`` shows it;
+    ``attribute.__wrapped__(self, ...)``, which Captum's ``NoiseTunnel`` calls, runs the
+    checks too). attrkit's classes subclass each other as Captum's do (``KernelShap`` is a
+    ``Lime``, ``Occlusion`` a ``FeatureAblation``, ...)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -230,7 +228,7 @@ class FeatureAblation(CaptumPerturbation, captum.attr.FeatureAblation):  # type:
     display_name="Feature Permutation",
     paper=PERMUTATION_PAPER,
 )
-class FeaturePermutation(CaptumPerturbation, captum.attr.FeaturePermutation):  # type: ignore[misc]
+class FeaturePermutation(FeatureAblation, captum.attr.FeaturePermutation):  # type: ignore[misc]
     """Permutation importance: the change of the output when each feature (or group,
     ``feature_mask``) is shuffled across the batch. Captum's ``FeaturePermutation`` with
     attrkit's argument checks."""
@@ -243,7 +241,7 @@ class FeaturePermutation(CaptumPerturbation, captum.attr.FeaturePermutation):  #
     display_name="Occlusion",
     paper=ABLATION_PAPER,
 )
-class Occlusion(CaptumPerturbation, captum.attr.Occlusion):  # type: ignore[misc]
+class Occlusion(FeatureAblation, captum.attr.Occlusion):  # type: ignore[misc]
     """Occlusion: the change of the output when a sliding window of the input is replaced
     by the baseline, averaged over the windows that cover each feature. Captum's
     ``Occlusion`` with attrkit's argument checks."""
@@ -271,7 +269,7 @@ class ShapleyValueSampling(CaptumPerturbation, captum.attr.ShapleyValueSampling)
     paper="Shapley, A Value for n-Person Games, Contributions to the Theory of Games II, "
     "1953; " + SHAPLEY_PAPER,
 )
-class ShapleyValues(CaptumPerturbation, captum.attr.ShapleyValues):  # type: ignore[misc]
+class ShapleyValues(ShapleyValueSampling, captum.attr.ShapleyValues):  # type: ignore[misc]
     """Exact Shapley values, over every ordering of the features (for few features).
     Captum's ``ShapleyValues`` with attrkit's argument checks."""
 
@@ -296,7 +294,7 @@ class Lime(_OneModelPerExample, captum.attr.Lime):  # type: ignore[misc]
     paper="Lundberg and Lee, A Unified Approach to Interpreting Model Predictions, "
     "NeurIPS 2017, https://arxiv.org/abs/1705.07874",
 )
-class KernelShap(_OneModelPerExample, captum.attr.KernelShap):  # type: ignore[misc]
+class KernelShap(Lime, captum.attr.KernelShap):  # type: ignore[misc]
     """Kernel SHAP: LIME with the Shapley kernel, whose linear model estimates Shapley
     values. Captum's ``KernelShap`` with attrkit's argument checks."""
 
@@ -322,7 +320,7 @@ class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation)
     paper=PERMUTATION_PAPER,
     layer_output=True,
 )
-class LayerFeaturePermutation(CaptumPerturbation, captum.attr.LayerFeaturePermutation):  # type: ignore[misc]
+class LayerFeaturePermutation(FeaturePermutation, captum.attr.LayerFeaturePermutation):  # type: ignore[misc]
     """Permutation importance of a hidden layer's neurons. Captum's
     ``LayerFeaturePermutation`` with attrkit's argument checks, and one fix: Captum 0.9.0
     selects the ``target`` twice (in its layer forward function and again in the
@@ -334,13 +332,16 @@ class LayerFeaturePermutation(CaptumPerturbation, captum.attr.LayerFeaturePermut
         return _SelectedOutputPermutation
 
 
+#: Captum's own class (``captum.attr.FeaturePermutation`` may be replaced by attrkit's).
+_CAPTUM_FEATURE_PERMUTATION: Any = captum.attr.FeaturePermutation
+
+
 def _permute_selected_outputs(self: Any, *args: Any, target: Any = None, **kwargs: Any) -> Any:
     """Captum's feature permutation of a function that already selected the target."""
-    permutation: Any = captum.attr.FeaturePermutation.attribute
-    return permutation.__wrapped__(self, *args, target=None, **kwargs)
+    return _CAPTUM_FEATURE_PERMUTATION.attribute.__wrapped__(self, *args, target=None, **kwargs)
 
 
-class _SelectedOutputPermutation(captum.attr.FeaturePermutation):  # type: ignore[misc]
+class _SelectedOutputPermutation(_CAPTUM_FEATURE_PERMUTATION):  # type: ignore[misc]
     """Feature permutation of a function whose outputs are already the targeted values."""
 
     attribute = captum_entry_point(_permute_selected_outputs)

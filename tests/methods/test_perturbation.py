@@ -142,10 +142,10 @@ def test_layer_feature_permutation_takes_a_target():
         ),
         pytest.param(
             "feature_ablation",
-            {"feature_mask": MASK.float()},
+            {"feature_mask": [MASK]},
             TypeError,
-            r"`feature_mask` must hold integer feature ids, got a torch.float32 tensor",
-            id="float-mask",
+            r"`feature_mask` must be a torch.Tensor, got list",
+            id="mask-type",
         ),
         pytest.param(
             "feature_permutation",
