@@ -49,7 +49,18 @@ EXCLUDED = ("test_llm_attr.py", "test_llm_attr_hf_compatibility.py", "test_data_
 
 #: Why a Captum test fails against attrkit: a regular expression matched against the test
 #: id (``module::Class::test``) -> the deviation (see docs/captum_deviations.rst).
-DEVIATIONS: dict[str, str] = {}
+DEVIATIONS: dict[str, str] = {
+    r"test_internal_influence\.py::Test::test_(simple|multiple)_with_baseline_internal_inf$": (
+        "the trapezoid rule: attrkit's weights sum to one, Captum's to (n_steps - 1) / "
+        "n_steps; the test expects 0.8 where the integral is 0.811 (Gauss-Legendre, 500 "
+        "steps: 0.8111), and Captum's result, 0.2 % short (0.8090), falls within its "
+        "tolerance of 0.01, attrkit's (0.8106) does not"
+    ),
+    r"test_guided_grad_cam\.py::Test::test_improper_method_multi_input_conv$": (
+        "an interpolate_mode that torch.nn.functional.interpolate does not know: attrkit "
+        "raises a ValueError that names it, Captum warns and returns empty tensors"
+    ),
+}
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

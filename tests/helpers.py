@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 import attrkit
-from attrkit.core.registry import takes_argument
+from attrkit.core.registry import required_init_arguments, takes_argument, takes_inputs
 from attrkit.methods.perturbation import patch_arguments
 
 #: The repository root.
@@ -94,6 +94,17 @@ OWN_METHODS = [
     name
     for name in attrkit.available_methods()
     if attrkit.method_info(name).family != "perturbation"
+]
+
+
+#: The registered methods a quick call (:func:`quick_call`) can build and run on inputs:
+#: not those that attribute a DataLoader or need constructor arguments of their own
+#: (``DataLoaderAttribution``, ``LimeBase``: tests/methods/test_perturbation.py).
+QUICK_METHODS = [
+    name
+    for name in attrkit.available_methods()
+    if takes_inputs(attrkit.method_info(name))
+    and set(required_init_arguments(attrkit.method_info(name))) <= {"layer", "model"}
 ]
 
 

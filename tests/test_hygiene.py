@@ -12,7 +12,7 @@ from torch import nn
 import attrkit
 from tests import models
 from tests.cases import METHODS, RULE_OF_CLASS
-from tests.helpers import assert_same, quick_call, snapshot
+from tests.helpers import QUICK_METHODS, assert_same, quick_call, snapshot
 
 #: The ReLU-override methods (and their layer variants), built for a model with a layer.
 RELU_METHODS = tuple(RULE_OF_CLASS)
@@ -119,7 +119,7 @@ def test_works_inside_no_grad_and_inference_mode(method, context):
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", attrkit.available_methods())
+@pytest.mark.parametrize("name", QUICK_METHODS)
 def test_normal_call_is_quiet(name, recwarn):
     model = models.TinyDenseNet().eval()
     init, options = quick_call(

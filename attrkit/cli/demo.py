@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from attrkit.cli._common import CLIError, add_command
-from attrkit.core.registry import UnknownMethodError, available_methods
+from attrkit.core.registry import UnknownMethodError
 
 HELP = "attribute held-out digits with each family's methods, save a figure, compare with Captum"
 FIGURE_NAME = "attrkit-demo.png"
@@ -31,17 +31,21 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         metavar="NAME|all",
         help="method(s) to run, separated by commas or repeated; 'all' runs every "
-        "registered method (slower); default: one or two of each family",
+        "method that takes images and no constructor arguments of its own (slower); "
+        "default: one or two of each family",
     )
     parser.set_defaults(run=run)
 
 
 def _methods(values: list[str] | None) -> list[str] | None:
-    """The ``--method`` names (``None``: the demo's default set)."""
+    """The ``--method`` names (``None``: the demo's default set; ``all``: every method
+    the demo can run)."""
+    from attrkit.demo import demo_methods
+
     if not values:
         return None
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    return available_methods() if "all" in names else names
+    return demo_methods() if "all" in names else names
 
 
 def run(args: argparse.Namespace) -> int:

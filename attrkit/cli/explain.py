@@ -32,8 +32,10 @@ from attrkit.core.registry import (
     UnknownMethodError,
     create,
     method_info,
+    required_init_arguments,
     split_method_kwargs,
     takes_argument,
+    takes_inputs,
 )
 from attrkit.methods.perturbation import patch_arguments
 
@@ -175,7 +177,15 @@ def _method_arguments(
         for key, value in options.items()
         if key in info.init_arguments or takes_argument(info, key)
     }
+    if not takes_inputs(info):
+        raise CLIError(f"--method {info.name} attributes a DataLoader; explain attributes images")
     init_kwargs, attribute_kwargs = split_method_kwargs(info, taken)
+    missing_init = [a for a in required_init_arguments(info) if a not in (*taken, "layer")]
+    if missing_init:
+        raise CLIError(
+            f"--method {info.name} needs {', '.join(missing_init)} when constructed "
+            "(objects that a command line cannot give; use the Python API)"
+        )
     attribute_kwargs = {**patch_arguments(info, image_shape, args.patches), **attribute_kwargs}
     if "neuron_selector" in info.attribute_arguments:
         if args.layer is None or args.neuron is None:

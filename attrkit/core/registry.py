@@ -31,9 +31,11 @@ __all__ = [
     "create",
     "method_info",
     "register",
+    "required_init_arguments",
     "resolve_layer",
     "split_method_kwargs",
     "takes_argument",
+    "takes_inputs",
 ]
 
 ENTRY_POINT_GROUP = "attrkit.methods"
@@ -351,6 +353,21 @@ def attribute(
     init_kwargs, attribute_kwargs = split_method_kwargs(info, method_kwargs)
     attribute_kwargs |= common_kwargs(info, target, additional_forward_args)
     return create(info.name, model, **init_kwargs).attribute(inputs, **attribute_kwargs)
+
+
+def required_init_arguments(info: MethodInfo) -> tuple[str, ...]:
+    """The constructor arguments (beyond the model) of the method ``info`` describes that
+    have no default, e.g. ``("layer",)``."""
+    parameters = inspect.signature(info.factory or info.cls).parameters
+    return tuple(
+        name for name in info.init_arguments if parameters[name].default is inspect.Parameter.empty
+    )
+
+
+def takes_inputs(info: MethodInfo) -> bool:
+    """Whether the method's ``attribute`` takes ``inputs`` (``DataLoaderAttribution``
+    takes a ``DataLoader``)."""
+    return "inputs" in info.common_arguments
 
 
 def takes_argument(info: MethodInfo, name: str) -> bool:

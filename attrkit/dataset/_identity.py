@@ -22,6 +22,7 @@ from attrkit.core.registry import (
     create,
     method_info,
     split_method_kwargs,
+    takes_inputs,
 )
 
 __all__ = ["Method", "describe", "model_fingerprint", "resolve_method", "versions"]
@@ -181,6 +182,11 @@ def _from_name(
     """The method built from its name, its model, its constructor arguments, their
     description and its registered name."""
     info = method_info(method)
+    if not takes_inputs(info):
+        raise ValueError(
+            f"`method`: {info.name} attributes a whole DataLoader by itself; attribute_dataset "
+            "attributes batches of inputs"
+        )
     if model is None:
         raise TypeError("`model` is required when `method` is a name")
     init_kwargs, _ = split_method_kwargs(info, method_kwargs)

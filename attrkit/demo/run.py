@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from attrkit.core.registry import available_methods, method_info, takes_argument
+from attrkit.core.registry import (
+    available_methods,
+    method_info,
+    required_init_arguments,
+    takes_argument,
+    takes_inputs,
+)
 from attrkit.core.targets import predicted_target
 from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
 from attrkit.methods.perturbation import patch_arguments
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DemoResult",
     "demo_arguments",
+    "demo_methods",
     "demo_figure",
     "figure_methods",
     "format_agreement",
@@ -123,13 +130,19 @@ def run_demo(n_digits: int = 6, seed: int = 0, methods: Sequence[str] | None = N
 
     Example:
         >>> result = run_demo(n_digits=2)
-        >>> sorted(result.attributions) == sorted(figure_methods(available_methods()))
+        >>> sorted(result.attributions) == sorted(figure_methods(demo_methods()))
         True
         >>> result.attributions["guided_backprop"].shape
         torch.Size([2, 1, 8, 8])
     """
-    names = figure_methods(available_methods()) if methods is None else methods
+    names = figure_methods(demo_methods()) if methods is None else methods
     names = list(dict.fromkeys(method_info(name).name for name in names))
+    unusable = sorted(set(names) - set(demo_methods()))
+    if unusable:
+        raise ValueError(
+            f"`methods`: the demo cannot run {', '.join(unusable)} (a DataLoader, or "
+            "constructor arguments of its own; see demo_methods)"
+        )
     digits = load_heldout_digits()
     if not 2 <= n_digits <= len(digits.labels):  # feature permutation shuffles across digits
         raise ValueError(f"`n_digits` must be between 2 and {len(digits.labels)}; got {n_digits}")
@@ -181,6 +194,19 @@ def format_agreement(reports: dict[str, CompareReport]) -> str:
         )
     table = text_table(["method", "max |diff|", "rel. L2", "attrkit vs Captum"], rows)
     return "\n".join([table, "", *(f"[{i}] {text}" for i, text in enumerate(notes, 1))])
+
+
+def demo_methods() -> list[str]:
+    """The registered methods the demo can run: those that attribute ``inputs`` and need no
+    constructor argument but the layer (not ``DataLoaderAttribution``, which attributes a
+    DataLoader, nor ``LimeBase``, whose interpretable model and transforms are the
+    caller's)."""
+    return [
+        name
+        for name in available_methods()
+        if takes_inputs(method_info(name))
+        and set(required_init_arguments(method_info(name))) <= {"layer"}
+    ]
 
 
 def figure_methods(names: Sequence[str], per_family: int = 2) -> list[str]:

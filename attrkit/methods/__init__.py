@@ -26,12 +26,14 @@ from attrkit.methods.neuron import (
 )
 from attrkit.methods.noise_tunnel import NoiseTunnel
 from attrkit.methods.perturbation import (
+    DataLoaderAttribution,
     FeatureAblation,
     FeaturePermutation,
     KernelShap,
     LayerFeatureAblation,
     LayerFeaturePermutation,
     Lime,
+    LimeBase,
     NeuronFeatureAblation,
     Occlusion,
     ShapleyValues,
@@ -40,6 +42,7 @@ from attrkit.methods.perturbation import (
 
 __all__ = [
     "LRP",
+    "DataLoaderAttribution",
     "Deconvolution",
     "FeatureAblation",
     "FeaturePermutation",
@@ -59,6 +62,7 @@ __all__ = [
     "LayerIntegratedGradients",
     "LayerLRP",
     "Lime",
+    "LimeBase",
     "ModifiedReluGradientAttribution",
     "NeuronConductance",
     "NeuronDeconvolution",

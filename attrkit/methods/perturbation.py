@@ -33,12 +33,14 @@ from attrkit.core.registry import register
 from attrkit.core.targets import parse_target
 
 __all__ = [
+    "DataLoaderAttribution",
     "FeatureAblation",
     "FeaturePermutation",
     "KernelShap",
     "LayerFeatureAblation",
     "LayerFeaturePermutation",
     "Lime",
+    "LimeBase",
     "NeuronFeatureAblation",
     "Occlusion",
     "ShapleyValueSampling",
@@ -275,13 +277,26 @@ class ShapleyValues(ShapleyValueSampling, captum.attr.ShapleyValues):  # type: i
 
 
 @register(
+    "lime_base",
+    family="perturbation",
+    display_name="LIME (general form)",
+    paper='Ribeiro et al., "Why Should I Trust You?": Explaining the Predictions of Any '
+    "Classifier, KDD 2016, https://arxiv.org/abs/1602.04938",
+)
+class LimeBase(CaptumPerturbation, captum.attr.LimeBase):  # type: ignore[misc]
+    """LIME in its general form: the interpretable model, the similarity, the sampling and
+    the transforms between the input and the interpretable space are all the caller's
+    (constructor arguments). Captum's ``LimeBase`` with attrkit's argument checks."""
+
+
+@register(
     "lime",
     family="perturbation",
     display_name="LIME",
     paper='Ribeiro et al., "Why Should I Trust You?": Explaining the Predictions of Any '
     "Classifier, KDD 2016, https://arxiv.org/abs/1602.04938",
 )
-class Lime(_OneModelPerExample, captum.attr.Lime):  # type: ignore[misc]
+class Lime(_OneModelPerExample, LimeBase, captum.attr.Lime):  # type: ignore[misc]
     """LIME: the coefficients of an interpretable linear model (scikit-learn's Lasso by
     default) fitted to the outputs for randomly perturbed inputs. Captum's ``Lime`` with
     attrkit's argument checks."""
@@ -297,6 +312,47 @@ class Lime(_OneModelPerExample, captum.attr.Lime):  # type: ignore[misc]
 class KernelShap(Lime, captum.attr.KernelShap):  # type: ignore[misc]
     """Kernel SHAP: LIME with the Shapley kernel, whose linear model estimates Shapley
     values. Captum's ``KernelShap`` with attrkit's argument checks."""
+
+
+#: Captum's own class (``captum.attr.FeatureAblation`` may be replaced by attrkit's), the
+#: only one Captum's ``DataLoaderAttribution`` takes.
+_CAPTUM_FEATURE_ABLATION: Any = captum.attr.FeatureAblation
+
+
+def _data_loader_factory(model: Any) -> DataLoaderAttribution:
+    """``create("data_loader_attribution", model)``: over a ``FeatureAblation`` of
+    ``model``."""
+    return DataLoaderAttribution(FeatureAblation(model))
+
+
+@register(
+    "data_loader_attribution",
+    family="perturbation",
+    multiplies_by_inputs=True,
+    display_name="DataLoader Attribution",
+    paper=ABLATION_PAPER,
+    factory=_data_loader_factory,
+)
+class DataLoaderAttribution(CaptumPerturbation, captum.attr.DataLoaderAttribution):  # type: ignore[misc]
+    """Feature ablation over a whole ``DataLoader``: each feature (group, across the
+    dataset) is ablated in every batch and the model's outputs reduced to one metric.
+    Captum's ``DataLoaderAttribution`` with attrkit's argument checks; it takes attrkit's
+    :class:`FeatureAblation` as well as Captum's (the same computation), and only those.
+
+    Its ``attribute`` takes a ``DataLoader``, not ``inputs``.
+
+    Args:
+        attr_method (FeatureAblation): The feature ablation of the model.
+    """
+
+    def __init__(self, attr_method: Any) -> None:
+        if type(attr_method) not in (FeatureAblation, _CAPTUM_FEATURE_ABLATION):
+            raise ArgumentTypeError(
+                "`attr_method` must be a FeatureAblation (attrkit's or Captum's), the only "
+                f"method DataLoaderAttribution supports; got {type(attr_method).__name__}"
+            )
+        # Captum's accepts its own class only: the same computation on the same model.
+        super().__init__(_CAPTUM_FEATURE_ABLATION(attr_method.forward_func))
 
 
 @register(

@@ -63,6 +63,8 @@ def test_the_family_is_every_perturbation_class_of_captum():
         "LayerFeatureAblation",
         "LayerFeaturePermutation",
         "NeuronFeatureAblation",
+        "LimeBase",
+        "DataLoaderAttribution",
     }
 
 
@@ -201,3 +203,45 @@ def test_noise_tunnel_expands_a_per_example_feature_mask():
     torch.manual_seed(0)
     theirs = captum.attr.NoiseTunnel(captum.attr.FeatureAblation(MODEL)).attribute(X, **kwargs)
     torch.testing.assert_close(ours, theirs)
+
+
+def test_data_loader_attribution_takes_attrkits_feature_ablation():
+    """Captum's takes only its own FeatureAblation (an exact type check)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(X), batch_size=2)
+    ours = attrkit.DataLoaderAttribution(attrkit.FeatureAblation(MODEL)).attribute(loader)
+    theirs = captum.attr.DataLoaderAttribution(captum.attr.FeatureAblation(MODEL)).attribute(loader)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert isinstance(attrkit.create("DataLoaderAttribution", MODEL), attrkit.DataLoaderAttribution)
+    with pytest.raises(TypeError, match=r"`attr_method` must be a FeatureAblation") as info:
+        attrkit.DataLoaderAttribution(attrkit.Occlusion(MODEL))
+    assert isinstance(info.value, AssertionError)
+    with pytest.raises(ValueError, match=r"data_loader_attribution attributes a DataLoader"):
+        attrkit.compare("data_loader_attribution", MODEL, X)
+
+
+def test_lime_base_is_captums_with_the_callers_parts():
+    from captum._utils.models.linear_model import SkLearnLinearRegression
+    from captum.attr._core.lime import (
+        default_from_interp_rep_transform,
+        default_perturb_func,
+        get_exp_kernel_similarity_function,
+    )
+
+    parts = (
+        SkLearnLinearRegression(),
+        get_exp_kernel_similarity_function(),
+        default_perturb_func,
+        True,
+        default_from_interp_rep_transform,
+        None,
+    )
+    x = X[:1]
+    kwargs = {"target": 1, "n_samples": 20, "feature_mask": MASK, "num_interp_features": 4}
+    torch.manual_seed(0)
+    ours = attrkit.LimeBase(MODEL, *parts).attribute(x, baselines=0.0, **kwargs)
+    torch.manual_seed(0)
+    theirs = captum.attr.LimeBase(MODEL, *parts).attribute(x, baselines=0.0, **kwargs)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert issubclass(attrkit.Lime, attrkit.LimeBase)

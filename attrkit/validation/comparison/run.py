@@ -18,7 +18,13 @@ from attrkit.core.attribution import check_callable
 from attrkit.core.call import format_additional_forward_args, format_tensors
 from attrkit.core.docs import fill_doc
 from attrkit.core.random import seeded
-from attrkit.core.registry import method_info, resolve_layer, split_method_kwargs, takes_argument
+from attrkit.core.registry import (
+    method_info,
+    resolve_layer,
+    split_method_kwargs,
+    takes_argument,
+    takes_inputs,
+)
 from attrkit.core.targets import parse_target
 from attrkit.validation.adapters import ADAPTERS, MethodRequest, Support
 from attrkit.validation.auditing import LIBRARIES as AUDITED_LIBRARIES
@@ -137,6 +143,11 @@ def _request(
     method_kwargs: dict[str, Any],
 ) -> MethodRequest:
     info = method_info(method)
+    if not takes_inputs(info):
+        raise ValueError(
+            f"`method`: {info.name} attributes a DataLoader, not `inputs`; call "
+            f"attrkit.create({info.name!r}, model).attribute(dataloader) directly"
+        )
     check_callable(model, "model")
     # Methods that do not differentiate the inputs (layer methods, perturbation) take
     # any dtype (token ids).
