@@ -9,6 +9,7 @@ its input on unchanged equal integrated gradients of the input).
 
 from __future__ import annotations
 
+import captum.attr
 import numpy as np
 import pytest
 import torch
@@ -227,3 +228,15 @@ def test_layer_methods_are_reachable_by_captum_name_with_the_layer_by_position()
         attrkit.create("LayerConductance", MODEL, MODEL.body, layer=MODEL.body)
     with pytest.raises(TypeError, match=r"takes 2 constructor argument\(s\)"):
         attrkit.create("LayerConductance", MODEL, MODEL.body, None, 3)
+
+
+def test_layer_ig_with_an_in_place_relu_after_the_layer():
+    """Captum's crashes (its leaf in place of the layer's output is modified in place)."""
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(inplace=True), nn.Linear(5, 2)).double()
+    x = X.double()
+    lig = attrkit.LayerIntegratedGradients(model, model[0])
+    attributions, delta = lig.attribute(x, target=1, n_steps=300, return_convergence_delta=True)
+    assert attributions.shape == (3, 5)
+    assert delta.abs().max() < 1e-3
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        captum.attr.LayerIntegratedGradients(model, model[0]).attribute(x, target=1)
