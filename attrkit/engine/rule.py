@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrkit.engine.ops import Op, OpCall
+from attrkit.engine.routes import find_route
 
 __all__ = ["RULES", "Rule", "RuleSet", "register_rule"]
 
@@ -64,9 +65,12 @@ class RuleSet:
         rules: The rules, as given.
         dispatch: Spelling -> (op, rule), what the override looks every torch call up in.
         native_nodes: The autograd node names of the ruled ops' plain backward.
+        routes: Function -> how to run it so that the ruled ops inside it are seen
+            (:func:`~attrkit.engine.routes.find_route`), or ``None``: filled as the
+            override meets functions (see :meth:`route`).
     """
 
-    __slots__ = ("dispatch", "native_nodes", "rules")
+    __slots__ = ("dispatch", "native_nodes", "routes", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
@@ -83,6 +87,18 @@ class RuleSet:
         self.native_nodes = frozenset(
             node for rule in self.rules for op in rule.ops for node in op.native_nodes
         )
+        self.routes: dict[Callable[..., Any], Callable[..., Any] | None] = {}
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """Every op the rules cover."""
+        return tuple(op for rule in self.rules for op in rule.ops)
+
+    def route(self, func: Callable[..., Any]) -> Callable[..., Any] | None:
+        """How to run ``func`` so that the ruled ops inside it are seen, or ``None``
+        (remembered in :attr:`routes`)."""
+        route = self.routes[func] = find_route(func, self.ops)
+        return route
 
     def rule_for(self, op: Op) -> Rule | None:
         """The rule of ``op``, or ``None``."""

@@ -28,6 +28,7 @@ __all__ = [
     "PassReLU",
     "PassRule",
     "ReluRule",
+    "apply_function",
 ]
 
 
@@ -45,39 +46,53 @@ class ReluRule(Rule):
         """ReLU of ``x`` with the rule's backward."""
 
 
-def _relu(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
-    """The ordinary ReLU in a ``Function.forward``, in place when ``inplace``."""
-    if inplace:
-        ctx.mark_dirty(x)
-        return torch.relu_(x)
-    return torch.relu(x)
+class _ReluFunction(Function):
+    """ReLU (in place when ``inplace``) with a rule's backward, in the form functorch
+    transforms (``torch.vmap``) and ``torch.compile`` trace: a forward without ``ctx``
+    and a :meth:`setup_context`.
+
+    A rule's backward computes with ``clamp``, not a ReLU spelling, so that a backward
+    pass run inside the rule override (which it is, for checkpointing) never sends its
+    own computation to a rule.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, inplace: bool) -> Tensor:
+        """The ordinary ReLU, in place when ``inplace``."""
+        if inplace:
+            torch.relu_(x)
+            return x
+        return torch.relu(x)
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
+        """Mark an input changed in place as such."""
+        x, inplace = inputs
+        if inplace:
+            ctx.mark_dirty(x)
 
 
-class DeconvolutionReLU(Function):
+class DeconvolutionReLU(_ReluFunction):
     """ReLU whose backward passes ``relu(grad_output)``, whatever the sign of the input
     (the deconvnet rule of Zeiler & Fergus, 2014)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
-        """The ordinary ReLU, in place when ``inplace``."""
-        return _relu(ctx, x, inplace)
-
-    @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
         """``relu(grad_output)``."""
-        return torch.relu(grad_output), None
+        return grad_output.clamp_min(0), None
 
 
-class GuidedBackpropReLU(Function):
+class GuidedBackpropReLU(_ReluFunction):
     """ReLU whose backward passes ``relu(grad_output) * (input > 0)`` (the guided
     backpropagation rule of Springenberg et al., 2015)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
-        """The ordinary ReLU, in place when ``inplace``; saves the output for the mask."""
-        output = _relu(ctx, x, inplace)
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
+        """Mark an input changed in place as such; save the output for the mask."""
+        _ReluFunction.setup_context(ctx, inputs, output)
         ctx.save_for_backward(output)
-        return output
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -88,18 +103,25 @@ class GuidedBackpropReLU(Function):
         return masked.clamp_min_(0), None
 
 
-class PassReLU(Function):
+class PassReLU(_ReluFunction):
     """ReLU whose backward passes ``grad_output`` unchanged (zennit's ``Pass`` rule)."""
-
-    @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
-        """The ordinary ReLU, in place when ``inplace``."""
-        return _relu(ctx, x, inplace)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
         """``grad_output``."""
         return grad_output, None
+
+
+_functorch: Any = torch._C._functorch
+_compiling = torch.compiler.is_compiling
+
+
+def apply_function(function: type[Function], x: Tensor, inplace: bool) -> Tensor:
+    """``function(x, inplace)``; in place under a functorch transform (``torch.vmap``),
+    where a function cannot change its input, as its result copied into ``x``."""
+    if inplace and not _compiling() and _functorch.is_functorch_wrapped_tensor(x):
+        return x.copy_(function.apply(x, False))
+    return function.apply(x, inplace)  # type: ignore[no-any-return]
 
 
 class _FunctionRule(ReluRule):
@@ -108,7 +130,7 @@ class _FunctionRule(ReluRule):
     function: type[Function]
 
     def relu(self, x: Tensor, inplace: bool) -> Tensor:
-        return self.function.apply(x, inplace)  # type: ignore[no-any-return]
+        return apply_function(self.function, x, inplace)
 
 
 class DeconvolutionRule(_FunctionRule):
@@ -154,16 +176,15 @@ class GuidedBackpropRule(ReluRule):
     zennit = "GuidedBackprop"
 
     def relu(self, x: Tensor, inplace: bool) -> Tensor:
-        if inplace:
-            return GuidedBackpropReLU.apply(x, True)  # type: ignore[no-any-return]
+        if inplace or _compiling() or _functorch.is_functorch_wrapped_tensor(x):
+            return apply_function(GuidedBackpropReLU, x, inplace)
         output = torch.relu(x)
         node = output.grad_fn
         if node is not None and type(node) is _RELU_NODE:
             node.register_hook(_positive_part)
             return output
-        # Not the native node (say, under a tracer): ReLU is idempotent, so the Function
-        # applied to the output adds the rule and changes no value.
-        return GuidedBackpropReLU.apply(output, False)  # type: ignore[no-any-return]
+        # Not the native node (say, under a tracer): the Function, on the input.
+        return apply_function(GuidedBackpropReLU, x, False)
 
 
 class PassRule(_FunctionRule):
