@@ -66,6 +66,20 @@ def _wrapped_requires_grad(x: Tensor) -> bool:
     return bool(x.requires_grad)
 
 
+_top_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+
+
+def _saved_tensor_hooks_active() -> bool:
+    """Whether saved-tensor hooks are active (``torch.utils.checkpoint`` installs them
+    over a checkpointed block); ``True`` where torch cannot tell."""
+    if _top_hooks is None:
+        return True
+    try:
+        return _top_hooks(False) is not None
+    except TypeError:  # torch before the ``ignore_is_tracing`` argument
+        return _top_hooks() is not None
+
+
 def _activate(mode: TorchFunctionMode) -> None:
     """Put ``mode`` back on the stack (from inside its handler, where it is off)."""
     TorchFunctionMode.__enter__(mode)  # type: ignore[no-untyped-call]
@@ -82,6 +96,74 @@ def _tensors(value: Any) -> tuple[Tensor, ...] | None:
     if isinstance(value, Sequence) and all(isinstance(v, Tensor) for v in value):
         return tuple(value)
     return None
+
+
+_GRAD_PARAMETERS = (
+    "grad_outputs",
+    "retain_graph",
+    "create_graph",
+    "only_inputs",
+    "allow_unused",
+    "is_grads_batched",
+    "materialize_grads",
+)
+_run_engine: Callable[..., Any] | None = getattr(torch.autograd.graph, "_engine_run_backward", None)
+
+
+def _grad_outputs(outputs: tuple[Tensor, ...], given: Any) -> tuple[Tensor, ...] | None:
+    """``grad_outputs`` as ``torch.autograd.grad`` would make them, in the plain cases
+    (one tensor per output, of its shape, dtype and device; or ones for scalar outputs);
+    ``None`` for any other."""
+    if given is None:
+        if all(t.dim() == 0 for t in outputs):
+            return tuple(torch.ones_like(t) for t in outputs)
+        return None
+    grads = _tensors(given)
+    if grads is None or len(grads) != len(outputs):
+        return None
+    for grad, output in zip(grads, outputs, strict=True):
+        if (grad.shape, grad.dtype, grad.device) != (output.shape, output.dtype, output.device):
+            return None
+    return grads
+
+
+def _backward_pass(
+    grad: Callable[..., Any],
+    outputs: tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
+    options: dict[str, Any],
+) -> Callable[[], Any] | None:
+    """A call that runs ``grad(outputs, inputs, **options)`` without asking for a
+    torch-function handler (so that a mode on the stack stays there for the backward
+    pass), or ``None`` where there is none.
+
+    In the plain case, the autograd engine itself, as ``torch.autograd.grad`` calls it;
+    otherwise ``grad`` on the gradient edges of the tensors (edges are not tensors, so
+    ``grad`` asks no handler).
+    """
+    simple = (
+        _run_engine is not None
+        and not options.get("is_grads_batched")
+        and not options.get("materialize_grads")
+        and options.get("only_inputs", True)
+    )
+    grad_outputs = _grad_outputs(outputs, options.get("grad_outputs")) if simple else None
+    if grad_outputs is not None and _run_engine is not None:
+        create_graph = bool(options.get("create_graph", False))
+        retain_graph = options.get("retain_graph")
+        retain = create_graph if retain_graph is None else retain_graph
+        allow_unused = bool(options.get("allow_unused"))
+        run = _run_engine
+        return lambda: run(
+            outputs, grad_outputs, retain, create_graph, inputs, allow_unused, accumulate_grad=False
+        )
+    get_edge = torch.autograd.graph.get_gradient_edge
+    try:
+        output_edges = tuple(get_edge(t) for t in outputs)
+        input_edges = tuple(get_edge(t) for t in inputs)
+    except (RuntimeError, AttributeError):  # one that cannot have a gradient: torch's error
+        return None
+    return lambda: grad(output_edges, input_edges, **options)
 
 
 class RuleOverride(TorchFunctionMode):
@@ -113,10 +195,12 @@ class RuleOverride(TorchFunctionMode):
         self.rules = rules
         self.rerun = rerun
         self.verify = verify
-        self._dispatch = rules.dispatch
-        self._routes = rules.routes
+        self._table = rules.table
         self._owner = current_call()
         self._backward = 0  # backward passes running inside the override
+        # whether a rule ran under saved-tensor hooks (checkpointing), so that the
+        # backward pass may run forward code again
+        self._recompute = False
         self.applications = 0
         self.made: set[Any] = set()
 
@@ -130,7 +214,8 @@ class RuleOverride(TorchFunctionMode):
 
     def _foreign(self) -> bool:
         """Whether the current operation belongs to an attribution call made inside the
-        one this override was made in (or to none, on a thread of a backward pass)."""
+        one this override was made in (or to none, on a thread of a backward pass);
+        asked when the current call is not the override's own."""
         call = current_call()
         return call is not self._owner and (call is not None or not self._backward)
 
@@ -142,36 +227,47 @@ class RuleOverride(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         # Every torch call of the forward pass comes through here: the common path (not
-        # a ruled op, no route) is two dictionary lookups.
-        entry = self._dispatch.get(func)
+        # a ruled op, no route) is one dictionary lookup.
+        entry = self._table.get(func, _UNSEEN)
         if entry is None:
-            route = self._routes.get(func, _UNSEEN)
-            if route is _UNSEEN:
-                route = self.rules.route(func)
-            if route is None or self._foreign():
+            return func(*args, **kwargs) if kwargs else func(*args)
+        if entry is _UNSEEN:
+            entry = self.rules.lookup(func)
+            if entry is None:
                 return func(*args, **kwargs) if kwargs else func(*args)
-            return self._reroute(route, func, types, args, kwargs or {})
+        if type(entry) is not tuple:  # a route
+            if self._owner is not current_call() and self._foreign():
+                return func(*args, **kwargs) if kwargs else func(*args)
+            return self._reroute(entry, func, types, args, kwargs or {})
         self.applications += 1
         op, rule = entry
         call = op.read(func, args, kwargs)
         x = call.input
-        if (
-            not (torch.is_grad_enabled() and (x.requires_grad or _wrapped_requires_grad(x)))
-            or self._foreign()
+        wrapped = False
+        if not torch.is_grad_enabled() or (
+            not x.requires_grad and not (wrapped := _wrapped_requires_grad(x))
         ):
+            return func(*args, **kwargs) if kwargs else func(*args)
+        if self._owner is not current_call() and self._foreign():
             return func(*args, **kwargs) if kwargs else func(*args)
         if _compiling():  # traced by dynamo: no bookkeeping on the tensors
             return rule.apply(call)
+        if not self._recompute and _saved_tensor_hooks_active():
+            self._recompute = True
         result = rule.apply(call)
-        self._record(result)
+        if not wrapped:
+            if type(result) is Tensor:
+                node = result.grad_fn
+                if node is not None:
+                    self.made.add(node)
+            else:
+                self._record(result)
         return result
 
     def _record(self, result: Any) -> None:
-        for tensor in (result,) if isinstance(result, Tensor) else result:
-            if isinstance(tensor, Tensor) and not _functorch.is_functorch_wrapped_tensor(tensor):
-                node = tensor.grad_fn
-                if node is not None:
-                    self.made.add(node)
+        for tensor in result if isinstance(result, tuple | list) else (result,):
+            if isinstance(tensor, Tensor) and tensor.grad_fn is not None:
+                self.made.add(tensor.grad_fn)
 
     # -------------------------------------------------------------------- routes
     def _reroute(
@@ -197,28 +293,24 @@ class RuleOverride(TorchFunctionMode):
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """``torch.autograd.grad``: check the graph, then run the backward pass with the
-        override active (given as gradient edges, the outputs and inputs no longer ask
-        for a torch-function handler, so the mode stays on the stack)."""
+        override active."""
         outputs = _tensors(args[0] if args else kwargs.get("outputs"))
         inputs = _tensors(args[1] if len(args) > 1 else kwargs.get("inputs"))
         if outputs is None or inputs is None:
             return func(*args, **kwargs)
         if self.verify:
             self.check(outputs, inputs)
-        rest = dict(zip(("grad_outputs", "retain_graph", "create_graph"), args[2:], strict=False))
-        rest.update((k, v) for k, v in kwargs.items() if k not in ("outputs", "inputs"))
-        if len(args) > 5 or rest.get("materialize_grads") or rest.get("is_grads_batched"):
+        options = dict(zip(_GRAD_PARAMETERS, args[2:], strict=False))
+        options.update((k, v) for k, v in kwargs.items() if k not in ("outputs", "inputs"))
+        backward = _backward_pass(func, outputs, inputs, options)
+        if backward is None:
             return func(*args, **kwargs)
-        get_edge = torch.autograd.graph.get_gradient_edge
-        try:
-            output_edges = tuple(get_edge(t) for t in outputs)
-            input_edges = tuple(get_edge(t) for t in inputs)
-        except (RuntimeError, AttributeError):  # one that cannot have a gradient: torch's error
-            return func(*args, **kwargs)
+        if not self._recompute:  # no forward code runs again: no need of the override
+            return backward()
         self._backward += 1
         _activate(self)
         try:
-            return func(output_edges, input_edges, **rest)
+            return backward()
         finally:
             _deactivate(self)
             self._backward -= 1

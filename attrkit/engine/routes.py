@@ -34,7 +34,7 @@ from torch import Tensor
 from attrkit.engine.ops import OPS, Op
 from attrkit.engine.reach import UnsupportedModelError, caller_location
 
-__all__ = ["DECOMPOSITIONS", "GRADIENT", "Decomposition", "find_route"]
+__all__ = ["DECOMPOSITIONS", "GRADIENT", "Decomposition", "find_route", "route_table"]
 
 #: The route of ``torch.autograd.grad``: the override checks the graph and runs the
 #: backward pass with itself active (checkpointed blocks recompute under the rules).
@@ -218,3 +218,13 @@ def find_route(func: Callable[..., Any], ops: Collection[Op]) -> Callable[..., A
         return decomposition.route if set(decomposition.ops) & set(ops) else None
     targets = {spelling for op in ops for spelling in op.spellings}
     return _python_composite(func, targets)
+
+
+_TABLES: dict[frozenset[str], dict[Callable[..., Any], Callable[..., Any] | None]] = {}
+
+
+def route_table(ops: Collection[Op]) -> dict[Callable[..., Any], Callable[..., Any] | None]:
+    """The table of the routes found so far for ``ops`` (function -> route or ``None``),
+    shared by every rule set that covers the same ops: a function is looked into once
+    per process, not once per method object."""
+    return _TABLES.setdefault(frozenset(op.name for op in ops), {})

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrkit.engine.ops import Op, OpCall
-from attrkit.engine.routes import find_route
+from attrkit.engine.routes import find_route, route_table
 
 __all__ = ["RULES", "Rule", "RuleSet", "register_rule"]
 
@@ -43,6 +43,8 @@ class Rule(ABC):
         return f"<rule {self.name!r} on {', '.join(op.name for op in self.ops)}>"
 
 
+_UNSEEN: Any = object()
+
 #: Every rule by name.
 RULES: dict[str, Rule] = {}
 
@@ -67,10 +69,12 @@ class RuleSet:
         native_nodes: The autograd node names of the ruled ops' plain backward.
         routes: Function -> how to run it so that the ruled ops inside it are seen
             (:func:`~attrkit.engine.routes.find_route`), or ``None``: filled as the
-            override meets functions (see :meth:`route`).
+            override meets functions, and shared by the rule sets of the same ops.
+        table: What the override looks every torch call up in: :attr:`dispatch`, and
+            the routes of the functions met so far (see :meth:`lookup`).
     """
 
-    __slots__ = ("dispatch", "native_nodes", "routes", "rules")
+    __slots__ = ("dispatch", "native_nodes", "routes", "rules", "table")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
@@ -87,18 +91,25 @@ class RuleSet:
         self.native_nodes = frozenset(
             node for rule in self.rules for op in rule.ops for node in op.native_nodes
         )
-        self.routes: dict[Callable[..., Any], Callable[..., Any] | None] = {}
+        self.routes = route_table(self.ops)
+        self.table: dict[Callable[..., Any], Any] = dict(self.dispatch)
 
     @property
     def ops(self) -> tuple[Op, ...]:
         """Every op the rules cover."""
         return tuple(op for rule in self.rules for op in rule.ops)
 
-    def route(self, func: Callable[..., Any]) -> Callable[..., Any] | None:
-        """How to run ``func`` so that the ruled ops inside it are seen, or ``None``
-        (remembered in :attr:`routes`)."""
-        route = self.routes[func] = find_route(func, self.ops)
-        return route
+    def lookup(self, func: Callable[..., Any]) -> Any:
+        """What the override does with ``func``, which is not in :attr:`table` yet:
+        ``(op, rule)`` for a spelling of a ruled op, a route, or ``None`` (remembered in
+        :attr:`table`)."""
+        entry: Any = self.dispatch.get(func)
+        if entry is None:
+            entry = self.routes.get(func, _UNSEEN)
+            if entry is _UNSEEN:
+                entry = self.routes[func] = find_route(func, self.ops)
+        self.table[func] = entry
+        return entry
 
     def rule_for(self, op: Op) -> Rule | None:
         """The rule of ``op``, or ``None``."""

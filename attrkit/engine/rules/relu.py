@@ -29,6 +29,7 @@ __all__ = [
     "PassRule",
     "ReluRule",
     "apply_function",
+    "for_transforms",
 ]
 
 
@@ -46,37 +47,28 @@ class ReluRule(Rule):
         """ReLU of ``x`` with the rule's backward."""
 
 
-class _ReluFunction(Function):
-    """ReLU (in place when ``inplace``) with a rule's backward, in the form functorch
-    transforms (``torch.vmap``) and ``torch.compile`` trace: a forward without ``ctx``
-    and a :meth:`setup_context`.
+def _relu(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
+    """The ordinary ReLU in a ``Function.forward``, in place when ``inplace``.
 
-    A rule's backward computes with ``clamp``, not a ReLU spelling, so that a backward
-    pass run inside the rule override (which it is, for checkpointing) never sends its
-    own computation to a rule.
+    The rules' backward functions compute with ``clamp``, not a ReLU spelling, so that a
+    backward pass run inside the rule override (which it is, for checkpointing) never
+    sends its own computation to a rule.
     """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor, inplace: bool) -> Tensor:
-        """The ordinary ReLU, in place when ``inplace``."""
-        if inplace:
-            torch.relu_(x)
-            return x
-        return torch.relu(x)
-
-    @staticmethod
-    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
-        """Mark an input changed in place as such."""
-        x, inplace = inputs
-        if inplace:
-            ctx.mark_dirty(x)
+    if inplace:
+        ctx.mark_dirty(x)
+        torch.relu_(x)
+        return x  # the input itself, as torch.compile needs to see
+    return torch.relu(x)
 
 
-class DeconvolutionReLU(_ReluFunction):
+class DeconvolutionReLU(Function):
     """ReLU whose backward passes ``relu(grad_output)``, whatever the sign of the input
     (the deconvnet rule of Zeiler & Fergus, 2014)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
+        """The ordinary ReLU, in place when ``inplace``."""
+        return _relu(ctx, x, inplace)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -84,15 +76,16 @@ class DeconvolutionReLU(_ReluFunction):
         return grad_output.clamp_min(0), None
 
 
-class GuidedBackpropReLU(_ReluFunction):
+class GuidedBackpropReLU(Function):
     """ReLU whose backward passes ``relu(grad_output) * (input > 0)`` (the guided
     backpropagation rule of Springenberg et al., 2015)."""
 
     @staticmethod
-    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
-        """Mark an input changed in place as such; save the output for the mask."""
-        _ReluFunction.setup_context(ctx, inputs, output)
+    def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
+        """The ordinary ReLU, in place when ``inplace``; saves the output for the mask."""
+        output = _relu(ctx, x, inplace)
         ctx.save_for_backward(output)
+        return output
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -103,8 +96,13 @@ class GuidedBackpropReLU(_ReluFunction):
         return masked.clamp_min_(0), None
 
 
-class PassReLU(_ReluFunction):
+class PassReLU(Function):
     """ReLU whose backward passes ``grad_output`` unchanged (zennit's ``Pass`` rule)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
+        """The ordinary ReLU, in place when ``inplace``."""
+        return _relu(ctx, x, inplace)
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -112,15 +110,48 @@ class PassReLU(_ReluFunction):
         return grad_output, None
 
 
+def for_transforms(function: type[Function], saves_output: bool) -> type[Function]:
+    """``function`` in the form functorch transforms (``torch.vmap``) run: a forward
+    without ``ctx``, a ``setup_context`` and a generated vmap rule, with the same
+    backward. (Slower to apply than the ``ctx`` form, so used only under a transform.)"""
+
+    def forward(x: Tensor, inplace: bool) -> Tensor:
+        return torch.relu_(x) if inplace else torch.relu(x)
+
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
+        if inputs[1]:
+            ctx.mark_dirty(inputs[0])
+        if saves_output:
+            ctx.save_for_backward(output)
+
+    namespace = {
+        "__doc__": f"{function.__name__} for functorch transforms.",
+        "generate_vmap_rule": True,
+        "forward": staticmethod(forward),
+        "setup_context": staticmethod(setup_context),
+        "backward": staticmethod(function.backward),
+    }
+    return type(f"{function.__name__}UnderTransforms", (Function,), namespace)
+
+
 _functorch: Any = torch._C._functorch
 _compiling = torch.compiler.is_compiling
+_UNDER_TRANSFORMS = {
+    DeconvolutionReLU: for_transforms(DeconvolutionReLU, saves_output=False),
+    GuidedBackpropReLU: for_transforms(GuidedBackpropReLU, saves_output=True),
+    PassReLU: for_transforms(PassReLU, saves_output=False),
+}
 
 
 def apply_function(function: type[Function], x: Tensor, inplace: bool) -> Tensor:
-    """``function(x, inplace)``; in place under a functorch transform (``torch.vmap``),
-    where a function cannot change its input, as its result copied into ``x``."""
-    if inplace and not _compiling() and _functorch.is_functorch_wrapped_tensor(x):
-        return x.copy_(function.apply(x, False))
+    """``function(x, inplace)``. Under a functorch transform (``torch.vmap``), its
+    transformable form, and in place as its result copied into ``x`` (a transformed
+    function cannot change its input)."""
+    if not _compiling() and _functorch.is_functorch_wrapped_tensor(x):
+        transformable = _UNDER_TRANSFORMS[function]
+        if inplace:
+            return x.copy_(transformable.apply(x, False))
+        return transformable.apply(x, False)  # type: ignore[no-any-return]
     return function.apply(x, inplace)  # type: ignore[no-any-return]
 
 
