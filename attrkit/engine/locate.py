@@ -92,6 +92,25 @@ def location_of(node: Any) -> Location | None:
     )
 
 
+def _own_frame(error: BaseException) -> str:
+    """``file:line`` of the innermost frame of the caller's own code where ``error`` (or
+    the error it was raised from, deepest first) was raised, or ``""``."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for raised in reversed(chain):
+        own = [
+            frame
+            for frame in traceback.extract_tb(raised.__traceback__)
+            if not is_internal_file(frame.filename)
+        ]
+        if own:
+            return f"{own[-1].filename}:{own[-1].lineno}"
+    return ""
+
+
 def _title(escape: Escape, rules: RuleSet) -> str:
     for rule in rules.rules:
         for op in rule.ops:
@@ -106,17 +125,20 @@ def describe(
     """The error message for ``escapes``: what escaped, where (from ``locate``: the
     escapes of a re-run forward pass that recorded the creation stacks), and what to do."""
     located: Sequence[Escape] = ()
+    failed_at = ""  # where the re-run failed, if it did
     if locate is not None:
         try:
             located = locate()
-        except Exception:  # the re-run is only for the message
-            located = ()
+        except Exception as error:  # the re-run is only for the message
+            failed_at = _own_frame(error)
     shown = located or escapes
     rule_names = ", ".join(rule.name for rule in rules.rules)
     lines = []
     for escape in shown:
         where = location_of(escape.node)
         at = f" made at {where}" if where is not None else ""
+        if not at and failed_at:
+            at = f" (the forward pass reaches it at {failed_at})"
         if escape.hidden:
             lines.append(f"  - `{escape.name}`{at}: {escape.hidden}.")
         else:

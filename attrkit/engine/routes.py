@@ -34,7 +34,14 @@ from torch import Tensor
 from attrkit.engine.ops import OPS, Op
 from attrkit.engine.reach import UnsupportedModelError, caller_location
 
-__all__ = ["DECOMPOSITIONS", "GRADIENT", "Decomposition", "find_route", "route_table"]
+__all__ = [
+    "DECOMPOSITIONS",
+    "GRADIENT",
+    "Decomposition",
+    "find_route",
+    "lookup_route",
+    "route_table",
+]
 
 #: The route of ``torch.autograd.grad``: the override checks the graph and runs the
 #: backward pass with itself active (checkpointed blocks recompute under the rules).
@@ -217,6 +224,8 @@ def find_route(func: Callable[..., Any], ops: Collection[Op]) -> Callable[..., A
     if decomposition is not None:
         return decomposition.route if set(decomposition.ops) & set(ops) else None
     targets = {spelling for op in ops for spelling in op.spellings}
+    if func in targets:  # a spelling of a ruled op is ruled, not routed
+        return None
     return _python_composite(func, targets)
 
 
@@ -228,3 +237,15 @@ def route_table(ops: Collection[Op]) -> dict[Callable[..., Any], Callable[..., A
     shared by every rule set that covers the same ops: a function is looked into once
     per process, not once per method object."""
     return _TABLES.setdefault(frozenset(op.name for op in ops), {})
+
+
+_UNSEEN: Any = object()
+
+
+def lookup_route(func: Callable[..., Any], ops: Collection[Op]) -> Callable[..., Any] | None:
+    """:func:`find_route`, remembered in the :func:`route_table` of ``ops``."""
+    table = route_table(ops)
+    route = table.get(func, _UNSEEN)
+    if route is _UNSEEN:
+        route = table[func] = find_route(func, ops)
+    return route  # type: ignore[no-any-return]

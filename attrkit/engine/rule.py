@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrkit.engine.ops import Op, OpCall
-from attrkit.engine.routes import find_route, route_table
+from attrkit.engine.routes import lookup_route, route_table
 
 __all__ = ["RULES", "Rule", "RuleSet", "register_rule"]
 
@@ -42,8 +42,6 @@ class Rule(ABC):
     def __repr__(self) -> str:
         return f"<rule {self.name!r} on {', '.join(op.name for op in self.ops)}>"
 
-
-_UNSEEN: Any = object()
 
 #: Every rule by name.
 RULES: dict[str, Rule] = {}
@@ -105,9 +103,7 @@ class RuleSet:
         :attr:`table`)."""
         entry: Any = self.dispatch.get(func)
         if entry is None:
-            entry = self.routes.get(func, _UNSEEN)
-            if entry is _UNSEEN:
-                entry = self.routes[func] = find_route(func, self.ops)
+            entry = lookup_route(func, self.ops)
         self.table[func] = entry
         return entry
 
