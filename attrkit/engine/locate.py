@@ -133,27 +133,29 @@ def describe(
             failed_at = _own_frame(error)
     shown = located or escapes
     rule_names = ", ".join(rule.name for rule in rules.rules)
-    lines = []
+    lines: dict[str, int] = {}  # line -> how many escapes it stands for
     for escape in shown:
         where = location_of(escape.node)
         at = f" made at {where}" if where is not None else ""
         if not at and failed_at:
             at = f" (the forward pass reaches it at {failed_at})"
         if escape.hidden:
-            lines.append(f"  - `{escape.name}`{at}: {escape.hidden}.")
+            line = f"`{escape.name}`{at}: {escape.hidden}."
         else:
-            lines.append(f"  - a {_title(escape, rules)} (`{escape.name}`){at}")
+            line = f"a {_title(escape, rules)} (`{escape.name}`){at}"
+        lines[line] = lines.get(line, 0) + 1
     plain = [e for e in shown if not e.hidden]
     text = (
         f"{len(shown)} part{'' if len(shown) == 1 else 's'} of the forward pass on the "
         f"gradient path escaped the method's rules ({rule_names}), so the result would "
-        "silently not be the method's:\n" + "\n".join(lines)
+        "silently not be the method's:\n"
+        + "\n".join(f"  - {f'{n} times: ' if n > 1 else ''}{line}" for line, n in lines.items())
     )
     if plain:
         text += (
             "\nattrkit's override reaches the Python code that the forward pass runs on "
             "the calling thread (modules, functional calls, checkpointed blocks, "
-            "torch.vmap, torch.cond, nn.RNN); the ops above ran where it cannot: inside "
+            "torch.vmap, nn.RNN, F.lp_pool2d); the ops above ran where it cannot: inside "
             "TorchScript, on another thread, or inside a C++ function. Run them as "
             "Python code on the calling thread."
         )
