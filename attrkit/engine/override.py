@@ -320,7 +320,8 @@ class RuleOverride(TorchFunctionMode):
         """Raise :class:`~attrkit.engine.reach.UnsupportedModelError` if an application
         of a ruled op on the gradient path from ``outputs`` to ``inputs`` escaped the
         override (see :mod:`~attrkit.engine.verify`)."""
-        escapes = find_escapes(outputs, inputs, self.rules.native_nodes, self.made)
+        rules = self.rules
+        escapes = find_escapes(outputs, inputs, rules.native_nodes, self.made, rules.node_kinds)
         if escapes:
             locate = None if self.rerun is None else lambda: self._locate(inputs)
             raise UnsupportedModelError(describe(escapes, self.rules, locate))
@@ -332,4 +333,5 @@ class RuleOverride(TorchFunctionMode):
         with creation_stacks(), diagnostic:
             output = self.rerun()
         outputs = [t for t in torch.utils._pytree.tree_leaves(output) if isinstance(t, Tensor)]
-        return find_escapes(outputs, inputs, self.rules.native_nodes, diagnostic.made)
+        rules = self.rules
+        return find_escapes(outputs, inputs, rules.native_nodes, diagnostic.made, rules.node_kinds)

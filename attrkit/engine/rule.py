@@ -70,9 +70,11 @@ class RuleSet:
             override meets functions, and shared by the rule sets of the same ops.
         table: What the override looks every torch call up in: :attr:`dispatch`, and
             the routes of the functions met so far (see :meth:`lookup`).
+        node_kinds: Autograd node class -> what its nodes are to the check of the graph
+            (:func:`~attrkit.engine.verify.find_escapes`), filled as it meets them.
     """
 
-    __slots__ = ("dispatch", "native_nodes", "routes", "rules", "table")
+    __slots__ = ("dispatch", "native_nodes", "node_kinds", "routes", "rules", "table")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
@@ -91,6 +93,7 @@ class RuleSet:
         )
         self.routes = route_table(self.ops)
         self.table: dict[Callable[..., Any], Any] = dict(self.dispatch)
+        self.node_kinds: dict[type, int] = {}
 
     @property
     def ops(self) -> tuple[Op, ...]:

@@ -75,6 +75,7 @@ def find_escapes(
     inputs: Sequence[Any],
     native: Collection[str],
     made: Collection[Any],
+    kinds: dict[type, int] | None = None,
 ) -> list[Escape]:
     """The escaped applications on the gradient path from ``outputs`` to ``inputs``.
 
@@ -83,20 +84,26 @@ def find_escapes(
         inputs: The tensors the gradient is taken with respect to.
         native: The names of the ruled ops' native nodes.
         made: The nodes the rules made (native or not).
+        kinds: A cache, node class -> what its nodes are, for this ``native`` (one
+            dictionary per rule set: the walk then costs one lookup per node).
     """
+    kinds = {} if kinds is None else kinds
     roots = _roots(outputs)
     seen = set(roots)
     stack = list(roots)
     suspects: list[Escape] = []
-    names = _NAMES
     while stack:
         node = stack.pop()
-        name = names.get(type(node)) or node_name(node)
-        if name in native:
-            if node not in made:
-                suspects.append(Escape(node, name))
-        elif name in HIDDEN_OPS or name.endswith(HIGHER_ORDER_SUFFIX):
-            suspects.append(Escape(node, name, _hidden(name)))
+        kind = kinds.get(type(node))
+        if kind is None:
+            kind = _kind(node, native, kinds)
+        if kind:
+            name = node_name(node)
+            if kind == _NATIVE or name in native:
+                if node not in made:
+                    suspects.append(Escape(node, name))
+            elif kind == _HIDDEN or _hidden(name):
+                suspects.append(Escape(node, name, _hidden(name)))
         for next_node, _ in node.next_functions:
             if next_node is not None and next_node not in seen:
                 seen.add(next_node)
@@ -105,6 +112,22 @@ def find_escapes(
         return suspects
     leading = _leading_to(roots, _input_nodes(inputs))
     return [escape for escape in suspects if escape.node in leading]
+
+
+_NATIVE, _HIDDEN, _ASK = 1, 2, 3  # (0: an ordinary node)
+
+
+def _kind(node: Any, native: Collection[str], kinds: dict[type, int]) -> int:
+    """What the nodes of ``node``'s class are (remembered in ``kinds``): ordinary, a
+    ruled op's native node, a node that hides ops, or (``CppFunction``, the class of
+    nodes without their own) to be asked by name."""
+    cls = type(node)
+    if cls.__name__ == "CppFunction":
+        kinds[cls] = _ASK
+    else:
+        name = cls.__name__
+        kinds[cls] = _NATIVE if name in native else _HIDDEN if _hidden(name) else 0
+    return kinds[cls]
 
 
 def _input_nodes(inputs: Iterable[Any]) -> set[Any]:

@@ -578,3 +578,39 @@ class _Lambda(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.function(x)
+
+
+# ------------------------------------------------------------------------- on a GPU
+# Where the mechanism differs on a GPU: the backward pass of a CUDA graph runs on the
+# autograd engine's device thread (where a checkpointed block recomputes under the
+# override the engine hands over), and nn.RNN runs cuDNN's fused kernel unless attrkit
+# decomposes it.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA_ROWS = [*CHECKPOINT_ROWS, *(row for row in EXACT if row.id.startswith("vmap"))]
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("row", CUDA_ROWS, ids=[r.id for r in CUDA_ROWS])
+def test_exact_row_on_cuda(row, method):
+    model, twin = row.make()
+    model, twin = model.to("cuda"), twin.to("cuda")
+    x = _inputs(row.batch).to("cuda")
+    expected = reference_attribution(twin, (x,), 1, (), RULE_OF[method])
+    got = getattr(attrkit, method)(model).attribute(x, target=1)
+    assert_all_close((got,), expected)
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_rnn_with_relu_on_cuda_is_exact(method, packed):
+    torch.manual_seed(0)
+    model = RnnClassifier(bidirectional=True, packed=packed).double().to("cuda").eval()
+    python = RnnClassifier(bidirectional=True, packed=packed, python=True).double().to("cuda")
+    python.load_state_dict(model.state_dict())
+    x = torch.randn(4, 5, WIDTH, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x = x.to("cuda")
+    expected = reference_attribution(python, (x,), 1, (), RULE_OF[method])
+    got = getattr(attrkit, method)(model).attribute(x, target=1)
+    assert_all_close((got,), expected)
