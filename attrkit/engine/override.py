@@ -41,6 +41,12 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from attrkit.core.scope import current_call
+from attrkit.engine.backward import (
+    GRAD_PARAMETERS,
+    backward_pass,
+    saved_tensor_hooks_active,
+    tensors,
+)
 from attrkit.engine.locate import creation_stacks, describe
 from attrkit.engine.reach import UnsupportedModelError, dynamo_refusal
 from attrkit.engine.routes import GRADIENT
@@ -66,20 +72,6 @@ def _wrapped_requires_grad(x: Tensor) -> bool:
     return bool(x.requires_grad)
 
 
-_top_hooks = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
-
-
-def _saved_tensor_hooks_active() -> bool:
-    """Whether saved-tensor hooks are active (``torch.utils.checkpoint`` installs them
-    over a checkpointed block); ``True`` where torch cannot tell."""
-    if _top_hooks is None:
-        return True
-    try:
-        return _top_hooks(False) is not None
-    except TypeError:  # torch before the ``ignore_is_tracing`` argument
-        return _top_hooks() is not None
-
-
 def _activate(mode: TorchFunctionMode) -> None:
     """Put ``mode`` back on the stack (from inside its handler, where it is off)."""
     TorchFunctionMode.__enter__(mode)  # type: ignore[no-untyped-call]
@@ -87,83 +79,6 @@ def _activate(mode: TorchFunctionMode) -> None:
 
 def _deactivate(mode: TorchFunctionMode) -> None:
     TorchFunctionMode.__exit__(mode, None, None, None)  # type: ignore[no-untyped-call]
-
-
-def _tensors(value: Any) -> tuple[Tensor, ...] | None:
-    """``value`` as a tuple of tensors (a tensor or a sequence of them), or ``None``."""
-    if isinstance(value, Tensor):
-        return (value,)
-    if isinstance(value, Sequence) and all(isinstance(v, Tensor) for v in value):
-        return tuple(value)
-    return None
-
-
-_GRAD_PARAMETERS = (
-    "grad_outputs",
-    "retain_graph",
-    "create_graph",
-    "only_inputs",
-    "allow_unused",
-    "is_grads_batched",
-    "materialize_grads",
-)
-_run_engine: Callable[..., Any] | None = getattr(torch.autograd.graph, "_engine_run_backward", None)
-
-
-def _grad_outputs(outputs: tuple[Tensor, ...], given: Any) -> tuple[Tensor, ...] | None:
-    """``grad_outputs`` as ``torch.autograd.grad`` would make them, in the plain cases
-    (one tensor per output, of its shape, dtype and device; or ones for scalar outputs);
-    ``None`` for any other."""
-    if given is None:
-        if all(t.dim() == 0 for t in outputs):
-            return tuple(torch.ones_like(t) for t in outputs)
-        return None
-    grads = _tensors(given)
-    if grads is None or len(grads) != len(outputs):
-        return None
-    for grad, output in zip(grads, outputs, strict=True):
-        if (grad.shape, grad.dtype, grad.device) != (output.shape, output.dtype, output.device):
-            return None
-    return grads
-
-
-def _backward_pass(
-    grad: Callable[..., Any],
-    outputs: tuple[Tensor, ...],
-    inputs: tuple[Tensor, ...],
-    options: dict[str, Any],
-) -> Callable[[], Any] | None:
-    """A call that runs ``grad(outputs, inputs, **options)`` without asking for a
-    torch-function handler (so that a mode on the stack stays there for the backward
-    pass), or ``None`` where there is none.
-
-    In the plain case, the autograd engine itself, as ``torch.autograd.grad`` calls it;
-    otherwise ``grad`` on the gradient edges of the tensors (edges are not tensors, so
-    ``grad`` asks no handler).
-    """
-    simple = (
-        _run_engine is not None
-        and not options.get("is_grads_batched")
-        and not options.get("materialize_grads")
-        and options.get("only_inputs", True)
-    )
-    grad_outputs = _grad_outputs(outputs, options.get("grad_outputs")) if simple else None
-    if grad_outputs is not None and _run_engine is not None:
-        create_graph = bool(options.get("create_graph", False))
-        retain_graph = options.get("retain_graph")
-        retain = create_graph if retain_graph is None else retain_graph
-        allow_unused = bool(options.get("allow_unused"))
-        run = _run_engine
-        return lambda: run(
-            outputs, grad_outputs, retain, create_graph, inputs, allow_unused, accumulate_grad=False
-        )
-    get_edge = torch.autograd.graph.get_gradient_edge
-    try:
-        output_edges = tuple(get_edge(t) for t in outputs)
-        input_edges = tuple(get_edge(t) for t in inputs)
-    except (RuntimeError, AttributeError):  # one that cannot have a gradient: torch's error
-        return None
-    return lambda: grad(output_edges, input_edges, **options)
 
 
 class RuleOverride(TorchFunctionMode):
@@ -252,7 +167,7 @@ class RuleOverride(TorchFunctionMode):
             return func(*args, **kwargs) if kwargs else func(*args)
         if _compiling():  # traced by dynamo: no bookkeeping on the tensors
             return rule.apply(call)
-        if not self._recompute and _saved_tensor_hooks_active():
+        if not self._recompute and saved_tensor_hooks_active():
             self._recompute = True
         result = rule.apply(call)
         if not wrapped:
@@ -294,15 +209,15 @@ class RuleOverride(TorchFunctionMode):
     ) -> Any:
         """``torch.autograd.grad``: check the graph, then run the backward pass with the
         override active."""
-        outputs = _tensors(args[0] if args else kwargs.get("outputs"))
-        inputs = _tensors(args[1] if len(args) > 1 else kwargs.get("inputs"))
+        outputs = tensors(args[0] if args else kwargs.get("outputs"))
+        inputs = tensors(args[1] if len(args) > 1 else kwargs.get("inputs"))
         if outputs is None or inputs is None:
             return func(*args, **kwargs)
         if self.verify:
             self.check(outputs, inputs)
-        options = dict(zip(_GRAD_PARAMETERS, args[2:], strict=False))
+        options = dict(zip(GRAD_PARAMETERS, args[2:], strict=False))
         options.update((k, v) for k, v in kwargs.items() if k not in ("outputs", "inputs"))
-        backward = _backward_pass(func, outputs, inputs, options)
+        backward = backward_pass(func, outputs, inputs, options)
         if backward is None:
             return func(*args, **kwargs)
         if not self._recompute:  # no forward code runs again: no need of the override
