@@ -10,9 +10,8 @@ threads never see the mode.
 
 What a mode does not see by itself, it is made to see:
 
-* the ops inside torch's Python and C++ composites (``F.lp_pool2d``, ``nn.RNN``) and
-  inside ``torch.cond``: the override runs them through a route
-  (:mod:`~attrkit.engine.routes`) with itself active;
+* the ops inside torch's Python and C++ composites (``F.lp_pool2d``, ``nn.RNN``): the
+  override runs them through a route (:mod:`~attrkit.engine.routes`) with itself active;
 * ops under ``torch.vmap`` and other functorch transforms, whose wrapped tensors do not
   tell that they require grad: the override looks through the wrapper;
 * the forward pass that a checkpointed block re-runs during the backward pass: the
@@ -243,10 +242,12 @@ class RuleOverride(TorchFunctionMode):
 
     def _locate(self, inputs: Sequence[Tensor]) -> list[Escape]:
         """The escapes of a re-run of the forward pass whose nodes record their stacks."""
-        assert self.rerun is not None
+        rerun = self.rerun
+        if rerun is None:
+            return []
         diagnostic = RuleOverride(self.rules, verify=False)
         with creation_stacks(), diagnostic:
-            output = self.rerun()
+            output = rerun()
         outputs = [t for t in torch.utils._pytree.tree_leaves(output) if isinstance(t, Tensor)]
         rules = self.rules
         return find_escapes(outputs, inputs, rules.native_nodes, diagnostic.made, rules.node_kinds)

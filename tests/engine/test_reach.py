@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 import attrkit
+from attrkit.engine import OPS, RULES, RuleOverride, RuleSet
 from tests.cases import METHODS, RULE_OF
 from tests.helpers import assert_all_close, captum_attribute
 from tests.reference import reference_attribution
@@ -296,6 +297,26 @@ def test_every_rule_based_method_is_exact_through_checkpointing(row, method):
     expected = attrkit.attribute(twin, x, method=method, target=2)
     got = attrkit.attribute(model, x, method=method, target=2)
     assert_all_close((got,), (expected,))
+
+
+RELU_RULES = [rule for rule in RULES.values() if OPS["relu"] in rule.ops]
+
+
+@pytest.mark.parametrize("rule", RELU_RULES, ids=[rule.name for rule in RELU_RULES])
+@pytest.mark.parametrize("row", CHECKPOINT_ROWS, ids=[r.id for r in CHECKPOINT_ROWS])
+def test_every_relu_rule_survives_checkpointing(row, rule):
+    # Every registered ReLU rule (the guided-backpropagation hook on the native node,
+    # the Functions, in place or not), through the engine alone: the gradient of the
+    # checkpointed model equals the twin's under the same rule.
+    model, twin = row.make()
+    x = _inputs(row.batch)
+    results = []
+    for network in (model, twin):
+        leaf = x.clone().requires_grad_()
+        with RuleOverride(RuleSet([rule])):
+            output = network(leaf.clone())[:, 1]
+            results.append(torch.autograd.grad(output, leaf, torch.ones_like(output)))
+    assert_all_close(results[0], results[1])
 
 
 @pytest.mark.parametrize("method", METHODS)
