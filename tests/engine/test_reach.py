@@ -18,8 +18,10 @@ One row per case of docs/reach.rst (the table of issue 13):
 Covering design: every exact row runs with both ReLU methods (Deconvolution and
 GuidedBackprop) against the reference of its feature-free twin; the checkpoint rows also
 run every registered rule-based method that is built from the model alone (today the
-same two; a new family's methods join automatically) against the method on the twin;
-every refused row runs with both ReLU methods and checks the message's location.
+same two; a new family's methods join automatically) against the method on the twin, and
+every registered ReLU rule through the engine alone; every refused row runs with both
+ReLU methods, twice (cold and warm caches), and checks the message's location. The rows
+whose mechanism differs on a GPU run there too (skipped without a CUDA device).
 """
 
 from __future__ import annotations
