@@ -29,6 +29,8 @@ EXPECTED = {
     "neuron_guided_backprop",
     "layer_grad_cam",
     "guided_grad_cam",
+    "lrp",
+    "layer_lrp",
 }
 
 
