@@ -93,10 +93,15 @@ class RuleOverride(TorchFunctionMode):
         rerun: Runs the forward pass again (for the error message: where the escaped
             applications were made); ``None``: the message names no place.
         verify: Check the graph before each backward pass run inside the override.
+        ruling: Rule the ops applied anywhere inside the block (``True``), or only inside
+            :meth:`forward_pass` blocks and the backward passes the override runs
+            (``False``: a method's own computation around its forward passes, such as
+            ``selected * selected.detach()``, keeps the plain ops).
 
     Attributes:
         applications: How many applications of a ruled op the mode saw.
-        made: The autograd nodes the rules made.
+        made: The autograd nodes the rules made (and, outside forward passes, the
+            method's own applications of ruled ops).
     """
 
     def __init__(
@@ -104,11 +109,13 @@ class RuleOverride(TorchFunctionMode):
         rules: RuleSet,
         rerun: Callable[[], Any] | None = None,
         verify: bool = True,
+        ruling: bool = True,
     ) -> None:
         super().__init__()
         self.rules = rules
         self.rerun = rerun
         self.verify = verify
+        self.ruling = ruling
         self._table = rules.table
         self._owner = current_call()
         self._backward = 0  # backward passes running inside the override
@@ -150,9 +157,13 @@ class RuleOverride(TorchFunctionMode):
             if entry is None:
                 return func(*args, **kwargs) if kwargs else func(*args)
         if type(entry) is not tuple:  # a route
-            if self._owner is not current_call() and self._foreign():
+            if (self._owner is not current_call() and self._foreign()) or not (
+                self.ruling or self._backward or entry is GRADIENT
+            ):
                 return func(*args, **kwargs) if kwargs else func(*args)
             return self._reroute(entry, func, types, args, kwargs or {})
+        if not (self.ruling or self._backward):  # the method's own computation
+            return self._own(func, args, kwargs)
         self.applications += 1
         op, rule = entry
         call = op.read(func, args, kwargs)
@@ -177,6 +188,20 @@ class RuleOverride(TorchFunctionMode):
             else:
                 self._record(result)
         return result
+
+    def _own(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+        """A ruled op that the method applies outside its forward passes (to the selected
+        outputs, say): the plain op, whose node the check then does not hold against the
+        model."""
+        result = func(*args, **kwargs) if kwargs else func(*args)
+        self._record(result)
+        return result
+
+    def forward_pass(self) -> _ForwardPass:
+        """A context: within it a forward pass runs, and its ruled ops get their rules (an
+        override made with ``ruling=False`` rules only inside such blocks, and in the
+        backward passes it runs)."""
+        return _ForwardPass(self)
 
     def _record(self, result: Any) -> None:
         for tensor in result if isinstance(result, tuple | list) else (result,):
@@ -251,3 +276,20 @@ class RuleOverride(TorchFunctionMode):
         outputs = [t for t in torch.utils._pytree.tree_leaves(output) if isinstance(t, Tensor)]
         rules = self.rules
         return find_escapes(outputs, inputs, rules.native_nodes, diagnostic.made, rules.node_kinds)
+
+
+class _ForwardPass:
+    """:meth:`RuleOverride.forward_pass` (a class: it runs on every forward pass, and a
+    ``@contextmanager`` generator costs several microseconds more)."""
+
+    __slots__ = ("_override", "_ruling")
+
+    def __init__(self, override: RuleOverride) -> None:
+        self._override = override
+
+    def __enter__(self) -> None:
+        self._ruling = self._override.ruling
+        self._override.ruling = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._override.ruling = self._ruling

@@ -4,7 +4,9 @@ refused."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from attrkit.core.call import AttributionCall
@@ -21,8 +23,9 @@ class RuleBased:
 
     A subclass declares :attr:`rules` (the registry records them); its constructor calls
     :meth:`_use_rules`, after which :meth:`_compute_context` (the hook of
-    :class:`~attrkit.core.attribution.GradientAttribution`) runs each call's forward
-    passes and gradients inside a :class:`~attrkit.engine.override.RuleOverride`, which
+    :class:`~attrkit.core.attribution.GradientAttribution`) runs each call's computation
+    inside a :class:`~attrkit.engine.override.RuleOverride`, which rules the ops of its
+    forward passes (:meth:`_forward_context`), checks the graph before each gradient and
     refuses a call that a ruled op escaped.
 
     Attributes:
@@ -48,6 +51,10 @@ class RuleBased:
         check_overridable(self.model)
         return _RuleScope(self, call)
 
+    def _forward_context(self) -> AbstractContextManager[Any]:
+        scope = _scopes.innermost(self)
+        return nullcontext() if scope is None else scope.forward_pass()
+
     def _warn_no_application(self) -> None:
         category = self.no_application_warning
         if category is not None and not self._warned:
@@ -69,13 +76,35 @@ class _RuleScope(RuleOverride):
     generator costs several microseconds more.)"""
 
     def __init__(self, method: RuleBased, call: AttributionCall) -> None:
-        super().__init__(method._rule_set, rerun=lambda: _run_model(method, call))
+        super().__init__(method._rule_set, rerun=lambda: _run_model(method, call), ruling=False)
         self.method = method
 
+    def __enter__(self) -> _RuleScope:
+        super().__enter__()  # type: ignore[no-untyped-call]
+        _scopes.stack.append(self)
+        return self
+
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: Any) -> None:
+        _scopes.stack.pop()
         super().__exit__(exc_type, *exc_info)
         if exc_type is None and self.applications == 0:
             self.method._warn_no_application()
+
+
+class _Scopes(threading.local):
+    """The rule scopes of the calls running on this thread, innermost last."""
+
+    def __init__(self) -> None:
+        self.stack: list[_RuleScope] = []
+
+    def innermost(self, method: RuleBased) -> _RuleScope | None:
+        for scope in reversed(self.stack):
+            if scope.method is method:
+                return scope
+        return None
+
+
+_scopes = _Scopes()
 
 
 def _run_model(method: RuleBased, call: AttributionCall) -> Any:

@@ -40,7 +40,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 import attrkit
-from attrkit.engine import OPS, RULES, RuleOverride, RuleSet
+from attrkit.engine import RULES, RuleOverride, RuleSet
+from attrkit.engine.rules.relu import ReluRule
 from tests.cases import METHODS, RULE_OF
 from tests.helpers import assert_all_close, captum_attribute
 from tests.reference import reference_attribution
@@ -301,7 +302,9 @@ def test_every_rule_based_method_is_exact_through_checkpointing(row, method):
     assert_all_close((got,), (expected,))
 
 
-RELU_RULES = [rule for rule in RULES.values() if OPS["relu"] in rule.ops]
+#: The registered ReLU rules (LRP's rule, which covers ReLU too, applies only inside an LRP
+#: call: the LRP method runs through the checkpoint rows above).
+RELU_RULES = [rule for rule in RULES.values() if isinstance(rule, ReluRule)]
 
 
 @pytest.mark.parametrize("rule", RELU_RULES, ids=[rule.name for rule in RELU_RULES])
