@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import attrkit
-from tests.helpers import as_tuple, assert_same, quick_call, run_in_thread, snapshot
+from tests.helpers import ROOT, as_tuple, assert_same, quick_call, run_in_thread, snapshot
 from tests.models import BATCH, IMAGE, FuzzNet
 from tests.reference import ONE_GRADIENT_METHODS, reference_method
 from tests.strategies import (
@@ -190,7 +190,7 @@ def corruptions(draw: st.DrawFn, name: str) -> tuple[str, Any]:
 # ------------------------------------------------------------------ the oracle
 
 ATTRKIT_DIR = os.path.dirname(os.path.abspath(attrkit.__file__))
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = str(ROOT / "tests")
 MODULE_CALL = os.path.join("torch", "nn", "modules", "module.py")
 
 
