@@ -326,6 +326,16 @@ DEFINITION_CASES = [
 ]
 
 ALL_CASES = PARITY_CASES + DEFINITION_CASES
+#: One model case of each class of output shape (one value, a vector, several dimensions
+#: per example), whose target forms differ (``target_forms``).
+OUTPUT_SHAPE_CASES = [
+    next(case for case in PARITY_CASES if case.id == case_id)
+    for case_id in (
+        "captum-relu-linear-inplace",
+        "captum-conv-one-conv",
+        "sequence-tagger-3d-output",
+    )
+]
 
 
 def captum_agrees(case: Case, method: str) -> bool:

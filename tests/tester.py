@@ -129,14 +129,16 @@ class Call:
         return result if isinstance(result, tuple) else (result,)
 
 
-def quick_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def quick_options(
+    name: str, options: Mapping[str, Any] | None = None, base_method: str = BASE_METHOD
+) -> dict[str, Any]:
     """The entries of ``options`` (default :data:`QUICK_OPTIONS`) that method ``name``
-    takes, by argument name (a wrapper also gets those of the method it wraps)."""
+    takes, by argument name (a wrapper also gets those of ``base_method``)."""
     method = info(name)
     table = QUICK_OPTIONS if options is None else options
     taken = set(method.attribute_arguments)
     if wraps_a_method(method):
-        taken |= set(info(BASE_METHOD).attribute_arguments)
+        taken |= set(info(base_method).attribute_arguments)
     return {key: value for key, value in table.items() if key in taken}
 
 
@@ -147,22 +149,23 @@ def quick_call(
     target: Any = None,
     neuron_selector: Any = None,
     options: Mapping[str, Any] | None = None,
+    base_method: str = BASE_METHOD,
 ) -> Call:
-    """A valid call of ``name``: ``layer`` where it is constructed with one, the
-    :data:`BASE_METHOD` where it wraps another method, ``neuron_selector`` and ``target``
+    """A valid call of ``name``: ``layer`` where it is constructed with one,
+    ``base_method`` where it wraps another method, ``neuron_selector`` and ``target``
     where its ``attribute`` takes them, and :func:`quick_options`."""
     method = info(name)
     init: dict[str, Any] = {}
     if needs_layer(method):
         init["layer"] = layer
     if wraps_a_method(method):
-        init["base_method"] = BASE_METHOD
+        init["base_method"] = base_method
     kwargs: dict[str, Any] = {}
     if takes_neuron_selector(method):
         kwargs["neuron_selector"] = neuron_selector
     if method.takes_target:
         kwargs["target"] = target
-    kwargs.update(quick_options(name, options))
+    kwargs.update(quick_options(name, options, base_method))
     return Call(name, init, kwargs)
 
 
@@ -279,6 +282,30 @@ def applies(spec: MethodSpec, case: Case) -> bool:
     )
 
 
+def one_gradient(
+    method: MethodInfo,
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    target: Any,
+    additional_forward_args: tuple[Any, ...] = (),
+    options: Mapping[str, Any] | None = None,
+) -> tuple[Tensor, ...]:
+    """The reference result of a method of :func:`definition_kind` ``"gradient"`` called
+    with ``options``: its rule's gradient (or the plain one), its absolute value where it
+    has an ``abs`` option that is on, times the inputs where it multiplies by them."""
+    options = options or {}
+    absolute = "abs" in method.attribute_arguments and options.get("abs", _default(method, "abs"))
+    return reference_one_gradient(
+        model,
+        inputs,
+        target,
+        additional_forward_args,
+        rule=reference_rule(method),
+        absolute=bool(absolute),
+        times_inputs=method.multiplies_by_inputs,
+    )
+
+
 def definition(
     spec: MethodSpec, case: Case, selection: Any, dtype: torch.dtype
 ) -> tuple[Tensor, ...]:
@@ -291,18 +318,7 @@ def definition(
     inputs, extra = case.inputs(dtype), case.extra_tuple(dtype)
     options = spec.kwargs(dtype)
     if kind == "gradient":
-        absolute = "abs" in method.attribute_arguments and options.get(
-            "abs", _default(method, "abs")
-        )
-        return reference_one_gradient(
-            twin,
-            inputs,
-            selection,
-            extra,
-            rule=rule,
-            absolute=bool(absolute),
-            times_inputs=method.multiplies_by_inputs,
-        )
+        return one_gradient(method, twin, inputs, selection, extra, options)
     layer = twin.get_submodule(LAYERS[case.id])
     if kind == "neuron":
         to_input = bool(options.get("attribute_to_neuron_input", False))

@@ -1,7 +1,13 @@
-"""Every bad input raises TypeError, ValueError or IndexError with a message that names
-the argument and what was expected, and leaves nothing behind."""
+"""Every bad ``inputs``, ``target`` or model output raises TypeError, ValueError or
+IndexError with a message that names the argument and what was expected, and leaves
+nothing behind: the checks of attrkit/core (call.py, targets.py), through every
+registered method that is constructed with the model alone and takes a target. (Each
+method's own options: tests/methods/test_<family>.py; a few of these rows through every
+registered method, layer and neuron methods included: tests/methods/test_shared.py.)"""
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import pytest
@@ -10,16 +16,14 @@ from torch import nn
 
 import attrkit
 from tests import models
-from tests.cases import METHODS
+from tests.tester import method_params, needs_layer, quick_call, wraps_a_method
 
 X = torch.randn(3, 5)
 MLP = models.FunctionalReluMLP("F.relu")  # output (N, 4)
 TAGGER = models.SequenceTagger()  # output (N, 3, 7)
 
 
-class TwoInputs(nn.Module):
-    def forward(self, a, b):
-        return torch.relu(a.sum(1, keepdim=True) + b.sum(1, keepdim=True))
+TwoInputs = models.TwoInputs
 
 
 class ReturnsTuple(nn.Module):
@@ -253,6 +257,19 @@ BAD_INPUTS = [
 ]
 
 
+#: The registered methods built from the model alone that take a target and run the model
+#: on the batch as given (the messages below describe its output; a method that runs it
+#: on an expanded batch, such as IntegratedGradients' path points, describes that batch).
+METHODS = method_params(
+    lambda m: (
+        m.takes_target
+        and not needs_layer(m)
+        and not wraps_a_method(m)
+        and "n_steps" not in m.attribute_arguments
+    )
+)
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
     ("model", "inputs", "target", "error", "pattern"),
@@ -261,7 +278,7 @@ BAD_INPUTS = [
 def test_bad_input_raises_clear_error(method, model, inputs, target, error, pattern):
     hooks_before = [dict(m._forward_hooks) | dict(m._backward_hooks) for m in model.modules()]
     with pytest.raises(error, match=pattern) as info:
-        getattr(attrkit, method)(model).attribute(inputs, target=target)
+        quick_call(method).run(model, inputs, target=target)
     assert type(info.value) in (TypeError, ValueError, IndexError)
     assert torch._C._len_torch_function_stack() == 0
     assert torch.is_grad_enabled()
@@ -273,250 +290,17 @@ def test_bad_input_raises_clear_error(method, model, inputs, target, error, patt
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("model", [None, 3, "resnet"], ids=["none", "int", "str"])
 def test_model_must_be_callable(method, model):
+    """The message names the constructor's argument: ``model``, or ``forward_func`` where
+    Captum's class calls it that."""
+    cls = attrkit.method_info(method).cls
+    argument = list(inspect.signature(cls.__init__).parameters)[1]
     with pytest.raises(
-        TypeError, match=r"`model` must be a torch\.nn\.Module or another callable, got"
+        TypeError, match=rf"`{argument}` must be a torch\.nn\.Module or another callable, got"
     ):
-        getattr(attrkit, method)(model)
+        quick_call(method).explainer(model)
 
 
 def test_error_for_large_target_is_short():
     with pytest.raises(ValueError, match=r"`target` has 1000 entries") as info:
         attrkit.Deconvolution(MLP).attribute(X, target=list(range(1000)))
     assert len(str(info.value)) < 300
-
-
-# ------------------------------------------------------------- method-specific options
-
-CNN = models.SmallCNN().eval()
-IMAGES = torch.randn(2, 3, 12, 12)
-
-
-class CallsLayerTwice(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(5, 5)
-
-    def forward(self, x):
-        return torch.relu(self.fc(torch.relu(self.fc(x))))
-
-
-OPTION_ERRORS = [
-    # (id, call, error, message pattern)
-    (
-        "ig-method",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(X, target=0, method="simpson"),
-        ValueError,
-        r"`method` must be one of riemann_left, .* got 'simpson'",
-    ),
-    (
-        "ig-n-steps-zero",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(X, target=0, n_steps=0),
-        ValueError,
-        r"`n_steps` must be an int >= 1 for gausslegendre, got 0",
-    ),
-    (
-        "ig-trapezoid-one-step",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(
-            X, target=0, n_steps=1, method="riemann_trapezoid"
-        ),
-        ValueError,
-        r"`n_steps` must be an int >= 2 for riemann_trapezoid",
-    ),
-    (
-        "ig-n-steps-float",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(X, target=0, n_steps=2.5),
-        ValueError,
-        r"`n_steps` must be an int",
-    ),
-    (
-        "ig-internal-batch-size",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(X, target=0, internal_batch_size=0),
-        ValueError,
-        r"`internal_batch_size` must be None or an int >= 1, got 0",
-    ),
-    (
-        "ig-baseline-shape",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(
-            X, baselines=torch.zeros(2, 5), target=0
-        ),
-        ValueError,
-        r"`baselines` has shape \(2, 5\); it must be a number, or a tensor of the input's shape \(3, 5\) or with a batch of one \(1, 5\)",
-    ),
-    (
-        "ig-baseline-type",
-        lambda: attrkit.IntegratedGradients(MLP).attribute(X, baselines="zeros", target=0),
-        TypeError,
-        r"`baselines` must be a number or a tensor, got str",
-    ),
-    (
-        "ig-baselines-count",
-        lambda: attrkit.IntegratedGradients(TwoInputs()).attribute((X, X), baselines=(0.0,)),
-        ValueError,
-        r"`baselines` has 1 entries but `inputs` has 2 tensors",
-    ),
-    (
-        "nt-type",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(X, nt_type="smooth", target=0),
-        ValueError,
-        r"`nt_type` must be one of smoothgrad, smoothgrad_sq, vargrad; got 'smooth'",
-    ),
-    (
-        "nt-samples",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(X, nt_samples=0, target=0),
-        ValueError,
-        r"`nt_samples` must be an int >= 1, got 0",
-    ),
-    (
-        "nt-batch-size",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(
-            X, nt_samples_batch_size=-1, target=0
-        ),
-        ValueError,
-        r"`nt_samples_batch_size` must be an int >= 1, got -1",
-    ),
-    (
-        "nt-stdevs-negative",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(X, stdevs=-0.1, target=0),
-        ValueError,
-        r"`stdevs` must be >= 0, got -0.1",
-    ),
-    (
-        "nt-stdevs-count",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(TwoInputs())).attribute((X, X), stdevs=(0.1,)),
-        ValueError,
-        r"`stdevs` has 1 entries but `inputs` has 2 tensors",
-    ),
-    (
-        "nt-stdevs-type",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(X, stdevs="big", target=0),
-        TypeError,
-        r"`stdevs` must be a number or a tuple of numbers, got 'big'",
-    ),
-    (
-        "nt-delta-unsupported",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(
-            X, target=0, return_convergence_delta=True
-        ),
-        ValueError,
-        r"`return_convergence_delta`: Saliency has no convergence delta",
-    ),
-    (
-        "nt-draw-baselines-without-baselines",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(
-            X, target=0, draw_baseline_from_distrib=True
-        ),
-        ValueError,
-        r"`draw_baseline_from_distrib` needs `baselines`",
-    ),
-    (
-        "nt-target-checked-first",
-        lambda: attrkit.NoiseTunnel(attrkit.Saliency(MLP)).attribute(X, target=[0, 1]),
-        ValueError,
-        r"`target` has 2 entries but the batch has 3",
-    ),
-    (
-        "nt-wraps-non-method",
-        lambda: attrkit.NoiseTunnel(MLP),
-        TypeError,
-        r"`attribution_method` must be an attribution method such as attrkit\.Saliency\(model\), got FunctionalReluMLP",
-    ),
-    (
-        "layer-not-a-module",
-        lambda: attrkit.LayerGradCam(CNN, "features.4"),
-        TypeError,
-        r"`layer` must be a torch\.nn\.Module, got str",
-    ),
-    (
-        "layer-not-in-model",
-        lambda: attrkit.NeuronDeconvolution(CNN, nn.Linear(2, 2)),
-        ValueError,
-        r"`layer` \(Linear\) is not a submodule of the model",
-    ),
-    (
-        "layer-of-another-model-instance",
-        lambda: attrkit.NeuronGuidedBackprop(CallsLayerTwice(), CallsLayerTwice().fc).attribute(
-            X, 0
-        ),
-        ValueError,
-        r"is not a submodule",
-    ),
-    (
-        "neuron-selector-out-of-range",
-        lambda: attrkit.NeuronDeconvolution(CNN, CNN.features[4]).attribute(
-            IMAGES, neuron_selector=(9, 0, 0)
-        ),
-        IndexError,
-        r"`neuron_selector` \(9, 0, 0\): index 9 is out of range for dimension 1 of the layer's tensor \(shape \(2, 8, 4, 4\)\)",
-    ),
-    (
-        "neuron-selector-too-short",
-        lambda: attrkit.NeuronDeconvolution(CNN, CNN.features[4]).attribute(
-            IMAGES, neuron_selector=1
-        ),
-        ValueError,
-        r"`neuron_selector` 1 leaves 16 values per example of the layer's tensor",
-    ),
-    (
-        "neuron-selector-too-deep",
-        lambda: attrkit.NeuronDeconvolution(CNN, CNN.features[4]).attribute(
-            IMAGES, neuron_selector=(0, slice(None), 0, 0, 0)
-        ),
-        IndexError,
-        r"`neuron_selector` .* has 5 indices, but the layer's tensor \(shape \(2, 8, 4, 4\)\) has only 3",
-    ),
-    (
-        "neuron-selector-type",
-        lambda: attrkit.NeuronDeconvolution(CNN, CNN.features[4]).attribute(
-            IMAGES, neuron_selector="top"
-        ),
-        TypeError,
-        r"`neuron_selector` must be an int, a tuple of ints and slices, or a callable; got str",
-    ),
-    (
-        "neuron-selector-returns-non-tensor",
-        lambda: attrkit.NeuronDeconvolution(CNN, CNN.features[4]).attribute(
-            IMAGES, neuron_selector=lambda t: 3
-        ),
-        TypeError,
-        r"`neuron_selector` returned int; it must return a tensor with one value per example",
-    ),
-    (
-        "neuron-selector-returns-wrong-shape",
-        lambda: attrkit.NeuronDeconvolution(CNN, CNN.features[4]).attribute(
-            IMAGES, neuron_selector=lambda t: t[:, 0]
-        ),
-        ValueError,
-        r"`neuron_selector` is required: the value `neuron_selector` returned has 16 values per example",
-    ),
-    (
-        "guided-grad-cam-mode",
-        lambda: attrkit.GuidedGradCam(CNN, CNN.features[4]).attribute(
-            IMAGES, target=0, interpolate_mode="cubic"
-        ),
-        ValueError,
-        r"`interpolate_mode` must be one of nearest, .* got 'cubic'",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("call", "error", "pattern"), [pytest.param(*c[1:], id=c[0]) for c in OPTION_ERRORS]
-)
-def test_bad_option_raises_clear_error(call, error, pattern):
-    with pytest.raises(error, match=pattern):
-        call()
-    assert torch._C._len_torch_function_stack() == 0
-
-
-def test_layer_applied_twice_is_refused():
-    model = CallsLayerTwice()
-    with pytest.raises(ValueError, match=r"`layer` \(Linear\) ran 2 times during one forward pass"):
-        attrkit.NeuronGuidedBackprop(model, model.fc).attribute(X, neuron_selector=0)
-    assert not model.fc._forward_hooks
-
-
-def test_layer_that_does_not_run_is_refused():
-    model = models.FunctionalReluMLP("F.relu")
-    model.unused = nn.Linear(5, 5)
-    with pytest.raises(ValueError, match=r"`layer` \(Linear\) did not run during the forward pass"):
-        attrkit.LayerGradCam(model, model.unused).attribute(X, target=0)

@@ -1,20 +1,26 @@
-"""Captum interop: attrkit methods are Captum attributions, run inside captum.attr's
-NoiseTunnel and captum.metrics, and show Captum's signatures."""
+"""Captum interop, for every registered method with a Captum namesake: an instance of each
+of the namesake's public Captum base classes, usable inside ``captum.attr.NoiseTunnel``
+(same seed, same noise: the same result as Captum's method inside it) and
+``captum.metrics``, with an ``attribute.__wrapped__`` that takes ``self`` first (what
+Captum's NoiseTunnel calls). Signatures: tests/core/test_registry.py."""
 
 from __future__ import annotations
 
-import inspect
 import warnings
+from typing import Any
 
 import captum.attr
 import pytest
 import torch
 from captum.metrics import infidelity, sensitivity_max
 
-import attrkit
-from tests.cases import METHODS, PARITY_CASES
+from tests.cases import PARITY_CASES
+from tests.tester import Call, info, method_params, needs_layer, quick_call, wraps_a_method
 
 CASE = next(c for c in PARITY_CASES if c.id == "small-cnn-bn-pool-dropout")
+LAYER = "features.4"
+#: The registered methods with a Captum namesake, except those that wrap another method.
+NAMESAKES = method_params(lambda m: m.captum_name is not None and not wraps_a_method(m))
 
 
 def _captum_quietly(fn, *args, **kwargs):
@@ -23,45 +29,59 @@ def _captum_quietly(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_is_a_captum_gradient_attribution(method):
-    explainer = getattr(attrkit, method)(CASE.build())
-    assert isinstance(explainer, captum.attr.Attribution)
-    assert isinstance(explainer, captum.attr.GradientAttribution)
-    assert isinstance(explainer, attrkit.GradientAttribution)
-    assert isinstance(explainer, attrkit.ModifiedReluGradientAttribution)
-    assert explainer.multiplies_by_inputs is False
-    assert explainer.has_convergence_delta() is False
+def _call(name: str, target: Any = (0, 1, 2)) -> Call:
+    return quick_call(name, layer=LAYER, target=list(target), neuron_selector=(1, 0, 0))
 
 
-@pytest.mark.parametrize("method", METHODS)
+def _captum_method(name: str, model: torch.nn.Module) -> Any:
+    layer = (model.get_submodule(LAYER),) if needs_layer(info(name)) else ()
+    return getattr(captum.attr, info(name).captum_name)(model, *layer)
+
+
+@pytest.mark.parametrize("name", method_params(lambda m: m.captum_name is not None))
+def test_is_an_instance_of_the_captum_base_classes(name):
+    ours = quick_call(name, layer=LAYER).explainer(CASE.build())
+    theirs = getattr(captum.attr, info(name).captum_name)
+    bases = [b for b in theirs.__mro__[1:] if getattr(captum.attr, b.__name__, None) is b]
+    assert captum.attr.Attribution in bases
+    for base in bases:
+        assert isinstance(ours, base), base.__name__
+
+
+@pytest.mark.parametrize("name", NAMESAKES)
 @pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
-def test_inside_captum_noise_tunnel(method, nt_type):
+def test_inside_captum_noise_tunnel(name, nt_type):
     """Same seed, same noise: NoiseTunnel(attrkit method) == NoiseTunnel(captum method)."""
     model, (x,) = CASE.build(), CASE.inputs()
-    kwargs = {"nt_type": nt_type, "nt_samples": 5, "stdevs": 0.3, "target": [0, 1, 2]}
+    call = _call(name)
+    kwargs = {"nt_type": nt_type, "nt_samples": 5, "stdevs": 0.3, **call.kwargs}
     torch.manual_seed(7)
-    ours = captum.attr.NoiseTunnel(getattr(attrkit, method)(model)).attribute(x, **kwargs)
+    ours = captum.attr.NoiseTunnel(call.explainer(model)).attribute(x, **kwargs)
     torch.manual_seed(7)
     theirs = _captum_quietly(
-        captum.attr.NoiseTunnel(getattr(captum.attr, method)(model)).attribute, x, **kwargs
+        captum.attr.NoiseTunnel(_captum_method(name, model)).attribute, x.clone(), **kwargs
     )
     torch.testing.assert_close(ours, theirs)
-    assert not torch.equal(ours, getattr(attrkit, method)(model).attribute(x, target=[0, 1, 2]))
+    assert not torch.equal(ours, call.run(model, x))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_inside_captum_metrics(method):
+@pytest.mark.parametrize(
+    "name",
+    method_params(
+        lambda m: m.captum_name is not None and not wraps_a_method(m) and not m.layer_output
+    ),
+)
+def test_inside_captum_metrics(name):
     model, (x,) = CASE.build(), CASE.inputs()
+    call = _call(name, target=(1, 1, 1))
 
     def perturb(inputs):
         noise = torch.randn_like(inputs) * 0.1
         return noise, inputs - noise
 
-    results = {}
-    for library in (attrkit, captum.attr):
-        explainer = getattr(library, method)(model)
-        attributions = _captum_quietly(explainer.attribute, x, target=1)
+    results = []
+    for explainer in (call.explainer(model), _captum_method(name, model)):
+        attributions = _captum_quietly(explainer.attribute, x.clone(), **call.kwargs)
         torch.manual_seed(3)
         inf = _captum_quietly(
             infidelity, model, perturb, x, attributions, target=1, n_perturb_samples=4
@@ -71,47 +91,22 @@ def test_inside_captum_metrics(method):
             sensitivity_max,
             explainer.attribute,
             x,
-            target=1,
             n_perturb_samples=3,
             perturb_radius=0.05,
+            **call.kwargs,
         )
-        results[library.__name__] = (inf, sens)
-    torch.testing.assert_close(results["attrkit"], results["captum.attr"])
+        results.append((inf, sens))
+    torch.testing.assert_close(results[0], results[1])
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("member", ["__init__", "attribute"])
-def test_signature_matches_captum(method, member):
-    ours = inspect.signature(getattr(getattr(attrkit, method), member))
-    theirs = inspect.signature(getattr(getattr(captum.attr, method), member))
-    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
-        (p.name, p.kind, p.default) for p in theirs.parameters.values()
-    ]
-
-
-def test_modified_relu_base_signature_matches_captum():
-    from captum.attr._core.guided_backprop_deconvnet import (
-        ModifiedReluGradientAttribution as CaptumModifiedRelu,
-    )
-
-    for member in ("__init__", "attribute"):
-        ours = inspect.signature(getattr(attrkit.ModifiedReluGradientAttribution, member))
-        theirs = inspect.signature(getattr(CaptumModifiedRelu, member))
-        assert list(ours.parameters) == list(theirs.parameters)
-        assert [p.default for p in ours.parameters.values()] == [
-            p.default for p in theirs.parameters.values()
-        ]
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_wrapped_attribute_takes_self_first(method):
-    explainer = getattr(attrkit, method)(CASE.build())
+@pytest.mark.parametrize("name", method_params())
+def test_wrapped_attribute_takes_self_first(name):
+    """Captum's NoiseTunnel calls ``method.attribute.__wrapped__(method, ...)``."""
+    call = _call(name)
+    explainer = call.explainer(CASE.build())
     (x,) = CASE.inputs()
-    direct = explainer.attribute(x, target=2)
-    via_wrapped = type(explainer).attribute.__wrapped__(explainer, x, target=2)
+    torch.manual_seed(0)  # the same noise for NoiseTunnel
+    direct = explainer.attribute(x, **call.kwargs)
+    torch.manual_seed(0)
+    via_wrapped = type(explainer).attribute.__wrapped__(explainer, x, **call.kwargs)
     torch.testing.assert_close(direct, via_wrapped)
-
-
-def test_attribute_future_is_not_implemented_as_in_captum():
-    with pytest.raises(NotImplementedError, match="attribute_future"):
-        attrkit.Deconvolution(CASE.build()).attribute_future()

@@ -1,9 +1,16 @@
-"""The shortcuts taken for speed give the definition's result in the cases they do not
-take: guided backpropagation's hook on the native ReLU node and its ``Function``
-fallbacks, the one-kernel target selection and the general one, the model walk that
-refuses TorchScript."""
+"""Backward rules (attrkit/engine/rule.py, attrkit/engine/rules/): every registered rule
+against its line in the reference's rule table (tests/reference.py ``RULE_BACKWARDS``,
+written without attrkit's code), on its own and through the override on models that spell
+ReLU every way (modules, functional, in place, on views, aten), without any method; the
+shortcuts taken for speed (guided backpropagation's hook on the native ReLU node, and
+its ``Function`` fallbacks) give the same result.
+
+A new rule is tested here, and through every method that declares it
+(tests/methods/test_shared.py), once its line is in the reference's table."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import torch
@@ -11,12 +18,49 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import attrkit
-import attrkit.engine.override
-from attrkit.engine.reach import check_overridable
+from attrkit.engine.ops import RELU
+from attrkit.engine.override import RuleOverride
+from attrkit.engine.rule import RULES, Rule, RuleSet
 from attrkit.engine.rules import relu as relu_rules
-from tests.cases import METHODS, RULE_OF
-from tests.helpers import as_tuple, assert_all_close
-from tests.reference import reference_attribution
+from tests.cases import DEFINITION_CASES, Case
+from tests.helpers import assert_all_close
+from tests.reference import (
+    RULE_BACKWARDS,
+    RULES_WITHOUT_BACKWARD_LINE,
+    reference_attribution,
+    select_reference,
+)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_every_registered_rule_has_a_reference_line(name):
+    assert name in RULE_BACKWARDS or name in RULES_WITHOUT_BACKWARD_LINE, (
+        f"add rule {name!r}'s backward to RULE_BACKWARDS in tests/reference.py (one line), "
+        "or its reason to RULES_WITHOUT_BACKWARD_LINE"
+    )
+
+
+#: The registered rules the reference has a line for.
+LINED = [pytest.param(RULES[name], id=name) for name in sorted(RULES) if name in RULE_BACKWARDS]
+
+
+@pytest.mark.parametrize("rule", LINED)
+@pytest.mark.parametrize("inplace", [False, True], ids=["out-of-place", "in-place"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_rule_on_one_relu_is_its_line(rule, inplace, dtype):
+    """The ReLU's own forward (in place when the call is); the line's backward."""
+    assert rule.ops == (RELU,)
+    generator = torch.Generator().manual_seed(0)
+    leaf = torch.randn(4, 7, generator=generator, dtype=dtype, requires_grad=True)
+    with torch.no_grad():
+        leaf[0, :3] = 0.0  # the boundary, where the rules' masks differ
+    grad_output = torch.randn(4, 7, generator=generator, dtype=dtype)
+    x = leaf * 1.0
+    output = rule.apply(RELU.read(F.relu, (x,), {"inplace": inplace}))
+    assert (output is x) == inplace
+    torch.testing.assert_close(output, torch.relu(leaf), rtol=0, atol=0)
+    (grad,) = torch.autograd.grad(output, leaf, grad_output)
+    torch.testing.assert_close(grad, RULE_BACKWARDS[rule.name](leaf.detach(), grad_output))
 
 
 class InplaceReluOnViews(nn.Module):
@@ -57,19 +101,40 @@ def _model(factory: type[nn.Module]) -> nn.Module:
     return factory().eval()
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize(
-    "factory",
-    [
-        pytest.param(InplaceReluOnViews, id="inplace-on-views"),
-        pytest.param(MixedRelus, id="mixed-spellings"),
-    ],
-)
-def test_matches_definition(method, factory):
-    model, x = _model(factory), _inputs()
-    expected = reference_attribution(model, (x,), 2, (), RULE_OF[method])
-    ours = getattr(attrkit, method)(model).attribute(x, target=2)
-    assert_all_close(as_tuple(ours), expected)
+MODELS = [
+    pytest.param(lambda: _model(InplaceReluOnViews), id="inplace-on-views"),
+    pytest.param(lambda: _model(MixedRelus), id="mixed-spellings"),
+    *(
+        pytest.param(case, id=case.id)
+        for case in DEFINITION_CASES
+        if len(case.input_shapes) == 1 and case.extra is None
+    ),
+]
+
+
+def _rule_gradient(model: nn.Module, x: Tensor, target: Any, rule: Rule) -> Tensor:
+    """The gradient of the target with ``rule`` at every application of its ops: the
+    forward pass inside the override alone, without any method."""
+    leaf = x.detach().clone().requires_grad_()
+    with RuleOverride(RuleSet([rule])):
+        output = model(leaf.clone())
+    (grad,) = torch.autograd.grad(select_reference(output, target).sum(), leaf)
+    return grad
+
+
+@pytest.mark.parametrize("rule", LINED)
+@pytest.mark.parametrize("model", MODELS)
+def test_rule_through_the_override_is_the_definition(rule, model):
+    """Every spelling of ReLU in the model, reused, in place, on views, created in
+    forward, gets the rule: the same gradient as the reference, whose every ReLU
+    spelling is a custom autograd Function with the rule's line as its backward."""
+    if isinstance(model, Case):
+        net, twin, (x,) = model.build(), model.build_reference(), model.inputs()
+    else:
+        net = twin = model()
+        x = _inputs()
+    expected = reference_attribution(twin, (x,), 2, (), rule.name)
+    assert_all_close((_rule_gradient(net, x, 2, rule),), expected)
 
 
 @pytest.mark.parametrize(
@@ -107,85 +172,3 @@ def test_guided_backprop_hooks_the_native_node():
     assert type(output.grad_fn).__name__ == "ReluBackward0"
     (grad,) = torch.autograd.grad(output, x, torch.tensor([-1.0, 2.0, 3.0, -4.0]).expand(3, 4))
     assert torch.equal(grad, torch.tensor([0.0, 2.0, 3.0, 0.0]) * (x > 0))
-
-
-class Scores(nn.Module):
-    """Per-example scores of shape ``(N, *shape)``."""
-
-    def __init__(self, *shape: int) -> None:
-        super().__init__()
-        self.shape = shape
-        self.fc = nn.Linear(5, int(torch.tensor(shape).prod()))
-
-    def forward(self, x: Tensor) -> Tensor:
-        z = self.fc(x).reshape(x.shape[0], *self.shape)
-        return F.relu(z) - 0.3 * z
-
-
-@pytest.mark.parametrize("method", [*METHODS, "Saliency"])
-@pytest.mark.parametrize(
-    ("shape", "target"),
-    [
-        pytest.param((6,), [0, 5, 2, 3], id="list"),
-        pytest.param((6,), torch.tensor([5, 0, 1, 1]), id="tensor"),
-        pytest.param((6,), [-1, 2, -6, 0], id="list-negative"),
-        pytest.param((6,), torch.tensor([0, -2, 3, -1]), id="tensor-negative"),
-        pytest.param((3, 2), [(0, 1), (2, -1), (-3, 0), (1, 1)], id="tuples-negative"),
-    ],
-)
-def test_per_example_targets(method, shape, target):
-    """A class per example selects with one ``gather`` on a 2-d output when no index is
-    negative, by advanced indexing otherwise; both give the definition's result."""
-    model, x = _model(lambda: Scores(*shape)), _inputs()
-    rule = RULE_OF.get(method)
-    expected = reference_attribution(model, (x,), target, (), rule)
-    kwargs = {"abs": False} if method == "Saliency" else {}
-    ours = getattr(attrkit, method)(model).attribute(x, target=target, **kwargs)
-    assert_all_close((ours,), expected)
-
-
-@pytest.mark.parametrize(
-    ("target", "message"),
-    [
-        pytest.param([0, 6, 1, 1], r"`target\[1\]` = 6: index 6 is out of range", id="high"),
-        pytest.param([0, 1, -7, 1], r"`target\[2\]` = -7: index -7 is out of range", id="low"),
-        pytest.param(
-            torch.tensor([0, 1, 2, 60]), r"`target\[3\]` = 60: index 60 is out", id="tensor"
-        ),
-    ],
-)
-def test_per_example_target_out_of_range(target, message):
-    model, x = _model(lambda: Scores(6)), _inputs()
-    with pytest.raises(IndexError, match=message):
-        attrkit.Deconvolution(model).attribute(x, target=target)
-
-
-class Wrapper(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.inner(x)
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
-def test_torchscript_deep_in_a_shared_submodule_is_refused_at_call_time(method):
-    """The walk over submodules sees a module shared by two parents, however deep."""
-    shared = Wrapper(nn.Sequential(nn.Linear(5, 5), nn.ReLU()))
-    model = nn.Sequential(Wrapper(shared), Wrapper(shared), nn.Linear(5, 2))
-    explainer = getattr(attrkit, method)(model)
-    shared.inner[0] = torch.jit.script(nn.Linear(5, 5))
-    with pytest.raises(attrkit.UnsupportedModelError, match=r"`model\.0\.inner\.inner\.0` is"):
-        explainer.attribute(_inputs(), target=0)
-
-
-@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
-def test_walk_ends_on_a_cyclic_module_graph():
-    model = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 2))
-    model[0].add_module("back", model)  # a cycle: named_modules() copes, so must the walk
-    check_overridable(model)
-    model[0].add_module("scripted", torch.jit.script(nn.Linear(2, 2)))
-    with pytest.raises(attrkit.UnsupportedModelError, match=r"`model\.0\.scripted` is"):
-        check_overridable(model)

@@ -297,9 +297,10 @@ CALLS = 4
 
 @pytest.mark.parametrize("name", method_params())
 def test_concurrent_calls_on_one_model(name):
-    """Threads calling the method on one shared model (functional in-place ReLUs in
+    """Threads sharing one method object on one model (functional in-place ReLUs in
     parallel branches), while another thread runs plain backward passes of the same
-    model, all get the sequential results; the plain passes get the plain gradient."""
+    model, all get the sequential results; the plain passes get the plain gradient.
+    (Different methods at once, each call with a new object: tests/core/test_soak.py.)"""
     torch.manual_seed(0)
     model = models.TinyInception().eval()
     x = torch.randn(3, 3, 6, 6)
@@ -312,7 +313,8 @@ def test_concurrent_calls_on_one_model(name):
         neuron_selector=(1, 2, 2),
         options={**QUICK_OPTIONS, "stdevs": 0.0},
     )
-    expected = call.attributions(model, x)
+    explainer = call.explainer(model)
+    expected = as_tuple(explainer.attribute(x, **call.kwargs))
     leaf = x.clone().requires_grad_()
     plain = torch.autograd.grad(model(leaf)[[0, 1, 2], [0, 2, 4]].sum(), leaf)[0]
     start = threading.Barrier(THREADS)
@@ -321,7 +323,7 @@ def test_concurrent_calls_on_one_model(name):
     def attribute_repeatedly(worker: int) -> None:
         start.wait()
         for turn in range(CALLS):
-            got = call.attributions(model, x)
+            got = as_tuple(explainer.attribute(x, **call.kwargs))
             if not all(
                 torch.allclose(a, b, rtol=1e-5, atol=1e-7)
                 for a, b in zip(got, expected, strict=True)
