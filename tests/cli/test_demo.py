@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import attrkit
 from tests.cases import METHODS
-from tests.helpers import png_size
+from tests.helpers import ROOT, png_size
 
 ATTRKIT_SCRIPT = Path(sys.executable).parent / "attrkit"
 
@@ -21,7 +22,12 @@ def test_demo_writes_the_figure_and_prints_the_table(tmp_path):
     ReLU-rule methods Captum has differ from Captum, and the audit says why; plain
     gradients agree."""
     result = subprocess.run(
-        [str(ATTRKIT_SCRIPT), "demo"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [str(ATTRKIT_SCRIPT), "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's attrkit
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
