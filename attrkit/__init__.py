@@ -1,6 +1,7 @@
 """attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
 each method's definition exactly."""
 
+from attrkit import methods
 from attrkit.core.attribution import GradientAttribution
 from attrkit.core.registry import (
     MethodInfo,
@@ -14,21 +15,22 @@ from attrkit.core.registry import (
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
-from attrkit.methods import (
-    Deconvolution,
-    GuidedBackprop,
-    GuidedGradCam,
-    InputXGradient,
-    IntegratedGradients,
-    LayerGradCam,
-    ModifiedReluGradientAttribution,
-    NeuronDeconvolution,
-    NeuronGuidedBackprop,
-    NoiseTunnel,
-    NoReluWarning,
-    Saliency,
+from attrkit.methods import *  # noqa: F403  (every method; listed in methods.__all__)
+from attrkit.validation import (
+    AuditReport,
+    CompareReport,
+    Completeness,
+    Deletion,
+    EvaluationReport,
+    Infidelity,
+    Insertion,
+    ModelRandomization,
+    Sensitivity,
+    Tolerances,
+    audit,
+    compare,
+    evaluate,
 )
-from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, compare
 
 __version__ = "0.1.0"
 
@@ -36,20 +38,15 @@ __all__ = [
     "AttributionSet",
     "AuditReport",
     "CompareReport",
-    "Deconvolution",
+    "Completeness",
+    "Deletion",
+    "EvaluationReport",
     "GradientAttribution",
-    "GuidedBackprop",
-    "GuidedGradCam",
-    "InputXGradient",
-    "IntegratedGradients",
-    "LayerGradCam",
+    "Infidelity",
+    "Insertion",
     "MethodInfo",
-    "ModifiedReluGradientAttribution",
-    "NeuronDeconvolution",
-    "NeuronGuidedBackprop",
-    "NoReluWarning",
-    "NoiseTunnel",
-    "Saliency",
+    "ModelRandomization",
+    "Sensitivity",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
     "Tolerances",
@@ -62,7 +59,9 @@ __all__ = [
     "available_methods",
     "compare",
     "create",
+    "evaluate",
     "load_attributions",
     "method_info",
     "register",
+    *methods.__all__,
 ]

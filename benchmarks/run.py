@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))  # benchmark the checkout's attrkit
 import torch  # noqa: E402
 
 import attrkit  # noqa: E402
-from attrkit.validation.tables import markdown_table  # noqa: E402
+from attrkit.validation.rendering import markdown_table  # noqa: E402
 from benchmarks import _models  # noqa: E402
 
 #: The methods of the performance contract (docs/performance.rst).

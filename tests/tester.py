@@ -356,3 +356,31 @@ def covering(
 
 def dtype_id(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def assert_covering_reaches_every_form(rows: list[tuple[MethodSpec, Case]], neuron: bool) -> None:
+    """Every target form (``neuron``: neuron selector) of every model case appears in the
+    :func:`covering` of ``rows``, for the configurations that take one; a case with fewer
+    configurations x dtypes than forms gets as many different forms as it has runs (its
+    other forms go through the same code on the other cases)."""
+    every: dict[str, set[str]] = defaultdict(set)
+    dealt: dict[str, list[str]] = defaultdict(list)
+    for spec, case in rows:
+        if spec.neuron == neuron:
+            every[case.id] |= {form for form, _ in selections(spec, case)}
+    for spec, case, _, form, _ in covering(rows):
+        if spec.neuron == neuron:
+            dealt[case.id].append(form)
+    assert every
+    assert dealt.keys() == every.keys()
+    for case_id, forms in dealt.items():
+        assert set(forms) == every[case_id] or len(set(forms)) == len(forms), case_id
+    assert set().union(*every.values()) == {form for forms in dealt.values() for form in forms}
+
+
+def covering_params(rows: Iterable[tuple[MethodSpec, Case]]) -> list[Any]:
+    """:func:`covering` as ``pytest.param(spec, case, selection, dtype)``, with readable ids."""
+    return [
+        pytest.param(spec, case, value, dtype, id=f"{spec.id}-{case.id}-{form}-{dtype_id(dtype)}")
+        for spec, case, dtype, form, value in covering(rows)
+    ]

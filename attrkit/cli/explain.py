@@ -22,7 +22,7 @@ from attrkit.cli._common import (
     load_model,
     parse_shape,
     parse_target_option,
-    predicted_target,
+    resolve_target,
 )
 from attrkit.core.registry import (
     MethodInfo,
@@ -266,9 +266,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _target(model: nn.Module, inputs: Tensor, option: int | str | None, path: str) -> int:
-    if isinstance(option, int):
-        return option
     try:
-        return int(predicted_target(model, inputs)[0])
+        target = resolve_target(model, inputs, option)
     except CLIError as error:
         raise CLIError(f"{path!r}: {error} (check --size and --grayscale)") from None
+    return target if isinstance(target, int) else int(target[0])

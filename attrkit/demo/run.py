@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 
 from attrkit.core.registry import available_methods, method_info, takes_argument
+from attrkit.core.targets import predicted_target
 from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
-from attrkit.validation.comparison import CompareReport, compare
-from attrkit.validation.tables import text_table
+from attrkit.validation import CompareReport, compare
+from attrkit.validation.rendering import text_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,7 +43,7 @@ class DemoResult:
         labels: True classes.
         predicted: The model's predictions (the attributed target).
         attributions: Method name -> attrkit's attributions of ``images``.
-        reports: Method name -> the :class:`attrkit.compare.CompareReport` of attrkit
+        reports: Method name -> the :class:`attrkit.CompareReport` of attrkit
             and Captum.
     """
 
@@ -108,8 +109,7 @@ def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
         raise ValueError(f"`n_digits` must be between 1 and {len(digits.labels)}; got {n_digits}")
     model = load_demo_model()
     images, labels = digits.images[:n_digits], digits.labels[:n_digits]
-    with torch.no_grad():
-        predicted = model(images).argmax(dim=1)
+    predicted = predicted_target(model, images)
     attributions: dict[str, Tensor] = {}
     reports: dict[str, CompareReport] = {}
     for name in available_methods():

@@ -2,10 +2,11 @@
 
 Methods come from ``attrkit.available_methods()``, selected by their ``MethodInfo``:
 
-- **parity with Captum** (methods with a ``captum_name``): every configuration of the
-  ``METHOD_SPECS`` table on every model case where Captum follows the definition
-  (``captum_agrees_with``), in float32 and float64, against ``captum.attr``'s class of the
-  same name; a guard checks that every method with a Captum namesake has a row;
+- **parity with Captum** (methods with a ``captum_name``; tests/methods/test_parity.py):
+  every configuration of the ``METHOD_SPECS`` table on every model case where Captum
+  follows the definition (``captum_agrees_with``), in float32 and float64, against
+  ``captum.attr``'s class of the same name; a guard checks that every method with a Captum
+  namesake has a row;
 - **the definition** (methods whose metadata says what their definition is,
   ``tester.definition_kind``; for a rule-based method, its rule's line in
   tests/reference.py): every configuration on every model case, including the ReLU usages
@@ -26,11 +27,12 @@ other distinct target path, once per form and output-shape class:
 ============================================  ==============================================
 path                                          tests
 ============================================  ==============================================
-core ``Target.select`` (every branch: none,   here (parity and definition, every case's
-shared index, per-example gather, per-example forms) and tests/core/test_targets.py (every
+core ``Target.select`` (every branch: none,   parity and definition (every case's forms)
+shared index, per-example gather, per-example and tests/core/test_targets.py (every
 advanced indexing)                            form x output shape against the reference)
-neuron selectors (``select_neuron``)          here, and tests/methods/test_neuron.py (every
-                                              selector form x layer shape, both sides)
+neuron selectors (``select_neuron``)          parity and definition, and
+                                              tests/core/test_layers.py (every selector
+                                              form x layer shape, output and input)
 NoiseTunnel's per-example expansion           tests/methods/test_noise_tunnel.py (every
 (``_expand_target``)                          form x output shape, against Captum)
 IntegratedGradients' row expansion            tests/methods/test_integrated_gradients.py
@@ -46,10 +48,7 @@ predicted, fixed int or tuple, none)          tests/dataset/test_target_forms.py
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from typing import Any
 
-import captum.attr
 import pytest
 import torch
 
@@ -58,89 +57,31 @@ from tests import models
 from tests.cases import (
     ALL_CASES,
     LAYERS,
-    METHOD_SPECS,
-    Case,
-    MethodSpec,
-    captum_agrees_with,
-    selections,
 )
 from tests.helpers import (
     as_tuple,
     assert_all_close,
-    assert_matches_captum,
     assert_same,
-    fresh,
     snapshot,
 )
 from tests.tester import (
     QUICK_OPTIONS,
     applies,
+    assert_covering_reaches_every_form,
     configurations,
-    covering,
+    covering_params,
     definition,
     definition_kind,
     draws_noise,
-    dtype_id,
     info,
     method_params,
     methods,
     quick_call,
     reference_rule,
-    spec_method,
     takes_neuron_selector,
 )
 
 CASES = {case.id: case for case in ALL_CASES}
-
-
-def _params(rows: list[tuple[MethodSpec, Case]]) -> list[Any]:
-    return [
-        pytest.param(spec, case, value, dtype, id=f"{spec.id}-{case.id}-{form}-{dtype_id(dtype)}")
-        for spec, case, dtype, form, value in covering(rows)
-    ]
-
-
-# ------------------------------------------------------------------- parity with Captum
-
-PARITY_ROWS = [
-    (spec, case)
-    for spec in METHOD_SPECS
-    for case in ALL_CASES
-    if captum_agrees_with(case, spec) and (not spec.layer or case.id in LAYERS)
-]
-
-#: Registered methods with a Captum namesake but no row in METHOD_SPECS, and why.
-PARITY_EXEMPTIONS: dict[str, str] = {}
-
-
-def run(library: Any, spec: MethodSpec, case: Case, selection: Any, dtype: torch.dtype) -> Any:
-    model = case.build(dtype)
-    inputs = case.attribute_inputs(fresh(case.inputs(dtype)))
-    kwargs = {"additional_forward_args": case.extra_args(dtype), **spec.kwargs(dtype)}
-    torch.manual_seed(0)  # the same noise for NoiseTunnel
-    return spec.attribute(library, model, LAYERS.get(case.id), inputs, selection, **kwargs)
-
-
-@pytest.mark.parametrize(("spec", "case", "selection", "dtype"), _params(PARITY_ROWS))
-def test_matches_captum(spec, case, selection, dtype):
-    ours = run(attrkit, spec, case, selection, dtype)
-    theirs = run(captum.attr, spec, case, selection, dtype)
-    tolerance = {}
-    if dtype == torch.float64 and spec.float64_rtol is not None:
-        tolerance = {"rtol": spec.float64_rtol, "atol": 1e-9}
-    delta = bool(spec.attribute_kwargs.get("return_convergence_delta"))
-    assert_matches_captum(ours, theirs, delta, tolerance)
-
-
-@pytest.mark.parametrize("name", methods(lambda m: m.captum_name is not None))
-def test_every_method_with_a_captum_namesake_has_parity_rows(name):
-    cls = info(name).cls.__name__
-    rows = [spec for spec in METHOD_SPECS if cls in (spec.cls, spec.wraps)]
-    assert rows or name in PARITY_EXEMPTIONS, (
-        f"add {cls}'s configurations to METHOD_SPECS in tests/cases.py (or an exemption, "
-        "with its reason, to PARITY_EXEMPTIONS)"
-    )
-    assert all(spec_method(spec).name == name for spec in rows if spec.cls == cls)
 
 
 # --------------------------------------------------------------------------- definition
@@ -155,7 +96,7 @@ DEFINITION_ROWS = [
 ]
 
 
-@pytest.mark.parametrize(("spec", "case", "selection", "dtype"), _params(DEFINITION_ROWS))
+@pytest.mark.parametrize(("spec", "case", "selection", "dtype"), covering_params(DEFINITION_ROWS))
 def test_matches_definition(spec, case, selection, dtype):
     inputs = case.inputs(dtype)
     ours = spec.attribute(
@@ -185,33 +126,9 @@ def test_every_method_whose_rules_have_a_reference_line_is_defined(name):
     assert name in DEFINED, f"tests/tester.py definition_kind does not know {name}'s shape"
 
 
-@pytest.mark.parametrize(
-    ("rows", "path"),
-    [
-        pytest.param(PARITY_ROWS, False, id="parity-targets"),
-        pytest.param(PARITY_ROWS, True, id="parity-neuron-selectors"),
-        pytest.param(DEFINITION_ROWS, False, id="definition-targets"),
-        pytest.param(DEFINITION_ROWS, True, id="definition-neuron-selectors"),
-    ],
-)
-def test_covering_design_reaches_every_form(rows, path):
-    """Every target form (or neuron selector) of every model case appears in the
-    products above, for the configurations that take one; a case with fewer
-    configurations x dtypes than forms gets as many different forms as it has runs (its
-    other forms go through the same code on the other cases)."""
-    every: dict[str, set[str]] = defaultdict(set)
-    dealt: dict[str, list[str]] = defaultdict(list)
-    for spec, case in rows:
-        if spec.neuron == path:
-            every[case.id] |= {form for form, _ in selections(spec, case)}
-    for spec, case, _, form, _ in covering(rows):
-        if spec.neuron == path:
-            dealt[case.id].append(form)
-    assert every
-    assert dealt.keys() == every.keys()
-    for case_id, forms in dealt.items():
-        assert set(forms) == every[case_id] or len(set(forms)) == len(forms), case_id
-    assert set().union(*every.values()) == {form for forms in dealt.values() for form in forms}
+@pytest.mark.parametrize("path", [False, True], ids=["targets", "neuron-selectors"])
+def test_covering_design_reaches_every_form(path):
+    assert_covering_reaches_every_form(DEFINITION_ROWS, path)
 
 
 # ---------------------------------------------------------------------------- hygiene
