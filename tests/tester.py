@@ -3,11 +3,10 @@ and their calls read from the registry (``attrkit.available_methods()`` and each
 ``MethodInfo``), never from a hand-written list.
 
 - :func:`methods` selects registered methods by their metadata.
-- :func:`quick_call` builds a valid call of any registered method on a model case: the
-  case's layer for the methods constructed with one, a neuron selector for the methods that
-  take one, the case's first target form for those that take a target, a base method for a
-  method that wraps another, and small values of the options that make a call slow
-  (:data:`QUICK_OPTIONS`, by argument name).
+- :func:`quick_call` builds a valid call of any registered method: a layer for the
+  methods constructed with one, a neuron selector for the methods that take one, a target
+  for those that take one, a base method for a method that wraps another, and small
+  values of the options that make a call slow (:data:`QUICK_OPTIONS`, by argument name).
 - :func:`default_spec` is a method's default configuration as a ``MethodSpec`` (the
   configurations of ``METHOD_SPECS`` come first where a method has rows).
 - :func:`definition` gives the definition-based result of a configuration on a model case
@@ -16,11 +15,13 @@ and their calls read from the registry (``attrkit.available_methods()`` and each
   gradient, or a guided layer map; the references live in ``tests/reference.py`` and share
   no code with attrkit.
 - :func:`covering` spreads target forms (or neuron selectors) over the configurations of a
-  product so that each configuration runs with one form and every form appears.
+  product so that each configuration runs with one form and every form appears
+  (:func:`assert_covering_reaches_every_form` checks it).
 
-The test modules that use it: ``tests/methods/test_shared.py`` (parity with Captum, the
-definition, hygiene, thread safety, typed errors, quietness, for every registered method)
-and ``tests/methods/test_fuzz_models.py`` (the same definitions on random models).
+The test modules that use it: ``tests/methods/test_parity.py`` (parity with Captum),
+``tests/methods/test_shared.py`` (the definition, hygiene, thread safety, typed errors,
+quietness, for every registered method), ``tests/methods/test_fuzz_models.py`` (the same
+definitions on random models) and the core's tests of every registered method.
 """
 
 from __future__ import annotations
@@ -45,9 +46,7 @@ from tests.cases import (
     Case,
     MethodSpec,
     layer_shape,
-    neuron_selectors,
     selections,
-    target_forms,
 )
 from tests.reference import (
     RULE_BACKWARDS,
@@ -167,19 +166,6 @@ def quick_call(
         kwargs["target"] = target
     kwargs.update(quick_options(name, options, base_method))
     return Call(name, init, kwargs)
-
-
-def quick_call_on(case: Case, name: str, options: Mapping[str, Any] | None = None) -> Call:
-    """A valid call of ``name`` on model case ``case``: the case's layer (``LAYERS``), the
-    first neuron selector of that layer, the case's first target form."""
-    layer = LAYERS[case.id]
-    return quick_call(
-        name,
-        layer=layer,
-        target=target_forms(case.output_shape)[0][1],
-        neuron_selector=neuron_selectors(layer_shape(case, False))[0][1],
-        options=options,
-    )
 
 
 # ----------------------------------------------------------------------- configurations

@@ -14,9 +14,10 @@ from torch import Tensor, nn
 
 import attrkit
 from attrkit.core.targets import parse_target
-from tests.cases import BATCH, METHODS, RULE_OF, target_forms
+from tests.cases import BATCH, target_forms
 from tests.helpers import assert_all_close
-from tests.reference import reference_attribution, select_reference
+from tests.reference import select_reference
+from tests.tester import definition_kind, info, method_params, one_gradient, quick_call
 
 #: Per-example output shapes of every class: one value, a vector, several dimensions.
 OUTPUT_SHAPES = [(1,), (), (5,), (3, 7), (2, 2, 2)]
@@ -59,7 +60,7 @@ class Scores(nn.Module):
         return F.relu(z) - 0.3 * z
 
 
-@pytest.mark.parametrize("method", [*METHODS, "Saliency"])
+@pytest.mark.parametrize("name", method_params(lambda m: definition_kind(m) == "gradient"))
 @pytest.mark.parametrize(
     ("shape", "target"),
     [
@@ -70,14 +71,14 @@ class Scores(nn.Module):
         pytest.param((3, 2), [(0, 1), (2, -1), (-3, 0), (1, 1)], id="tuples-negative"),
     ],
 )
-def test_per_example_targets(method, shape, target):
+def test_per_example_targets(name, shape, target):
     """A class per example selects with one ``gather`` on a 2-d output when no index is
-    negative, by advanced indexing otherwise; both give the definition's result."""
+    negative, by advanced indexing otherwise; both give the definition's result (for
+    every registered method made of one gradient)."""
     model, x = _model(lambda: Scores(*shape)), _inputs()
-    rule = RULE_OF.get(method)
-    expected = reference_attribution(model, (x,), target, (), rule)
-    kwargs = {"abs": False} if method == "Saliency" else {}
-    ours = getattr(attrkit, method)(model).attribute(x, target=target, **kwargs)
+    signed = {"abs": False}  # (saliency's option: the signed gradient)
+    expected = one_gradient(info(name), model, (x,), target, options=signed)
+    ours = quick_call(name, target=target, options=signed).run(model, x)
     assert_all_close((ours,), expected)
 
 
