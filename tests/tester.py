@@ -6,7 +6,8 @@ and their calls read from the registry (``attrkit.available_methods()`` and each
 - :func:`quick_call` builds a valid call of any registered method: a layer for the
   methods constructed with one, a neuron selector for the methods that take one, a target
   for those that take one, a base method for a method that wraps another, and small
-  values of the options that make a call slow (:data:`QUICK_OPTIONS`, by argument name).
+  values of the options that make a call slow (:data:`QUICK_OPTIONS`, by argument name);
+  :func:`quick_call_on` takes the layer, neuron selector and target from a model case.
 - :func:`default_spec` is a method's default configuration as a ``MethodSpec`` (the
   configurations of ``METHOD_SPECS`` come first where a method has rows).
 - :func:`definition` gives the definition-based result of a configuration on a model case
@@ -46,7 +47,9 @@ from tests.cases import (
     Case,
     MethodSpec,
     layer_shape,
+    neuron_selectors,
     selections,
+    target_forms,
 )
 from tests.reference import (
     RULE_BACKWARDS,
@@ -166,6 +169,33 @@ def quick_call(
         kwargs["target"] = target
     kwargs.update(quick_options(name, options, base_method))
     return Call(name, init, kwargs)
+
+
+_DERIVED: Any = object()
+
+
+def quick_call_on(
+    case: Case,
+    name: str,
+    *,
+    target: Any = _DERIVED,
+    neuron_selector: Any = _DERIVED,
+    options: Mapping[str, Any] | None = None,
+) -> Call:
+    """:func:`quick_call` of ``name`` on model case ``case``: the case's layer
+    (``LAYERS``), and unless given, the first neuron selector of that layer and the case's
+    first target form."""
+    if target is _DERIVED:
+        target = target_forms(case.output_shape)[0][1]
+    if neuron_selector is _DERIVED:
+        neuron_selector = neuron_selectors(layer_shape(case, False))[0][1]
+    return quick_call(
+        name,
+        layer=LAYERS[case.id],
+        target=target,
+        neuron_selector=neuron_selector,
+        options=options,
+    )
 
 
 # ----------------------------------------------------------------------- configurations

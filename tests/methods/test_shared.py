@@ -77,6 +77,7 @@ from tests.tester import (
     method_params,
     methods,
     quick_call,
+    quick_call_on,
     reference_rule,
     takes_neuron_selector,
 )
@@ -164,7 +165,7 @@ def test_success_leaves_no_trace(name, train, requires_grad):
     before (also in train mode, where dropout draws random numbers)."""
     model = _model_with_grads(train)
     x = torch.randn(2, 3, 12, 12).requires_grad_(requires_grad)
-    call = quick_call(name, layer="features.4", target=1, neuron_selector=(1, 0, 0))
+    call = quick_call_on(HYGIENE_CASE, name, target=1, neuron_selector=(1, 0, 0))
     before = snapshot(model, (x,))
     call.run(model, x)
     after = snapshot(model, (x,))
@@ -208,6 +209,7 @@ def test_failure_leaves_no_trace(name, failure):
 
 # ----------------------------------------------------------------------- thread safety
 
+THREADS_CASE = CASES["inception-style"]
 THREADS = 3  # two attributing, one running plain backward passes
 CALLS = 4
 
@@ -218,14 +220,13 @@ def test_concurrent_calls_on_one_model(name):
     parallel branches), while another thread runs plain backward passes of the same
     model, all get the sequential results; the plain passes get the plain gradient.
     (Different methods at once, each call with a new object: tests/core/test_soak.py.)"""
-    torch.manual_seed(0)
-    model = models.TinyInception().eval()
-    x = torch.randn(3, 3, 6, 6)
+    model = THREADS_CASE.build()
+    (x,) = THREADS_CASE.inputs()
     # Without noise: threads share torch's global generator, so noisy results would
     # depend on the interleaving by design.
-    call = quick_call(
+    call = quick_call_on(
+        THREADS_CASE,
         name,
-        layer="branch5.2.conv",
         target=[0, 2, 4],
         neuron_selector=(1, 2, 2),
         options={**QUICK_OPTIONS, "stdevs": 0.0},
@@ -291,7 +292,7 @@ def test_bad_argument_raises_a_typed_error_naming_it(name, bad):
         argument = "inputs"
     model = HYGIENE_CASE.build()
     hooks = [dict(m._forward_hooks) | dict(m._forward_pre_hooks) for m in model.modules()]
-    call = quick_call(name, layer="features.4", target=target, neuron_selector=selector)
+    call = quick_call_on(HYGIENE_CASE, name, target=target, neuron_selector=selector)
     with pytest.raises(error, match=pattern) as raised:
         call.run(model, inputs)
     assert type(raised.value) in (TypeError, ValueError, IndexError)
@@ -308,9 +309,8 @@ QUIET_CASE = CASES["densenet-style"]
 
 @pytest.mark.parametrize("name", method_params())
 def test_normal_call_is_quiet(name, recwarn):
-    model = QUIET_CASE.build()
-    call = quick_call(name, layer="transition.1", target=[0, 1], neuron_selector=(0, 0, 0))
-    call.run(model, torch.randn(2, 3, 6, 6))
+    call = quick_call_on(QUIET_CASE, name)
+    call.run(QUIET_CASE.build(), QUIET_CASE.attribute_inputs(QUIET_CASE.inputs()))
     assert len(recwarn) == 0
 
 
@@ -319,7 +319,7 @@ def test_result_structure_follows_inputs(name):
     """Tensor in, tensor out; tuple in, tuple out (also a one-element tuple), with the
     inputs' shapes."""
     model = HYGIENE_CASE.build()
-    call = quick_call(name, layer="features.4", target=1, neuron_selector=(1, 0, 0))
+    call = quick_call_on(HYGIENE_CASE, name)
     x = torch.randn(2, 3, 12, 12)
     torch.manual_seed(0)
     as_tensor = call.run(model, x)
