@@ -221,6 +221,8 @@ PARITY_CASES = [
         extra=lambda n, dtype: (torch.ones(n, 6, dtype=dtype).tril(), 0.5, "prod"),
     ),
     Case("sequence-tagger-3d-output", models.SequenceTagger, ((2, 7),), (3, 7)),
+    Case("lrp-cnn-every-captum-layer", models.LrpCNN, ((3, 12, 12),), (4,)),
+    Case("lrp-mlp-inplace-relu-tanh-dropout", models.LrpMLP, ((6,),), (3,)),
 ]
 
 FUNCTIONAL = "ignores functional ReLU calls (only nn.ReLU modules are hooked)"
@@ -406,6 +408,8 @@ LAYERS = {
     "residual-block-reused-inplace-relu": "conv2",
     "mixed-tensor-and-python-args": "out",
     "sequence-tagger-3d-output": "conv2",
+    "lrp-cnn-every-captum-layer": "conv2",
+    "lrp-mlp-inplace-relu-tanh-dropout": "net.2",
     "reused-relu-parallel-branches": "out",
     "reused-relu-sequential": "fc3",
     "relu-modules-back-to-back-identity": "fc2",
@@ -437,6 +441,10 @@ class MethodSpec:
             so float64 runs are compared at ``stdevs=0``).
         float64_rtol: Tolerance in float64 where Captum rounds to float32 (IG's step
             sizes): ``None`` for the dtype's default.
+        cases: The ids of the only cases it is compared with Captum on (``None``: every
+            case where Captum follows the definition).
+        module_rules: Sets Captum's LRP rules on the model's modules before the method
+            is built (``None``: none).
     """
 
     id: str
@@ -448,6 +456,8 @@ class MethodSpec:
     neuron: bool = False
     float64_kwargs: dict[str, Any] = field(default_factory=dict)
     float64_rtol: float | None = None
+    cases: frozenset[str] | None = None
+    module_rules: Callable[[nn.Module], None] | None = None
 
     @property
     def relu_rule(self) -> str | None:
@@ -468,6 +478,8 @@ class MethodSpec:
 
         if self.wraps:
             return cls(self.cls)(cls(self.wraps)(model))
+        if self.module_rules is not None:
+            self.module_rules(model)
         layers = (model.get_submodule(layer),) if self.layer else ()
         return cls(self.cls)(model, *layers, **self.init_kwargs)
 
@@ -490,6 +502,42 @@ class MethodSpec:
             if library is captum.attr:
                 warnings.simplefilter("ignore")
             return self.create(library, model, layer).attribute(inputs, **kwargs)
+
+
+#: The cases where Captum's LRP runs and is right: networks of the modules it has rules
+#: for, each applied once (see tests/methods/test_lrp.py for the others).
+LRP_CASES = frozenset(
+    {
+        "captum-conv-one-conv",
+        "captum-conv-padding-dilation",
+        "captum-linear-relu-linear",
+        "lrp-cnn-every-captum-layer",
+        "lrp-mlp-inplace-relu-tanh-dropout",
+        "reused-relu-sequential",
+        "relu-modules-back-to-back-eval-dropout",
+    }
+)
+
+
+def set_captum_rules(model: nn.Module) -> None:
+    """Captum's LRP rules on the model's layers: the gamma rule on the first linear layer
+    or convolution, alpha-1-beta-0 (without bias) on the other convolutions, epsilon 0.01
+    on the other linear layers, the identity on batch-norms, epsilon 0.1 on max-pooling."""
+    from captum.attr._utils import lrp_rules
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for position, module in enumerate(layers):
+        if position == 0:
+            module.rule = lrp_rules.GammaRule(gamma=0.5)
+        elif isinstance(module, nn.Conv2d):
+            module.rule = lrp_rules.Alpha1_Beta0_Rule(set_bias_to_zero=True)
+        else:
+            module.rule = lrp_rules.EpsilonRule(epsilon=0.01)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.rule = lrp_rules.IdentityRule()
+        elif isinstance(module, nn.MaxPool2d):
+            module.rule = lrp_rules.EpsilonRule(epsilon=0.1)
 
 
 IG = {"n_steps": 8}
@@ -578,6 +626,23 @@ METHOD_SPECS = [
         layer=True,
     ),
     MethodSpec("guided-grad-cam", "GuidedGradCam", layer=True),
+    MethodSpec("lrp", "LRP", cases=LRP_CASES),
+    MethodSpec(
+        "lrp-user-rules-delta",
+        "LRP",
+        {"return_convergence_delta": True},
+        cases=LRP_CASES,
+        module_rules=set_captum_rules,
+    ),
+    MethodSpec("layer-lrp", "LayerLRP", layer=True, cases=LRP_CASES),
+    MethodSpec(
+        "layer-lrp-input-user-rules-delta",
+        "LayerLRP",
+        {"attribute_to_layer_input": True, "return_convergence_delta": True},
+        layer=True,
+        cases=LRP_CASES,
+        module_rules=set_captum_rules,
+    ),
 ]
 
 #: Where plain-gradient Captum methods crash: Captum sets requires_grad on the caller's
@@ -590,6 +655,8 @@ CAPTUM_PLAIN_CRASHES = frozenset(
 
 def captum_agrees_with(case: Case, spec: MethodSpec) -> bool:
     """Whether Captum follows the definition for this method on this case."""
+    if spec.cases is not None:
+        return case.id in spec.cases
     rule = spec.relu_rule
     if rule not in METHOD_OF_RULE:  # no ReLU rule, or none that Captum hooks modules for
         return case.id not in CAPTUM_PLAIN_CRASHES

@@ -92,8 +92,21 @@ def methods(predicate: Callable[[MethodInfo], bool] | None = None) -> list[str]:
     return [name for name in names if predicate is None or predicate(info(name))]
 
 
-def method_params(predicate: Callable[[MethodInfo], bool] | None = None) -> list[Any]:
-    return [pytest.param(name, id=name) for name in methods(predicate)]
+def method_params(
+    predicate: Callable[[MethodInfo], bool] | None = None,
+    known_gaps: Mapping[str, str] | None = None,
+) -> list[Any]:
+    """:func:`methods` as ``pytest.param``; a method in ``known_gaps`` (name -> what goes
+    wrong) is expected to fail (strictly: once it passes, its entry must go)."""
+    gaps = known_gaps or {}
+    return [
+        pytest.param(
+            name,
+            id=name,
+            marks=[pytest.mark.xfail(strict=True, reason=gaps[name])] if name in gaps else [],
+        )
+        for name in methods(predicate)
+    ]
 
 
 #: What a method that wraps another one wraps in the quick call: the first registered

@@ -60,9 +60,10 @@ def demo_arguments(
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
     Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
-    feature maps Grad-CAM is defined on); neuron methods attribute the output neuron of
-    each digit's predicted class (``fc2``, one neuron per example); every other method
-    takes the predicted class as ``target``.
+    feature maps Grad-CAM is defined on), Layer LRP at the first convolution's input (the
+    relevance of the image, seen from that layer); neuron methods attribute the output
+    neuron of each digit's predicted class (``fc2``, one neuron per example); every other
+    method takes the predicted class as ``target``.
 
     Returns:
         ``(init_kwargs, attribute_kwargs)``.
@@ -72,6 +73,9 @@ def demo_arguments(
     attribute_kwargs: dict[str, Any] = {}
     if "layer" in info.init_arguments:
         init_kwargs["layer"] = model.relu2
+    if info.name == "layer_lrp":
+        init_kwargs["layer"] = model.conv1
+        attribute_kwargs["attribute_to_layer_input"] = True
     if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
         attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)

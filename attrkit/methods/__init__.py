@@ -3,6 +3,7 @@
 from attrkit.methods.grad_cam import GuidedGradCam, LayerGradCam
 from attrkit.methods.gradient import InputXGradient, Saliency
 from attrkit.methods.integrated_gradients import IntegratedGradients
+from attrkit.methods.lrp import LRP, LayerLRP
 from attrkit.methods.modified_relu import (
     Deconvolution,
     GuidedBackprop,
@@ -13,12 +14,14 @@ from attrkit.methods.neuron import NeuronDeconvolution, NeuronGuidedBackprop
 from attrkit.methods.noise_tunnel import NoiseTunnel
 
 __all__ = [
+    "LRP",
     "Deconvolution",
     "GuidedBackprop",
     "GuidedGradCam",
     "InputXGradient",
     "IntegratedGradients",
     "LayerGradCam",
+    "LayerLRP",
     "ModifiedReluGradientAttribution",
     "NeuronDeconvolution",
     "NeuronGuidedBackprop",

@@ -51,6 +51,7 @@ from attrkit.validation.evaluation import (
     Sensitivity,
     evaluate,
 )
+from attrkit.validation.lrp_audit import LayerFinding, LrpAuditReport, audit_lrp
 from attrkit.validation.rendering import Report, markdown_table, text_table
 
 __all__ = [
@@ -67,8 +68,10 @@ __all__ = [
     "EvaluationReport",
     "Infidelity",
     "Insertion",
+    "LayerFinding",
     "LibraryRun",
     "LibraryVerdict",
+    "LrpAuditReport",
     "MethodRequest",
     "ModelRandomization",
     "PairComparison",
@@ -81,6 +84,7 @@ __all__ = [
     "ZennitAdapter",
     "ZennitMethod",
     "audit",
+    "audit_lrp",
     "average_ranks",
     "compare",
     "compare_tensors",

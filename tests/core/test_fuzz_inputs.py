@@ -185,6 +185,8 @@ def corruptions(draw: st.DrawFn, name: str) -> tuple[str, Any]:
 # ------------------------------------------------------------------ the oracle
 
 ATTRKIT_DIR = os.path.dirname(os.path.abspath(attrkit.__file__))
+#: The rule engine runs the model's own ops (with a rule): an error there is the model's.
+ENGINE_DIR = os.path.join(ATTRKIT_DIR, "engine") + os.sep
 TESTS_DIR = str(ROOT / "tests")
 MODULE_CALL = os.path.join("torch", "nn", "modules", "module.py")
 
@@ -192,12 +194,14 @@ MODULE_CALL = os.path.join("torch", "nn", "modules", "module.py")
 def raised_by_attrkit(error: BaseException) -> bool:
     """Whether attrkit raised ``error`` itself, or through its own use of torch or NumPy,
     rather than the model or a user's callable that attrkit called (attrkit's
-    torch-function passthrough frames do not count)."""
+    torch-function passthrough frames, and the rule engine's, which run the model's own
+    ops, do not count)."""
     frames = traceback.extract_tb(error.__traceback__)
     ours = [
         i
         for i, frame in enumerate(frames)
         if os.path.abspath(frame.filename).startswith(ATTRKIT_DIR)
+        and not os.path.abspath(frame.filename).startswith(ENGINE_DIR)
         and frame.name != "__torch_function__"
     ]
     if not ours:

@@ -3,8 +3,9 @@
 
     core  <-  engine  <-  methods  <-  validation, dataset, demo, viz  <-  cli
 
-A layer imports from the layers to its left; within the fourth group only the demo
-imports sideways (``validation``'s compare, ``viz``'s figures). ``attrkit/__init__.py``
+A layer imports from the layers to its left; within the fourth group ``viz`` imports no
+other layer, ``validation`` draws with it (the evaluation figure), and the demo imports
+``validation``'s compare and ``viz``'s figures. ``attrkit/__init__.py``
 and ``__main__.py`` (the package root) may import every layer; the fourth group and the
 CLI may import the root (the dataset runner records its ``__version__``).
 """
@@ -20,13 +21,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "attrkit"
 
 ORDER = ("core", "engine", "methods")
 FOURTH = ("validation", "dataset", "demo", "viz")
-SIDEWAYS = {"demo": {"validation", "viz"}}
+SIDEWAYS = {"demo": {"validation", "viz"}, "validation": {"viz"}}
 
 
 def allowed(layer: str) -> set[str]:
     """The layers (and ``"attrkit"``, the root) that ``layer`` may import from."""
     if layer in ORDER:
         return set(ORDER[: ORDER.index(layer) + 1])
+    if layer == "viz":
+        return {"viz"}
     if layer in FOURTH:
         return {*ORDER, layer, "attrkit", *SIDEWAYS.get(layer, ())}
     assert layer == "cli", layer

@@ -13,6 +13,14 @@ from attrkit.validation.adapters.base import Adapter, MethodRequest, Support, as
 __all__ = ["CaptumAdapter"]
 
 
+def _has_captum_lrp_rule(layer: object) -> bool:
+    """Whether Captum's LRP gives ``layer`` (a module or a list) a rule it can read."""
+    from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES
+
+    layers = layer if isinstance(layer, list) else [layer]
+    return all(type(m) in SUPPORTED_LAYERS_WITH_RULES or hasattr(m, "rule") for m in layers)
+
+
 class CaptumAdapter(Adapter):
     """The ``captum.attr`` class named by the method's :attr:`~attrkit.MethodInfo.captum_name`,
     built and called with the same arguments; ``noise_tunnel`` wraps the Captum class of
@@ -38,6 +46,14 @@ class CaptumAdapter(Adapter):
         for info in (request.info, request.base_info):
             if info is not None and self._class(info) is None:
                 return Support.no(f"captum.attr has no {info.captum_name or info.cls.__name__}")
+        if request.init_kwargs.get("composite") is not None:
+            return Support.no("Captum's LRP has no zennit composites (it applies its own rules)")
+        layer = request.init_kwargs.get("layer")
+        if request.info.name == "layer_lrp" and not _has_captum_lrp_rule(layer):
+            return Support.no(
+                f"Captum's LayerLRP needs a layer it has a rule for; a {type(layer).__name__} "
+                "has none (attrkit's LayerLRP gives the relevance of any layer)"
+            )
         stochastic = deviation = ""
         if request.base_info is not None and request.option("draw_baseline_from_distrib"):
             stochastic = "Captum draws the baselines with NumPy's generator, attrkit with torch's"

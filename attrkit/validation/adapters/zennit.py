@@ -26,6 +26,7 @@ from attrkit.core.call import format_additional_forward_args, format_baselines, 
 from attrkit.core.registry import MethodInfo
 from attrkit.core.targets import Target
 from attrkit.validation.adapters.base import Adapter, MethodRequest, Support, as_tuple
+from attrkit.validation.adapters.zennit_lrp import check_lrp, lrp_composite
 
 __all__ = ["GRADIENT", "ZENNIT_METHODS", "ZennitAdapter", "ZennitMethod", "zennit_composite"]
 
@@ -52,6 +53,10 @@ class ZennitMethod:
             example).
         absolute: The method's ``abs`` option takes the absolute value of the result
             (Saliency).
+        composite: The composite for a request (``None``: the method's rules' zennit
+            equivalent, :func:`zennit_composite`).
+        relevance: The output gradient is the target output's value (LRP's initial
+            relevance), not one.
     """
 
     attributor: str
@@ -59,6 +64,8 @@ class ZennitMethod:
     check: Callable[[MethodRequest], Support] = _always
     per_example: bool = False
     absolute: bool = False
+    composite: Callable[[MethodRequest], Any] | None = None
+    relevance: bool = False
 
 
 def zennit_composite(info: MethodInfo) -> str | None:
@@ -128,16 +135,19 @@ def _bound_model(request: MethodRequest, row: int | None = None) -> nn.Module:
     return _BoundModel(model, extra)
 
 
-def _output_gradient(target: Target, batch_size: int) -> Callable[[Tensor], Tensor]:
+def _output_gradient(
+    target: Target, batch_size: int, relevance: bool = False
+) -> Callable[[Tensor], Tensor]:
     """zennit's ``attr_output``: the gradient of attrkit's target selection with respect
-    to the model output, i.e. a one-hot tensor, for every target form attrkit accepts."""
+    to the model output, i.e. a one-hot tensor, for every target form attrkit accepts
+    (times the output with ``relevance``: LRP's initial relevance)."""
 
     def attr_output(output: Tensor) -> Tensor:
         probe = output.detach().requires_grad_()
         with torch.enable_grad():
             selected = target.select(probe, batch_size)
             (gradient,) = torch.autograd.grad(selected.sum(), probe)
-        return gradient
+        return gradient * output.detach() if relevance else gradient
 
     return attr_output
 
@@ -233,6 +243,7 @@ ZENNIT_METHODS: dict[str, ZennitMethod] = {
     "noise_tunnel": ZennitMethod(
         "SmoothGrad", options=_smoothgrad_options, check=_check_smoothgrad, per_example=True
     ),
+    "lrp": ZennitMethod("Gradient", check=check_lrp, composite=lrp_composite, relevance=True),
 }
 
 
@@ -266,7 +277,7 @@ class ZennitAdapter(Adapter):
         if not isinstance(request.model, nn.Module):
             return Support.no("zennit needs a torch.nn.Module")
         support = method.check(request)
-        if support:
+        if support and method.composite is None:
             try:
                 _composite_class(request.base_info or request.info)
             except LookupError as error:
@@ -278,8 +289,11 @@ class ZennitAdapter(Adapter):
 
         method = ZENNIT_METHODS[request.info.name]
         attributor = getattr(attribution, method.attributor)
-        composite_class = _composite_class(request.base_info or request.info)
-        composite = composite_class() if composite_class is not None else None
+        if method.composite is not None:
+            composite = method.composite(request)
+        else:
+            composite_class = _composite_class(request.base_info or request.info)
+            composite = composite_class() if composite_class is not None else None
         (x,) = as_tuple(request.fresh_inputs())
         results = []
         for row in range(x.shape[0]) if method.per_example else (None,):
@@ -288,7 +302,8 @@ class ZennitAdapter(Adapter):
                 part, target = x[row : row + 1], target.take(torch.tensor([row]))
             model = _bound_model(request, row)
             with attributor(model, composite, **method.options(request, part)) as explainer:
-                _, result = explainer(part, _output_gradient(target, part.shape[0]))
+                output_gradient = _output_gradient(target, part.shape[0], method.relevance)
+                _, result = explainer(part, output_gradient)
             results.append(result)
         result = torch.cat(results)
         if method.absolute and request.option("abs"):

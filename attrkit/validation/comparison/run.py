@@ -30,6 +30,7 @@ from attrkit.validation.comparison.report import (
     PairComparison,
     Tolerances,
 )
+from attrkit.validation.lrp_audit import LrpAuditReport, audit_lrp
 
 __all__ = ["DEFAULT_LIBRARIES", "compare"]
 
@@ -54,6 +55,11 @@ def _audit_cause(report: AuditReport | None, library: str, rule: str | None) -> 
     if report is None or library not in AUDITED_LIBRARIES:
         return ""
     return "" if report.follows_definition(library, rule) else report.library_summary(library, rule)
+
+
+def _lrp_cause(report: LrpAuditReport, library: str) -> str:
+    """The LRP audit's finding on ``library``'s hooks, if it has one."""
+    return "" if report.follows_definition(library) else report.library_summary(library)
 
 
 def _warm_up(request: MethodRequest, seed: int) -> None:
@@ -253,18 +259,25 @@ def compare(
         raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
     request = _request(method, model, inputs, target, additional_forward_args, method_kwargs)
     base = request.base_info
-    rule = relu_rule((base or request.info).name)
+    # LRP's activations pass the relevance on: its own audit (audit_lrp) explains it.
+    lrp = (base or request.info).family == "lrp"
+    rule = None if lrp else relu_rule((base or request.info).name)
     report_audit = (
         audit(model, inputs, additional_forward_args)
         if rule is not None and isinstance(model, nn.Module)
         else None
     )
+    lrp_audit = None
+    if lrp and isinstance(model, nn.Module):
+        lrp_audit = audit_lrp(model, inputs, additional_forward_args)
     _warm_up(request, seed)
     runs = [_run(name, request, seed) for name in names]
 
     explain: dict[str, str] = {}
     for run in runs:
         causes = [_audit_cause(report_audit, run.library, rule), run.deviation]
+        if lrp_audit is not None and run.library in AUDITED_LIBRARIES:
+            causes.insert(0, _lrp_cause(lrp_audit, run.library))
         explain[run.library] = "; ".join(cause for cause in causes if cause)
     runs = [
         replace(run, explanation=explain[run.library] if run.status == "error" else "")
