@@ -31,6 +31,7 @@ from tests.cases import (
 )
 from tests.helpers import as_tuple, assert_all_close
 from tests.reference import reference_attribution
+from tests.tester import method_params, needs_layer, quick_call, wraps_a_method
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -112,7 +113,13 @@ def test_matches_definition_on_cuda(case, method):
     assert_all_close(as_tuple(ours), expected)
 
 
-@pytest.mark.parametrize("method", [*METHODS, "Saliency", "InputXGradient", "IntegratedGradients"])
+#: The registered methods built from the model alone that take a target.
+PLAIN_CALLS = method_params(
+    lambda m: m.takes_target and not needs_layer(m) and not wraps_a_method(m)
+)
+
+
+@pytest.mark.parametrize("method", PLAIN_CALLS)
 @pytest.mark.parametrize(
     "make_target",
     [
@@ -132,8 +139,9 @@ def test_targets_on_either_device(method, make_target):
     labels = torch.tensor([3, 0, 4, 1])
     target = make_target(labels)
     expected_target = target.cpu() if isinstance(target, torch.Tensor) else target
-    expected = getattr(attrkit, method)(model).attribute(x, target=expected_target)
-    ours = getattr(attrkit, method)(model.to(CUDA)).attribute(x.to(CUDA), target=target)
+    call = quick_call(method)
+    expected = call.run(model, x, target=expected_target)
+    ours = call.run(model.to(CUDA), x.to(CUDA), target=target)
     assert ours.device.type == "cuda"
     torch.testing.assert_close(ours.cpu(), expected, rtol=1e-4, atol=1e-5)
 
@@ -150,7 +158,7 @@ class DropoutOnTheGpu(nn.Module):
         return self.fc2(nn.functional.dropout(h, 0.5, training=self.training))
 
 
-@pytest.mark.parametrize("method", [*METHODS, "Saliency", "IntegratedGradients"])
+@pytest.mark.parametrize("method", PLAIN_CALLS)
 @pytest.mark.parametrize("input_device", ["cpu", "cuda"])
 def test_random_streams_are_left_as_they_were(method, input_device):
     """Dropout draws from the GPU's generator: its state (and the CPU's) is restored,
@@ -158,25 +166,26 @@ def test_random_streams_are_left_as_they_were(method, input_device):
     model = DropoutOnTheGpu().to(CUDA).train()
     x = torch.randn(5, 6, device=input_device)
     cpu_state, cuda_state = torch.get_rng_state(), torch.cuda.get_rng_state()
-    getattr(attrkit, method)(model).attribute(x, target=1)
+    quick_call(method).run(model, x, target=1)
     assert torch.equal(torch.get_rng_state(), cpu_state)
     assert torch.equal(torch.cuda.get_rng_state(), cuda_state)
 
 
-@pytest.mark.parametrize("method", [*METHODS, "Saliency"])
+@pytest.mark.parametrize("method", PLAIN_CALLS)
 def test_no_residue_on_the_device(method):
     """After the call and its result are gone, the GPU holds what it held before: no
     graph, saved tensor or clone outlives the call; no hook or mode is left behind."""
     torch.manual_seed(0)
     model = models.SmallCNN().to(CUDA).eval()
     x = torch.randn(8, 3, 12, 12, device=CUDA)
-    explainer = getattr(attrkit, method)(model)
-    explainer.attribute(x, target=2)  # warm-up: cuDNN workspaces, lazy state
+    call = quick_call(method)
+    explainer = call.explainer(model)
+    explainer.attribute(x, **{**call.kwargs, "target": 2})  # warm-up: cuDNN workspaces, lazy state
     gc.collect()
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     hooks = [(m._forward_hooks.copy(), m._backward_hooks.copy()) for m in model.modules()]
-    result = explainer.attribute(x, target=2)
+    result = explainer.attribute(x, **{**call.kwargs, "target": 2})
     assert result.device.type == "cuda"
     del result
     gc.collect()

@@ -18,7 +18,8 @@ from hypothesis import settings
 
 import attrkit
 from tests import models
-from tests.helpers import as_tuple, quick_call
+from tests.helpers import as_tuple
+from tests.tester import QUICK_OPTIONS, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -32,21 +33,18 @@ def calls(model: torch.nn.Module) -> dict[str, tuple[dict[str, Any], dict[str, A
     """One call of every registered method: (constructor, ``attribute``) arguments.
     NoiseTunnel runs without noise: threads share torch's global generator, so noisy
     results depend on the interleaving by design."""
-    options = {
-        "integrated_gradients": {"n_steps": 4, "return_convergence_delta": True},
-        "noise_tunnel": {"nt_samples": 2, "stdevs": 0.0},
-    }
-    return {
-        name: quick_call(
+    options = {**QUICK_OPTIONS, "n_steps": 4, "return_convergence_delta": True, "stdevs": 0.0}
+    table = {}
+    for name in attrkit.available_methods():
+        call = quick_call(
             name,
             layer=model.branch5[2].conv,
             target=TARGET,
             neuron_selector=(1, 2, 2),
-            base_method="guided_backprop",
             options=options,
         )
-        for name in attrkit.available_methods()
-    }
+        table[name] = (call.init, call.kwargs)
+    return table
 
 
 def run(model: torch.nn.Module, name: str, init: dict, kwargs: dict, x: torch.Tensor) -> Any:

@@ -551,12 +551,13 @@ def test_attrkit_module_exports():
 # --------------------------------------------------------------------- the docs page
 def test_validation_page_example_runs_and_says_what_the_page_says():
     """docs/validation.rst shows docs/examples/validation_densenet.py and the output the
-    docs build records from it; the script asserts its claims, and the page's prose count
-    is the audit's."""
+    docs build records from it; the script asserts its claims, and the page's prose names
+    what the audit finds (its count is in the recorded output, not typed in the prose)."""
     page = (ROOT / "docs" / "validation.rst").read_text()
     assert ".. literalinclude:: examples/validation_densenet.py" in page
     assert ".. literalinclude:: _generated/examples/validation_densenet.txt" in page
     namespace = runpy.run_path(str(ROOT / "docs" / "examples" / "validation_densenet.py"))
     issues = namespace["audit"].issues("captum")
-    assert f"The audit finds the {len(issues)} functional ReLUs" in page
+    assert "The audit finds the functional ReLUs" in page
+    assert issues
     assert {f.form for f in issues} == {"functional"}

@@ -1,4 +1,6 @@
-"""``attrkit attribute-dataset``, run as a user runs it: in a subprocess."""
+"""``attrkit attribute-dataset``: what it writes equals what ``attrkit.attribute_dataset``
+writes (as a user runs it, in a subprocess), resuming, and one-line errors (in this
+process)."""
 
 from __future__ import annotations
 
@@ -51,16 +53,16 @@ def test_cli_writes_what_the_function_writes(tmp_path):
     np.testing.assert_array_equal(attrkit.load_attributions(tmp_path / "cli")[:], expected[:])
 
 
-def test_cli_resume(tmp_path):
+def test_cli_resume(cli, tmp_path):
     args = base_args(tmp_path / "out", "saliency")
-    assert run_cli("attribute-dataset", *args, "--quiet").returncode == 0
-    again = run_cli("attribute-dataset", *args, "--quiet")
-    assert again.returncode == 2
-    assert again.stderr.count("\n") == 1
-    assert "already holds a complete run; pass resume=True" in again.stderr
-    resumed = run_cli("attribute-dataset", *args, "--quiet", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout == ""
+    assert cli("attribute-dataset", *args, "--quiet")[0] == 0
+    status, _, err = cli("attribute-dataset", *args, "--quiet")
+    assert status == 2
+    assert err.count("\n") == 1
+    assert "already holds a complete run; pass resume=True" in err
+    status, out, err = cli("attribute-dataset", *args, "--quiet", "--resume")
+    assert status == 0, err
+    assert out == ""
 
 
 @pytest.mark.parametrize(
@@ -74,13 +76,13 @@ def test_cli_resume(tmp_path):
         pytest.param(("--option", "n_steps"), "must look like KEY=VALUE", id="option"),
     ],
 )
-def test_cli_errors_are_one_line(tmp_path, change, message):
+def test_cli_errors_are_one_line(cli, tmp_path, change, message):
     args = base_args(tmp_path / "out")
     position = args.index(change[0]) if change[0] in args else len(args)
     args[position : position + 2] = change
-    result = run_cli("attribute-dataset", *args)
-    assert result.returncode == 2
-    assert result.stderr.startswith("attrkit attribute-dataset: error: ")
-    assert result.stderr.count("\n") == 1
-    assert message in result.stderr
+    status, _, err = cli("attribute-dataset", *args)
+    assert status == 2
+    assert err.startswith("attrkit attribute-dataset: error: ")
+    assert err.count("\n") == 1
+    assert message in err
     assert not (tmp_path / "out").exists()

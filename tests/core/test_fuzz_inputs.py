@@ -28,9 +28,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import attrkit
-from tests.helpers import as_tuple, assert_same, quick_call, run_in_thread, snapshot
+from tests.helpers import ROOT, as_tuple, assert_same, run_in_thread, snapshot
 from tests.models import BATCH, IMAGE, FuzzNet
-from tests.reference import ONE_GRADIENT_METHODS, reference_method
 from tests.strategies import (
     DTYPES,
     JUNK,
@@ -40,27 +39,23 @@ from tests.strategies import (
     some_tensors,
     tensor_specs,
 )
+from tests.tester import (
+    definition_kind,
+    draws_noise,
+    method_params,
+    one_gradient,
+    quick_call,
+)
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 # ------------------------------------------------------------------ valid calls
 
-FAST_OPTIONS = {
-    "integrated_gradients": {"n_steps": 3},
-    "noise_tunnel": {"nt_samples": 2, "stdevs": 0.1},
-}
-
 
 def valid_arguments(name: str, model: FuzzNet) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor and ``attribute`` arguments of a valid call of method ``name``."""
-    return quick_call(
-        name,
-        layer=model.conv,
-        target=1,
-        neuron_selector=(1, 2, 2),
-        base_method="saliency",
-        options=FAST_OPTIONS,
-    )
+    call = quick_call(name, layer=model.conv, target=1, neuron_selector=(1, 2, 2))
+    return call.init, call.kwargs
 
 
 # ------------------------------------------------------------------ bad values
@@ -192,7 +187,7 @@ def corruptions(draw: st.DrawFn, name: str) -> tuple[str, Any]:
 ATTRKIT_DIR = os.path.dirname(os.path.abspath(attrkit.__file__))
 #: The rule engine runs the model's own ops (with a rule): an error there is the model's.
 ENGINE_DIR = os.path.join(ATTRKIT_DIR, "engine") + os.sep
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = str(ROOT / "tests")
 MODULE_CALL = os.path.join("torch", "nn", "modules", "module.py")
 
 
@@ -255,7 +250,7 @@ def attempt(
     except Exception as error:
         result = error
     after = snapshot(model, ())
-    if name == "noise_tunnel":  # draws its noise from the global generator, as documented
+    if draws_noise(attrkit.method_info(name)):  # from the global generator, as documented
         del before["rng_state"], after["rng_state"]
     assert_same(before, after)
     for state, tensor in zip(states, watched, strict=True):
@@ -305,7 +300,7 @@ def check_result(
     if not info.layer_output:
         assert len(attributions) == len(given)
         for a, x in zip(attributions, given, strict=True):
-            if a.numel() == 0 and name == "guided_grad_cam":
+            if a.numel() == 0 and definition_kind(info) == "guided_layer_map":
                 continue  # an input the layer's map cannot be upsampled to
             assert a.shape == x.shape
             assert a.dtype == x.dtype
@@ -323,12 +318,13 @@ def check_result(
     # (and so attrkit's and Captum's guided backpropagation) lets it through: compare
     # with the reference on finite values only.
     finite = all(bool(x.isfinite().all()) for x in copies)
-    if name in ONE_GRADIENT_METHODS and len(copies) == 1 and copies[0].shape[0] > 0 and finite:
-        expected = reference_method(name, model, copies, kwargs["target"])
+    one = definition_kind(info) == "gradient"
+    if one and len(copies) == 1 and copies[0].shape[0] > 0 and finite:
+        expected = one_gradient(info, model, copies, kwargs["target"], options=kwargs)
         torch.testing.assert_close(attributions, expected, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", attrkit.available_methods())
+@pytest.mark.parametrize("name", method_params())
 @settings(max_examples=settings().max_examples * 4)
 @given(data=st.data())
 def test_bad_argument_raises_clear_error_or_gives_correct_result(name, data):

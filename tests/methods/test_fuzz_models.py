@@ -33,20 +33,28 @@ from tests.helpers import (
     assert_matches_captum,
     differs,
     fresh,
-    is_neuron_method,
-    quick_call,
     run_in_thread,
 )
 from tests.reference import (
-    ONE_GRADIENT_METHODS,
     quadrature,
     reference_attribution,
     reference_grad_cam,
     reference_lrp,
-    reference_method,
     reference_neuron_attribution,
 )
 from tests.strategies import Branch, GraphModel, Problem, problems
+from tests.tester import (
+    BASE_METHOD,
+    QUICK_OPTIONS,
+    definition_kind,
+    methods,
+    needs_layer,
+    one_gradient,
+    quick_call,
+    reference_rule,
+    takes_neuron_selector,
+    wraps_a_method,
+)
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -95,15 +103,19 @@ def _run(problem: Problem, name: str, init: dict[str, Any], **kwargs: Any) -> tu
     return as_tuple(explainer.attribute(problem.given(problem.inputs()), **kwargs))
 
 
-def _simple_check(name: str) -> Check:
-    """Deconvolution, guided backpropagation, Saliency (``abs`` drawn) or Input x
-    Gradient: ``reference_method``."""
+def _one_gradient_check(name: str) -> Check:
+    """A method made of one gradient (``tester.definition_kind`` "gradient": its rule's,
+    or the plain one; ``abs`` drawn where it has that option): ``tester.one_gradient``."""
+    method = attrkit.method_info(name)
 
     def check(problem: Problem, data: st.DataObject) -> None:
-        options = {"abs": data.draw(st.booleans(), label="abs")} if name == "saliency" else {}
+        options = {}
+        if "abs" in method.attribute_arguments:
+            options["abs"] = data.draw(st.booleans(), label="abs")
         ours = _run(problem, name, {}, target=problem.target, **options)
-        inputs = problem.inputs()
-        expected = reference_method(name, twin(problem), inputs, problem.target, **options)
+        expected = one_gradient(
+            method, twin(problem), problem.inputs(), problem.target, (), options
+        )
         assert_all_close(ours, expected)
 
     return check
@@ -155,7 +167,7 @@ def check_integrated_gradients(problem: Problem, data: st.DataObject) -> None:
 def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
     """Without noise every copy is the input itself: smoothgrad is the method,
     smoothgrad_sq its square, vargrad zero."""
-    base = data.draw(st.sampled_from(sorted(ONE_GRADIENT_METHODS)), label="base_method")
+    base = data.draw(st.sampled_from(ONE_GRADIENT_METHODS), label="base_method")
     nt_type = data.draw(
         st.sampled_from(["smoothgrad", "smoothgrad_sq", "vargrad"]), label="nt_type"
     )
@@ -171,7 +183,7 @@ def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
         nt_samples_batch_size=chunk,
         stdevs=0.0,
     )
-    plain = reference_method(base, twin(problem), problem.inputs(), problem.target)
+    plain = one_gradient(attrkit.method_info(base), twin(problem), problem.inputs(), problem.target)
     expected = {
         "smoothgrad": plain,
         "smoothgrad_sq": tuple(a * a for a in plain),
@@ -180,7 +192,10 @@ def check_noise_tunnel(problem: Problem, data: st.DataObject) -> None:
     assert_all_close(ours, expected)
 
 
-def _neuron_check(name: str, rule: str) -> Check:
+def _neuron_check(name: str) -> Check:
+    """A neuron of a layer (``tester.definition_kind`` "neuron"), with the method's rule."""
+    rule = reference_rule(attrkit.method_info(name))
+
     def check(problem: Problem, data: st.DataObject) -> None:
         model = problem.graph.build(problem.dtype)
         inputs = problem.inputs()
@@ -276,17 +291,36 @@ def _lrp_check(name: str) -> Check:
     return check
 
 
-REFERENCE_CHECKS: dict[str, Check] = {
-    **{name: _simple_check(name) for name in ONE_GRADIENT_METHODS},
+#: The methods whose definition is their own (the others' follows from their metadata:
+#: ``derived_check``).
+OWN_CHECKS: dict[str, Check] = {
     "integrated_gradients": check_integrated_gradients,
     "noise_tunnel": check_noise_tunnel,
-    "neuron_deconvolution": _neuron_check("neuron_deconvolution", "deconvolution"),
-    "neuron_guided_backprop": _neuron_check("neuron_guided_backprop", "guided_backprop"),
     "layer_grad_cam": check_layer_grad_cam,
-    "guided_grad_cam": check_guided_grad_cam,
     "lrp": _lrp_check("lrp"),
     "layer_lrp": _lrp_check("layer_lrp"),
 }
+
+
+def derived_check(name: str) -> Check | None:
+    """The check that the method's metadata implies (``tester.definition_kind``)."""
+    kind = definition_kind(attrkit.method_info(name))
+    if kind == "gradient":
+        return _one_gradient_check(name)
+    if kind == "neuron":
+        return _neuron_check(name)
+    if kind == "guided_layer_map":
+        return check_guided_grad_cam
+    return None
+
+
+REFERENCE_CHECKS: dict[str, Check] = {
+    name: check
+    for name in attrkit.available_methods()
+    if (check := OWN_CHECKS.get(name) or derived_check(name)) is not None
+}
+#: The methods a NoiseTunnel wraps here: those made of one gradient.
+ONE_GRADIENT_METHODS = methods(lambda m: definition_kind(m) == "gradient")
 
 
 def test_every_registered_method_has_a_reference_property():
@@ -295,7 +329,7 @@ def test_every_registered_method_has_a_reference_property():
 
 def _needed_layer(name: str) -> str:
     """What layer the method's check draws (so that graphs without one are not drawn)."""
-    if name == "guided_grad_cam":
+    if definition_kind(attrkit.method_info(name)) == "guided_layer_map":
         return "spatial"
     return "any" if "layer" in attrkit.method_info(name).init_arguments else ""
 
@@ -335,7 +369,7 @@ def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
 
 
 # Specs compared on named cases only (LRP: Captum's LRP runs on networks of its supported
-# modules, which these graphs are not) are left to tests/test_parity_captum.py.
+# modules, which these graphs are not) are left to tests/methods/test_parity.py.
 @pytest.mark.parametrize(
     "spec", [pytest.param(s, id=s.id) for s in METHOD_SPECS if s.cases is None]
 )
@@ -447,16 +481,9 @@ def test_captum_deconvolution_of_relu_modules_back_to_back(between):
 # ------------------------------------------------ (c) independence of thread and history
 
 #: Small options that keep the multi-pass methods quick.
-FAST_OPTIONS = {
-    "integrated_gradients": {"n_steps": 3},
-    "noise_tunnel": {"nt_samples": 2, "stdevs": 0.2},
-}
+FAST_OPTIONS = {**QUICK_OPTIONS, "stdevs": 0.2}
 #: Methods a NoiseTunnel can wrap without constructor arguments.
-SIMPLE_METHODS = [
-    name
-    for name in attrkit.available_methods()
-    if not {"layer", "base_method"} & set(attrkit.method_info(name).init_arguments)
-]
+SIMPLE_METHODS = methods(lambda m: not needs_layer(m) and not wraps_a_method(m))
 
 
 @st.composite
@@ -472,14 +499,14 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
     name = draw(st.sampled_from(names))
     info = attrkit.method_info(name)
     layer = draw(st.sampled_from(model.layer_names())) if "layer" in info.init_arguments else None
-    base = draw(st.sampled_from(simple)) if "base_method" in info.init_arguments else None
+    base = draw(st.sampled_from(simple)) if wraps_a_method(info) else BASE_METHOD
     target = selector = None
-    if is_neuron_method(name):
+    if takes_neuron_selector(info):
         shape = model.layer_shape(layer, problem.inputs(), False)
         selector = draw(st.sampled_from(neuron_selectors(shape)))[1]
     else:
         target = draw(st.sampled_from(target_forms(problem.graph.output_shape, problem.batch)))[1]
-    init, kwargs = quick_call(
+    quick = quick_call(
         name,
         layer=layer,
         target=target,
@@ -487,8 +514,7 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
         base_method=base,
         options=FAST_OPTIONS,
     )
-    kwargs.update(FAST_OPTIONS.get(base or "", {}))
-    return name, init, kwargs
+    return name, quick.init, quick.kwargs
 
 
 def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[Tensor, ...]:

@@ -24,6 +24,7 @@ from attrkit.dataset import ShardedArray
 from tests import dataset_fixtures as fixtures
 from tests.helpers import ROOT, assert_same_run
 from tests.models import MixedArgsNet
+from tests.tester import draws_noise, methods, quick_call
 
 
 def attribute(out: Path, method: str = "guided_backprop", data: object = None, **kwargs):
@@ -87,14 +88,19 @@ np.savez(os.path.join(folder, "..", "read.npz"), **arrays)
 
 # ----------------------------------------------------------------------------- results
 
+
+def _method_case(name: str) -> object:
+    """A quick call of registered method ``name`` on the fixtures' model: its constructor
+    arguments (the layer ``features.4`` where it takes one) and its options."""
+    call = quick_call(name, layer="features.4", options={"n_steps": 5})
+    options = {key: value for key, value in call.kwargs.items() if key != "target"}
+    return pytest.param(name, call.init, options, id=name)
+
+
+#: The registered methods that take a target and draw no noise (a method that draws
+#: noise: test_stochastic_method_is_reproducible_from_the_seed).
 METHOD_CASES = [
-    pytest.param("guided_backprop", {}, {}, id="guided_backprop"),
-    pytest.param("deconvolution", {}, {}, id="deconvolution"),
-    pytest.param("saliency", {}, {"abs": False}, id="saliency"),
-    pytest.param("input_x_gradient", {}, {}, id="input_x_gradient"),
-    pytest.param("integrated_gradients", {}, {"n_steps": 5}, id="integrated_gradients"),
-    pytest.param("layer_grad_cam", {"layer": "features.4"}, {}, id="layer_grad_cam"),
-    pytest.param("guided_grad_cam", {"layer": "features.4"}, {}, id="guided_grad_cam"),
+    _method_case(name) for name in methods(lambda m: m.takes_target and not draws_noise(m))
 ]
 
 

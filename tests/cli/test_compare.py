@@ -1,65 +1,50 @@
-"""``attrkit compare`` and ``attrkit audit``, run as a user runs them: in a subprocess, from
-the repository root, with the model factories of tests/cli_models.py. The error tables run
-in this process through ``attrkit.cli.main`` (a few rows also in a subprocess)."""
+"""``attrkit compare`` with the model factories of tests/cli_models.py, in this process
+(``cli``), and once as a user runs it, in a subprocess: verdicts and exit codes, the
+formats, input files and weights, one-line errors (also ``attrkit audit``'s, which reads
+the model and inputs with the same code)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import jsonschema
 import numpy as np
 import pytest
 import torch
 
-from attrkit.cli import main
 from tests import cli_models
-from tests.helpers import ROOT, assert_one_line_error, run_cli
-from tests.report_schemas import AUDIT_SCHEMA, COMPARE_SCHEMA
+from tests.helpers import assert_one_line_error, run_cli
+from tests.report_schemas import COMPARE_SCHEMA
 
 AGREE = ["--model", "tests.cli_models:relu_modules", "--input-shape", "2,3,12,12"]
 DIFFER = ["--model", "tests.cli_models:functional_relu", "--input-shape", "2,3,6,6"]
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``attrkit ARGS`` run in this process from the repository root (as the subprocess
-    runs): returns (exit status, stdout, stderr)."""
-    monkeypatch.chdir(ROOT)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
-
-
 # -------------------------------------------------------------------------- compare
-def test_compare_agreeing_libraries_exit_0():
-    result = run_cli("compare", *AGREE, "--method", "guided_backprop", "--target", "1",
-                     "--fail-on-difference")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    lines = result.stdout.splitlines()
+def test_compare_agreeing_libraries_exit_0(cli):
+    status, out, err = cli("compare", *AGREE, "--method", "guided_backprop", "--target", "1",
+                           "--fail-on-difference")  # fmt: skip
+    assert status == 0, err
+    assert err == ""
+    lines = out.splitlines()
     assert lines[0].startswith("attrkit.compare: guided_backprop (Guided Backpropagation)")
     pairs = [line for line in lines if line.startswith(("attrkit / ", "captum / "))]
     assert len(pairs) == 3
     assert all(line.endswith("agree") for line in pairs)
 
 
-def test_compare_disagreement_exit_1_with_fail_on_difference():
+def test_compare_disagreement_exit_1_with_fail_on_difference(cli):
+    """As a user runs it, in a subprocess: the exit status reaches the shell."""
     result = run_cli("compare", *DIFFER, "--target", "1", "--fail-on-difference")
     assert result.returncode == 1, result.stderr
     assert "attrkit / captum differ: Captum misses 1 functional ReLU in (root)" in result.stdout
-    assert run_cli("compare", *DIFFER, "--target", "1").returncode == 0
+    assert cli("compare", *DIFFER, "--target", "1")[0] == 0
 
 
-def test_compare_json_follows_the_schema():
-    result = run_cli("compare", *DIFFER, "--target", "predicted", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+def test_compare_json_follows_the_schema(cli):
+    status, out, err = cli("compare", *DIFFER, "--target", "predicted", "--format", "json")
+    assert status == 0, err
+    data = json.loads(out)
     jsonschema.validate(data, COMPARE_SCHEMA)
     assert data["method"] == "deconvolution"
     assert data["target"].startswith("tensor([")  # the predicted classes
@@ -67,18 +52,18 @@ def test_compare_json_follows_the_schema():
     assert data["audit"]["counts"]["captum"] == {"ok": 5, "missed": 1, "wrong": 0, "crash": 0}
 
 
-def test_compare_markdown_libraries_and_options():
-    result = run_cli("compare", *AGREE, "--target", "0,1", "--libraries", "zennit",
-                     "--method", "integrated_gradients", "--option", "method=riemann_right",
-                     "--option", "n_steps=6", "--format", "markdown")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("## attrkit.compare: integrated_gradients")
-    assert "| attrkit / zennit | 0 |" in result.stdout
-    assert "captum" not in result.stdout
+def test_compare_markdown_libraries_and_options(cli):
+    status, out, err = cli("compare", *AGREE, "--target", "0,1", "--libraries", "zennit",
+                           "--method", "integrated_gradients", "--option", "method=riemann_right",
+                           "--option", "n_steps=6", "--format", "markdown")  # fmt: skip
+    assert status == 0, err
+    assert out.startswith("## attrkit.compare: integrated_gradients")
+    assert "| attrkit / zennit | 0 |" in out
+    assert "captum" not in out
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".npy"])
-def test_compare_input_file_and_weights(tmp_path, suffix):
+def test_compare_input_file_and_weights(cli, tmp_path, suffix):
     x = torch.randn(2, 3, 12, 12)
     path = tmp_path / f"x{suffix}"
     if suffix == ".pt":
@@ -87,35 +72,10 @@ def test_compare_input_file_and_weights(tmp_path, suffix):
         np.save(path, x.numpy())
     weights = tmp_path / "weights.pt"
     torch.save(cli_models.relu_modules().state_dict(), weights)
-    result = run_cli("compare", "--model", "tests.cli_models:relu_modules", "--weights",
-                     str(weights), "--input", str(path), "--target", "2", "--format", "json")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["input_shapes"] == [[2, 3, 12, 12]]
-
-
-# ---------------------------------------------------------------------------- audit
-def test_audit_table_and_json():
-    table = run_cli("audit", *DIFFER)
-    assert table.returncode == 0, table.stderr
-    assert table.stdout.splitlines()[1] == (
-        "Captum misses 1 functional ReLU in (root); zennit misses 1 functional ReLU in (root)."
-    )
-    as_json = run_cli("audit", *DIFFER, "--format", "json")
-    data = json.loads(as_json.stdout)
-    jsonschema.validate(data, AUDIT_SCHEMA)
-    functional = data["relus"][-1]
-    assert functional["form"] == "functional"
-    assert Path(functional["file"]).name == "models.py"
-    markdown = run_cli("audit", *AGREE, "--format", "markdown")
-    assert markdown.stdout.startswith("## attrkit.audit of `SmallCNN`")
-
-
-def test_help_lists_the_commands_and_exit_codes():
-    result = run_cli("--help")
-    assert "compare" in result.stdout
-    assert "audit" in result.stdout
-    help_text = run_cli("compare", "--help").stdout
-    assert "1  with --fail-on-difference: a pair of libraries disagrees" in help_text
+    status, out, err = cli("compare", "--model", "tests.cli_models:relu_modules", "--weights",
+                           str(weights), "--input", str(path), "--target", "2", "--format", "json")  # fmt: skip
+    assert status == 0, err
+    assert json.loads(out)["input_shapes"] == [[2, 3, 12, 12]]
 
 
 # ---------------------------------------------------------------------- error paths
@@ -161,25 +121,6 @@ def test_model_and_input_errors(cli, command, args, message):
     assert_one_line_error(*cli(command, *args, *extra), command, message)
 
 
-@pytest.mark.parametrize(
-    ("command", "args", "message"),
-    [
-        pytest.param("compare", *p.values, id=f"compare-{p.id}")
-        for p in MODEL_AND_INPUT_ERRORS
-        if p.id in ("spec-without-colon", "missing-input")
-    ]
-    + [
-        pytest.param("audit", *p.values, id=f"audit-{p.id}")
-        for p in MODEL_AND_INPUT_ERRORS
-        if p.id == "shape-mismatch"
-    ],
-)
-def test_model_and_input_errors_in_a_subprocess(command, args, message):
-    extra = ["--target", "1"] if command == "compare" else []
-    result = run_cli(command, *args, *extra)
-    assert_one_line_error(result.returncode, result.stdout, result.stderr, command, message)
-
-
 def test_bad_weights_and_input_files(cli, tmp_path):
     weights = tmp_path / "weights.pt"
     torch.save({"nonsense": torch.zeros(1)}, weights)
@@ -222,7 +163,7 @@ def test_predicted_target_needs_class_scores(cli):
 
 
 @pytest.mark.parametrize("command", ["compare", "audit"])
-def test_usage_errors_exit_2(command):
-    result = run_cli(command, "--input-shape", "2,5")
-    assert result.returncode == 2
-    assert "the following arguments are required: --model" in result.stderr
+def test_usage_errors_exit_2(cli, command):
+    status, _, err = cli(command, "--input-shape", "2,5")
+    assert status == 2
+    assert "the following arguments are required: --model" in err

@@ -1,5 +1,6 @@
-"""Never silently wrong: TorchScript models (whose ReLUs attrkit cannot reach) are refused
-with a clear error; torch.compile'd models give the exact definition-based result."""
+"""Never silently wrong (attrkit/engine/reach.py): TorchScript models (whose ReLUs attrkit
+cannot reach) are refused with a clear error, also deep in a shared submodule or a cyclic
+module graph; torch.compile'd models give the exact definition-based result."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import attrkit
+from attrkit.engine.reach import check_overridable
 from tests.cases import METHODS, RULE_OF
 from tests.helpers import assert_all_close
 from tests.reference import reference_attribution
@@ -90,3 +92,32 @@ def test_compiled_model_gives_the_exact_result(method, backend, nested):
     assert [str(w.message) for w in shown] == []
     for result in results:
         assert_all_close((result,), expected)
+
+
+class Wrapper(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_torchscript_deep_in_a_shared_submodule_is_refused_at_call_time(method):
+    """The walk over submodules sees a module shared by two parents, however deep."""
+    shared = Wrapper(nn.Sequential(nn.Linear(5, 5), nn.ReLU()))
+    model = nn.Sequential(Wrapper(shared), Wrapper(shared), nn.Linear(5, 2))
+    explainer = getattr(attrkit, method)(model)
+    shared.inner[0] = torch.jit.script(nn.Linear(5, 5))
+    with pytest.raises(attrkit.UnsupportedModelError, match=r"`model\.0\.inner\.inner\.0` is"):
+        explainer.attribute(torch.randn(4, 5), target=0)
+
+
+def test_walk_ends_on_a_cyclic_module_graph():
+    model = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 2))
+    model[0].add_module("back", model)  # a cycle: named_modules() copes, so must the walk
+    check_overridable(model)
+    model[0].add_module("scripted", torch.jit.script(nn.Linear(2, 2)))
+    with pytest.raises(attrkit.UnsupportedModelError, match=r"`model\.0\.scripted` is"):
+        check_overridable(model)

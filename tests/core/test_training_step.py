@@ -20,24 +20,20 @@ from torch import nn
 
 import attrkit
 from tests import models
-from tests.helpers import quick_call
+from tests.tester import QUICK_OPTIONS, draws_noise, method_params, quick_call
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-NAMES = attrkit.available_methods()
 
 
 def arguments(name: str, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
-    return quick_call(
+    call = quick_call(
         name,
         layer=model.features[4],
         target=[0, 1, 2, 3],
         neuron_selector=(1, 1, 1),
-        base_method="guided_backprop",
-        options={
-            "integrated_gradients": {"n_steps": 3},
-            "noise_tunnel": {"nt_samples": 3, "stdevs": 0.2},
-        },
+        options={**QUICK_OPTIONS, "nt_samples": 3, "stdevs": 0.2},
     )
+    return call.init, call.kwargs
 
 
 def rng_states(device: str) -> list[torch.Tensor]:
@@ -78,7 +74,7 @@ def train(name: str | None, device: str, steps: int = 2) -> tuple[nn.Module, lis
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "noise_tunnel"])
+@pytest.mark.parametrize("name", method_params(lambda m: not draws_noise(m)))
 def test_attribution_inside_a_training_step_changes_nothing(name, device):
     with_call, changed = train(name, device)
     assert changed == []
@@ -128,7 +124,7 @@ def test_noise_tunnel_draws_the_same_noise_as_captum():
     torch.testing.assert_close(ours, theirs)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", method_params())
 def test_batch_norm_statistics_move_as_in_plain_forward_passes(name):
     """In train mode every forward pass updates BatchNorm's running statistics, as a plain
     forward pass of the same batch would: replaying what the method fed the model

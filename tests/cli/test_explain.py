@@ -1,10 +1,11 @@
-"""The command line, run as a user runs it: in a subprocess."""
+"""``attrkit explain``: one heatmap per image and method, quiet mode, one-line errors (in
+this process), and, run as a user runs it in a subprocess with stderr on a terminal, the
+progress bar over the images."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import struct
 import subprocess
 import sys
@@ -13,75 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import attrkit
-from attrkit.cli import main
 from attrkit.demo import load_heldout_digits
-from tests.helpers import assert_one_line_error, png_size, run_cli
-
-ATTRKIT_SCRIPT = Path(sys.executable).parent / "attrkit"
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        pytest.param([sys.executable, "-m", "attrkit"], id="python-m"),
-        pytest.param([str(ATTRKIT_SCRIPT)], id="console-script"),
-    ],
-)
-def test_demo_writes_the_figure_and_prints_the_table(tmp_path, command):
-    result = subprocess.run(
-        [*command, "demo"], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    width, height = png_size(tmp_path / "attrkit-demo.png")
-    assert width > len(attrkit.available_methods()) * 100
-    assert height > 6 * 100
-    verdicts = {}
-    for line in result.stdout.splitlines():
-        cells = re.split(r"\s{2,}", line)
-        for name in attrkit.available_methods():
-            if cells[0] == attrkit.method_info(name).display_name:
-                verdicts[name] = cells[-1]
-    assert sorted(verdicts) == attrkit.available_methods()
-    # The model's hidden layer uses F.relu, which Captum's module hooks never see: the
-    # ReLU-rule methods differ from Captum, and the audit says why; plain gradients agree.
-    assert verdicts["saliency"] == "agree"
-    for name in ("deconvolution", "guided_backprop"):
-        assert re.fullmatch(r"differ \[\d\]", verdicts[name])
-        note = verdicts[name].split()[1]
-        assert f"\n{note} Captum misses 1 functional ReLU" in result.stdout
-
-
-def test_demo_out_folder_is_created(tmp_path):
-    result = run_cli("demo", "--digits", "2", "--out", str(tmp_path / "new" / "dir"))
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "new" / "dir" / "attrkit-demo.png").is_file()
-
-
-def test_demo_without_the_figure_module_still_prints_the_table(tmp_path):
-    code = (
-        "import sys; sys.modules['attrkit.viz'] = None\n"
-        "from attrkit.cli import main; sys.exit(main(['demo', '--digits', '2']))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    assert 'figure: skipped, it needs matplotlib: pip install "attrkit[viz]"' in result.stdout
-    assert "Saliency" in result.stdout
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_methods_lists_every_registered_method():
-    result = run_cli("methods")
-    assert result.returncode == 0, result.stderr
-    for name in attrkit.available_methods():
-        info = attrkit.method_info(name)
-        assert f"{name}: {info.display_name}" in result.stdout
-        assert info.paper in result.stdout
-        for alias in info.aliases:
-            assert alias in result.stdout
+from tests.helpers import ROOT, assert_one_line_error, png_size
 
 
 @pytest.fixture
@@ -100,9 +34,9 @@ def digit_images(tmp_path):
 DEMO_MODEL = ("--model", "attrkit.demo:load_demo_model", "--grayscale", "--size", "8,8")
 
 
-def test_explain_writes_one_heatmap_per_image_and_method(tmp_path, digit_images):
+def test_explain_writes_one_heatmap_per_image_and_method(cli, tmp_path, digit_images):
     out = tmp_path / "out"
-    result = run_cli(
+    status, stdout, stderr = cli(
         "explain",
         *DEMO_MODEL,
         "--method",
@@ -113,21 +47,21 @@ def test_explain_writes_one_heatmap_per_image_and_method(tmp_path, digit_images)
         str(out),
         *map(str, digit_images),
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    assert status == 0, stderr
+    assert stderr == ""  # no progress bar when stderr is not a terminal
     expected = {
         f"digit{i}-{m}.png"
         for i in range(3)
         for m in ("guided_backprop", "saliency", "layer_grad_cam")
     }
     assert {path.name for path in out.iterdir()} == expected
-    assert set(result.stdout.split()) == {str(out / name) for name in expected}
+    assert set(stdout.split()) == {str(out / name) for name in expected}
     for name in expected:
         assert png_size(out / name) == (400, 460)
 
 
-def test_explain_quiet_prints_nothing(tmp_path, digit_images):
-    result = run_cli(
+def test_explain_quiet_prints_nothing(cli, tmp_path, digit_images):
+    status, stdout, stderr = cli(
         "explain",
         *DEMO_MODEL,
         "--method",
@@ -137,8 +71,8 @@ def test_explain_quiet_prints_nothing(tmp_path, digit_images):
         str(tmp_path),
         str(digit_images[0]),
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == result.stderr == ""
+    assert status == 0, stderr
+    assert stdout == stderr == ""
     assert (tmp_path / "digit0-saliency.png").is_file()
 
 
@@ -194,41 +128,17 @@ def _explain_argv(tmp_path: Path, digit_image: Path, args: list[str]) -> list[st
 
 
 @pytest.mark.parametrize(("args", "message"), EXPLAIN_ERRORS)
-def test_explain_error_is_one_line(tmp_path, digit_images, monkeypatch, capsys, args, message):
-    monkeypatch.chdir(tmp_path)
-    status = main(_explain_argv(tmp_path, digit_images[0], args))
-    captured = capsys.readouterr()
-    assert_one_line_error(status, captured.out, captured.err, "explain", message)
+def test_explain_error_is_one_line(cli, tmp_path, digit_images, args, message):
+    result = cli(*_explain_argv(tmp_path, digit_images[0], args), cwd=tmp_path)
+    assert_one_line_error(*result, "explain", message)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [param for param in EXPLAIN_ERRORS if param.id in ("model-spec", "image-missing", "size-one")],
-)
-def test_explain_error_in_a_subprocess(tmp_path, digit_images, args, message):
-    result = run_cli(*_explain_argv(tmp_path, digit_images[0], args), cwd=tmp_path)
-    assert_one_line_error(result.returncode, result.stdout, result.stderr, "explain", message)
-
-
-@pytest.mark.parametrize(
-    "args", [["--version"], ["demo", "--help"], ["explain", "--help"], ["methods", "--help"]]
-)
-def test_help_and_version(args):
-    result = run_cli(*args)
-    assert result.returncode == 0
-    assert "attrkit" in result.stdout
-
-
-def test_unknown_command_exits_non_zero():
-    result = run_cli("no-such-command")
-    assert result.returncode == 2
-    assert "invalid choice" in result.stderr
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
-def test_explain_shows_a_progress_bar_on_a_terminal(tmp_path, digit_images):
-    """stderr is a 100-column pseudo-terminal: tqdm draws its bar over the images."""
+def test_explain_as_a_user_runs_it_with_a_progress_bar(tmp_path, digit_images):
+    """``python -m attrkit explain`` in a subprocess whose stderr is a 100-column
+    pseudo-terminal: tqdm draws its bar over the images; stdout lists the heatmaps
+    written."""
     import fcntl
     import pty
     import termios
@@ -238,9 +148,12 @@ def test_explain_shows_a_progress_bar_on_a_terminal(tmp_path, digit_images):
     argv = ["explain", *DEMO_MODEL, "--method", "saliency", "--out", str(tmp_path)]
     process = subprocess.run(
         [sys.executable, "-m", "attrkit", *argv, *map(str, digit_images)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=follower,
+        text=True,
         timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     os.close(follower)
     drawn = b""
@@ -251,6 +164,9 @@ def test_explain_shows_a_progress_bar_on_a_terminal(tmp_path, digit_images):
     assert process.returncode == 0
     assert "explain: 100%" in drawn.decode()
     assert "3/3" in drawn.decode()
+    written = {str(tmp_path / f"digit{i}-saliency.png") for i in range(3)}
+    assert set(process.stdout.split()) == written
+    assert all(Path(path).is_file() for path in written)
 
 
 def test_explain_offers_the_figure_modes_and_signs():

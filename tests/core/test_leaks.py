@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 import attrkit
-from tests.helpers import GLOBAL_HOOKS, HOOK_DICTS, quick_call
+from tests.helpers import GLOBAL_HOOKS, HOOK_DICTS
+from tests.tester import QUICK_OPTIONS, method_params, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -48,17 +49,16 @@ class Recording(nn.Module):
 
 
 def arguments(name: str, model: Recording) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constructor and ``attribute`` arguments of a quick valid call of ``name``."""
-    return quick_call(
+    """Constructor and ``attribute`` arguments of a quick valid call of ``name`` (with the
+    convergence delta, where the method has one)."""
+    call = quick_call(
         name,
         layer=model.conv,
         target=1,
         neuron_selector=(1, 1, 1),
-        options={
-            "integrated_gradients": {"n_steps": 2, "return_convergence_delta": True},
-            "noise_tunnel": {"nt_samples": 2, "stdevs": 0.1},
-        },
+        options={**QUICK_OPTIONS, "n_steps": 2, "return_convergence_delta": True},
     )
+    return call.init, call.kwargs
 
 
 # ------------------------------------------------------------------- what must not grow
@@ -139,7 +139,7 @@ def test_ten_thousand_calls_leave_nothing_behind():
 # --------------------------------------------------------------------- the graph is freed
 
 
-@pytest.mark.parametrize("name", attrkit.available_methods())
+@pytest.mark.parametrize("name", method_params())
 def test_no_graph_or_tensor_outlives_the_call(name):
     """The forward pass's tensors (and so the graph that saved them) are freed when the
     call returns, by reference counting alone (no cycle waits for the garbage collector);
