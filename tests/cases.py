@@ -21,18 +21,36 @@ import torch
 from captum.testing.helpers import basic_models as captum_models
 from torch import Tensor, nn
 
+import attrkit
 from tests import models
 
-#: The ReLU rule of every method class that applies one: the two ReLU-override methods
-#: first, then their layer variants.
-RULE_OF_CLASS = {
-    "Deconvolution": "deconvolution",
-    "GuidedBackprop": "guided_backprop",
-    "NeuronDeconvolution": "deconvolution",
-    "NeuronGuidedBackprop": "guided_backprop",
-    "GuidedGradCam": "guided_backprop",
-}
-METHODS = ("Deconvolution", "GuidedBackprop")
+
+def _relu_rule_of_class() -> dict[str, str]:
+    """The ReLU rule of every registered method class that applies one, from the
+    registry."""
+    rules = {}
+    for name in attrkit.available_methods():
+        info = attrkit.method_info(name)
+        rule = info.rule_for("relu")
+        if rule is not None:
+            rules[info.cls.__name__] = rule.name
+    return rules
+
+
+#: The ReLU rule of every method class that applies one (read from the registry).
+RULE_OF_CLASS = _relu_rule_of_class()
+#: The ReLU-override methods that Captum has too, each with its own rule and nothing but
+#: the model to construct (Captum's module-hook classes, which ``Case.captum_wrong_for``
+#: names): Deconvolution and GuidedBackprop.
+METHODS = tuple(
+    sorted(
+        attrkit.method_info(name).cls.__name__
+        for name in attrkit.available_methods()
+        if attrkit.method_info(name).family == "relu_rules"
+        and attrkit.method_info(name).captum_name
+        and not attrkit.method_info(name).init_arguments
+    )
+)
 RULE_OF = {method: RULE_OF_CLASS[method] for method in METHODS}
 #: The ReLU-override method of each rule.
 METHOD_OF_RULE = {rule: method for method, rule in RULE_OF.items()}
@@ -310,6 +328,16 @@ DEFINITION_CASES = [
 ]
 
 ALL_CASES = PARITY_CASES + DEFINITION_CASES
+#: One model case of each class of output shape (one value, a vector, several dimensions
+#: per example), whose target forms differ (``target_forms``).
+OUTPUT_SHAPE_CASES = [
+    next(case for case in PARITY_CASES if case.id == case_id)
+    for case_id in (
+        "captum-relu-linear-inplace",
+        "captum-conv-one-conv",
+        "sequence-tagger-3d-output",
+    )
+]
 
 
 def captum_agrees(case: Case, method: str) -> bool:
@@ -475,12 +503,18 @@ class MethodSpec:
     def create(self, library: Any, model: nn.Module, layer: str | None) -> Any:
         """The method from ``library`` (``attrkit`` or ``captum.attr``) for ``model`` (and
         its submodule ``layer``, for a layer method)."""
+
+        def cls(name: str) -> Any:
+            if library is attrkit:  # also a registered class that is not exported
+                return attrkit.method_info(name).cls
+            return getattr(library, name)
+
         if self.wraps:
-            return getattr(library, self.cls)(getattr(library, self.wraps)(model))
+            return cls(self.cls)(cls(self.wraps)(model))
         if self.module_rules is not None:
             self.module_rules(model)
         layers = (model.get_submodule(layer),) if self.layer else ()
-        return getattr(library, self.cls)(model, *layers, **self.init_kwargs)
+        return cls(self.cls)(model, *layers, **self.init_kwargs)
 
     def attribute(
         self,
@@ -681,6 +715,13 @@ METHOD_SPECS = [
     ),
     MethodSpec("neuron-deconvolution", "NeuronDeconvolution", layer=True, neuron=True),
     MethodSpec(
+        "neuron-deconvolution-layer-input",
+        "NeuronDeconvolution",
+        {"attribute_to_neuron_input": True},
+        layer=True,
+        neuron=True,
+    ),
+    MethodSpec(
         "neuron-guided-backprop-layer-input",
         "NeuronGuidedBackprop",
         {"attribute_to_neuron_input": True},
@@ -868,7 +909,7 @@ def captum_agrees_with(case: Case, spec: MethodSpec) -> bool:
     if spec.cases is not None:
         return case.id in spec.cases
     rule = spec.relu_rule
-    if rule is None:
+    if rule not in METHOD_OF_RULE:  # no ReLU rule, or none that Captum hooks modules for
         return case.id not in CAPTUM_PLAIN_CRASHES
     return captum_agrees(case, METHOD_OF_RULE[rule])
 

@@ -18,10 +18,6 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-import attrkit
-from attrkit.core.registry import required_init_arguments, takes_argument, takes_inputs
-from attrkit.methods.perturbation import patch_arguments
-
 #: The repository root.
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,30 +83,12 @@ def run_in_thread(function: Any, timeout: float = 60.0) -> Any:
 # ------------------------------------------------------------------ registered methods
 
 
-#: The registered methods attrkit computes itself: the contracts of its core (thread
-#: safety, no residue, quiet, leaks, ...) are tested on these. The perturbation family runs
-#: Captum's own code (tests/methods/test_perturbation.py).
-OWN_METHODS = [
-    name
-    for name in attrkit.available_methods()
-    if attrkit.method_info(name).family != "perturbation"
-]
-
-
-#: The registered methods a quick call (:func:`quick_call`) can build and run on inputs:
-#: not those that attribute a DataLoader or need constructor arguments of their own
-#: (``DataLoaderAttribution``, ``LimeBase``: tests/methods/test_perturbation.py).
-QUICK_METHODS = [
-    name
-    for name in attrkit.available_methods()
-    if takes_inputs(attrkit.method_info(name))
-    and set(required_init_arguments(attrkit.method_info(name))) <= {"layer", "model"}
-]
-
-
 def is_neuron_method(name: str) -> bool:
-    """Whether registered method ``name`` takes a ``neuron_selector`` instead of a target."""
-    return "neuron_selector" in attrkit.method_info(name).attribute_arguments
+    """Whether registered method ``name`` takes a ``neuron_selector`` (kept for older
+    callers: ``tests.tester.takes_neuron_selector``)."""
+    from tests.tester import info, takes_neuron_selector
+
+    return takes_neuron_selector(info(name))
 
 
 def quick_call(
@@ -121,29 +99,17 @@ def quick_call(
     neuron_selector: Any = None,
     base_method: str | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
-    image_shape: tuple[int, int, int] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constructor and ``attribute`` arguments of a quick valid call of method ``name``:
-    ``layer`` for the methods constructed with one, ``base_method`` (where given) for
-    NoiseTunnel, ``neuron_selector`` for the neuron methods and ``target`` for those that
-    take one, and then the method's entry of ``options``; with ``image_shape``, the
-    perturbation methods get a feature mask (or an occlusion window) of 2 x 2 patches and
-    the sampling ones few samples."""
-    info = attrkit.method_info(name)
-    init: dict[str, Any] = {}
-    if "layer" in info.init_arguments:
-        init["layer"] = layer
-    if base_method is not None and "base_method" in info.init_arguments:
-        init["base_method"] = base_method
-    kwargs: dict[str, Any] = {"neuron_selector": neuron_selector} if is_neuron_method(name) else {}
-    if takes_argument(info, "target") and (not is_neuron_method(name) or target is not None):
-        kwargs["target"] = target  # (neuron conductance takes both)
-    if image_shape is not None and info.family == "perturbation":
-        kwargs.update(patch_arguments(info, image_shape, patches=2))
-        if "n_samples" in info.attribute_arguments:
-            kwargs["n_samples"] = 8
-    kwargs.update((options or {}).get(name, {}))
-    return init, kwargs
+    """Constructor and ``attribute`` arguments of a quick valid call of method ``name``,
+    then the method's entry of ``options`` (kept for older callers: ``tests.tester.quick_call``
+    builds the call from the metadata alone)."""
+    from tests import tester
+
+    base = {"base_method": base_method} if base_method is not None else {}
+    call = tester.quick_call(
+        name, layer=layer, target=target, neuron_selector=neuron_selector, options={}, **base
+    )
+    return call.init, {**call.kwargs, **(options or {}).get(name, {})}
 
 
 def assert_matches_captum(

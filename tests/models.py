@@ -302,6 +302,13 @@ class NoReluNet(nn.Module):
         return self.net(x)
 
 
+class TwoInputs(nn.Module):
+    """Two inputs summed into one value per example, through a ReLU."""
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.relu(a.sum(1, keepdim=True) + b.sum(1, keepdim=True))
+
+
 class RaisingNet(nn.Module):
     """Runs a ReLU, then raises inside forward."""
 

@@ -1,16 +1,22 @@
-"""The definition of deconvolution and guided backpropagation, written independently of
-attrkit: every ReLU spelling is monkeypatched to a custom autograd Function whose backward
-is the method's rule, and the attribution is an ordinary ``torch.autograd.grad``.
+"""The definitions the tests compare attrkit with, written independently of attrkit.
+
+Backward rules: :data:`RULE_BACKWARDS` gives each rule's backward in one line, from the
+ReLU's input and the gradient arriving at its output. :func:`definition_relus`
+monkeypatches every Python-level ReLU spelling with a custom autograd Function whose backward
+is that line, so that the definition of a rule-based attribution is an ordinary
+``torch.autograd.grad``. A new ReLU rule needs one line here (the tests read the registry
+for everything else); ``tests/engine/test_rules.py`` fails for a registered rule that has
+neither a line nor an entry in :data:`RULES_WITHOUT_BACKWARD_LINE`.
 
 Deconvolution (Zeiler & Fergus 2014): a ReLU passes back ``max(grad_output, 0)``.
 Guided backpropagation (Springenberg et al. 2015): ``max(grad_output, 0)`` where the
-ReLU's input was positive, else 0.
+ReLU's input was positive, else 0. Pass (zennit): ``grad_output`` unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -19,14 +25,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-RULES = ("deconvolution", "guided_backprop")
+#: Rule name -> what a ReLU passes back to its input, from that input ``x`` and the
+#: gradient ``g`` arriving at its output. One line per rule.
+RULE_BACKWARDS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "deconvolution": lambda x, g: g.clamp(min=0),
+    "guided_backprop": lambda x, g: g.clamp(min=0) * (x > 0),
+    "pass": lambda x, g: g,
+}
+#: Registered rules whose definition is not a backward of the ReLU alone (rule name ->
+#: the reason and where the rule's definition is tested instead).
+RULES_WITHOUT_BACKWARD_LINE: dict[str, str] = {
+    "lrp": (
+        "LRP's relevance rules (epsilon, gamma, alpha-beta, ... of the composite or the "
+        "module's rule) on linear layers, pooling, sums and activations, chosen per "
+        "application: tests/methods/test_lrp.py checks them against reference_lrp and "
+        "conservation"
+    ),
+}
+#: The rules with a line.
+RULES = tuple(RULE_BACKWARDS)
 
 
 class _DefinitionReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, inplace: bool, rule: str) -> Tensor:
         ctx.rule = rule
-        ctx.input_positive = x > 0
+        ctx.input = x.detach().clone()
         if inplace:
             ctx.mark_dirty(x)
             return x.clamp_(min=0)
@@ -34,16 +58,13 @@ class _DefinitionReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
-        positive_part = grad_output.clamp(min=0)
-        if ctx.rule == "deconvolution":
-            return positive_part, None, None
-        return positive_part * ctx.input_positive, None, None
+        return RULE_BACKWARDS[ctx.rule](ctx.input, grad_output), None, None
 
 
 @contextlib.contextmanager
 def definition_relus(rule: str) -> Iterator[None]:
     """Within the block, every Python-level ReLU spelling applies ``rule`` on backward."""
-    assert rule in RULES
+    assert rule in RULE_BACKWARDS, f"no reference line for rule {rule!r}"
 
     def relu(input: Tensor, inplace: bool = False) -> Tensor:
         return _DefinitionReLU.apply(input, bool(inplace), rule)
@@ -100,27 +121,23 @@ def reference_attribution(
     )
 
 
-#: The registered methods whose result follows from one reference gradient.
-ONE_GRADIENT_METHODS = ("deconvolution", "guided_backprop", "saliency", "input_x_gradient")
-
-
-def reference_method(
-    name: str,
+def reference_one_gradient(
     model: Any,
     inputs: tuple[Tensor, ...],
     target: object,
     additional_forward_args: tuple[Any, ...] = (),
-    abs: bool = True,
+    *,
+    rule: str | None = None,
+    absolute: bool = False,
+    times_inputs: bool = False,
 ) -> tuple[Tensor, ...]:
-    """The definition-based result of registered method ``name`` (one of
-    ``ONE_GRADIENT_METHODS``): its rule's attribution for deconvolution and guided
-    backpropagation, the gradient's absolute value (with ``abs``) for saliency, input times
-    gradient for input x gradient."""
-    rule = name if name in RULES else None
+    """An attribution made of one gradient: with ``rule``'s backward at every ReLU (or
+    the plain gradient), its absolute value (``absolute``: saliency) or times the inputs
+    (``times_inputs``: input x gradient)."""
     grads = reference_attribution(model, inputs, target, additional_forward_args, rule)
-    if name == "saliency" and abs:
+    if absolute:
         return tuple(g.abs() for g in grads)
-    if name == "input_x_gradient":
+    if times_inputs:
         return tuple(x * g for x, g in zip(inputs, grads, strict=True))
     return grads
 
@@ -170,7 +187,7 @@ def reference_neuron_attribution(
     rule: str | None,
     to_input: bool = False,
 ) -> tuple[Tensor, ...]:
-    """The definition-based attribution of one neuron of ``layer`` (``rule=None``: its
+    """The definition-based attribution of one neuron of ``layer`` (``rule=None``: the
     plain gradient)."""
     leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
     store: list[Tensor] = []

@@ -46,7 +46,7 @@ EPILOG = """example:
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --out heatmaps/ cat.jpg dog.png
 """
 # attrkit.viz.SIGNS and MODES (less original_image), spelled out so that the parser builds
-# without importing matplotlib; tests/test_cli.py checks that they match.
+# without importing matplotlib; tests/cli/test_explain.py checks that they match.
 SIGNS = ("absolute_value", "positive", "negative", "all")
 MODES = ("blended_heat_map", "heat_map", "masked_image", "alpha_scaling")
 

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DemoResult",
     "demo_arguments",
-    "demo_methods",
     "demo_figure",
+    "demo_methods",
     "figure_methods",
     "format_agreement",
     "run_demo",

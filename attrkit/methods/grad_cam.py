@@ -247,7 +247,8 @@ class GuidedGradCam(GradientAttribution):
                 f"{[tuple(x.shape) for x in call.inputs]}); pick a layer with the inputs' "
                 "spatial dimensions"
             )
-        guided = self.guided_backprop._compute(call)
+        with self.guided_backprop._compute_context(call):
+            guided = self.guided_backprop._compute(call)
         label = "inputs[{}]" if call.is_tuple else "inputs"
         return tuple(
             self._combine(g, cam[0], x.shape[2:], options["interpolate_mode"], label.format(i))

@@ -5,28 +5,13 @@ usage errors as one line on stderr."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from attrkit.cli import main
-from tests.helpers import ROOT, assert_one_line_error, png_size, run_cli
+from tests.helpers import assert_one_line_error, png_size, run_cli
 
 DONE_WHEN = ["evaluate", "--methods", "saliency,guided_backprop,integrated_gradients",
              "--metrics", "model_randomization,deletion", "--format", "json"]  # fmt: skip
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``attrkit ARGS`` in this process from the repository root: (status, stdout, stderr)."""
-    monkeypatch.chdir(ROOT)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
 
 
 @pytest.mark.slow
