@@ -139,9 +139,16 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     ) -> Any:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
         call = prepare_call(inputs, target, additional_forward_args)
+        options = self._prepare(call, options)
         with _CallScope(may_draw_random_numbers(self.forward_func)):
             attributions = self._compute(call, **options)
         return call.pack(attributions)
+
+    def _prepare(self, call: AttributionCall, options: dict[str, Any]) -> dict[str, Any]:
+        """The options :meth:`_compute` receives, made before the call's scope: a method's
+        own random draws belong here, so that they advance the caller's generators as a
+        Captum method's do (the scope may restore them). Here: ``options`` as they are."""
+        return options
 
     @abstractmethod
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:

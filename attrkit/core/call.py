@@ -16,6 +16,7 @@ __all__ = [
     "Result",
     "format_additional_forward_args",
     "format_baselines",
+    "format_grad_kwargs",
     "format_tensors",
     "gradients",
     "prepare_call",
@@ -111,6 +112,26 @@ def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Ten
             )
         formatted.append(baseline.detach().to(dtype=x.dtype, device=x.device))
     return tuple(formatted)
+
+
+#: The options of ``torch.autograd.grad`` that ``grad_kwargs`` may set.
+GRAD_KWARGS = ("retain_graph", "create_graph")
+
+
+def format_grad_kwargs(value: object) -> dict[str, Any]:
+    """``grad_kwargs``: ``None`` or a dict of the options of ``torch.autograd.grad`` that
+    attrkit does not set itself."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
+    if unknown:
+        raise TypeError(
+            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
+            f"{', '.join(GRAD_KWARGS)}"
+        )
+    return value
 
 
 def take_rows(value: Any, batch_size: int, rows: Tensor) -> Any:

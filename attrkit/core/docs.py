@@ -65,6 +65,27 @@ DOCS: dict[str, str] = {
     "model": """
         model (torch.nn.Module or Callable): The model (or any function of the inputs
             returning a tensor whose dimension 0 is the batch).""",
+    "baseline_distribution": """
+        baselines (Tensor, tuple, or Callable): Reference rows drawn from a distribution:
+            a tensor whose dimension 0 lists the reference examples and whose other
+            dimensions are the input's, or a tuple with one such tensor per input tensor
+            (all with the same number of rows), or a callable that returns them (called
+            with ``inputs`` when it takes an argument).""",
+    "multiply_by_inputs": """
+        multiply_by_inputs (bool, optional): Multiply the multipliers by
+            ``inputs - baselines`` (global attribution, the method as published); with
+            ``False`` the multipliers alone (local attribution). Ignored when
+            ``custom_attribution_func`` is given. Default: ``True``.""",
+    "custom_attribution_func": """
+        custom_attribution_func (Callable, optional): Computes the attributions from the
+            multipliers instead of ``multipliers * (inputs - baselines)``: called as
+            ``f(multipliers)``, ``f(multipliers, inputs)`` or ``f(multipliers, inputs,
+            baselines)`` (by its number of parameters), each a tuple with one tensor per
+            input (or layer) tensor, and returning such a tuple. Default: ``None``.""",
+    "return_convergence_delta": """
+        return_convergence_delta (bool, optional): Also return ``sum(attributions) -
+            (F(inputs) - F(baselines))``, one entry per input and baseline pair.
+            Default: ``False``.""",
 }
 
 _PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)%\((?P<name>\w+)\)s[ \t]*$", re.MULTILINE)

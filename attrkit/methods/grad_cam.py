@@ -11,7 +11,7 @@ from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
 from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.core.call import AttributionCall, Result, gradients
+from attrkit.core.call import AttributionCall, Result, format_grad_kwargs, gradients
 from attrkit.core.docs import fill_doc
 from attrkit.core.layers import LayerCapture, check_layer
 from attrkit.core.registry import register
@@ -29,30 +29,12 @@ INTERPOLATE_MODES = (
     "trilinear",
     "area",
 )
-#: The options of ``torch.autograd.grad`` that ``grad_kwargs`` may set.
-GRAD_KWARGS = ("retain_graph", "create_graph")
 #: Modes that interpolate a fixed number of spatial dimensions.
 _MODE_DIMENSIONS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 GRAD_CAM_PAPER = (
     "Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
     "Localization, ICCV 2017, https://arxiv.org/abs/1610.02391"
 )
-
-
-def _grad_kwargs(value: object) -> dict[str, Any]:
-    """``grad_kwargs``: ``None`` or a dict of the options of ``torch.autograd.grad`` that
-    attrkit does not set itself."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
-    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
-    if unknown:
-        raise TypeError(
-            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
-            f"{', '.join(GRAD_KWARGS)}"
-        )
-    return value
 
 
 @register(
@@ -137,7 +119,7 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
-        grad_kwargs = _grad_kwargs(options["grad_kwargs"])
+        grad_kwargs = format_grad_kwargs(options["grad_kwargs"])
         with LayerCapture(self.layer, inputs=options["attribute_to_layer_input"]) as captured:
             output = self._forward(call)
         selected = call.target.select(output, call.batch_size)
