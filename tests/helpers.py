@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -90,6 +91,16 @@ def is_neuron_method(name: str) -> bool:
     return "neuron_selector" in attrkit.method_info(name).attribute_arguments
 
 
+def baseline_distribution(inputs: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    """Two reference rows per input tensor, zeros and a constant 0.1 (for the methods that
+    need a baseline distribution); a callable baseline, so that it fits any input."""
+    tensors = as_tuple(inputs)
+    rows = tuple(
+        torch.stack([t.new_zeros(t.shape[1:]), t.new_full(t.shape[1:], 0.1)]) for t in tensors
+    )
+    return rows if isinstance(inputs, tuple) else rows[0]
+
+
 def quick_call(
     name: str,
     *,
@@ -102,7 +113,8 @@ def quick_call(
     """Constructor and ``attribute`` arguments of a quick valid call of method ``name``:
     ``layer`` for the methods constructed with one, ``base_method`` (where given) for
     NoiseTunnel, ``neuron_selector`` for the neuron methods and ``target`` for the others,
-    and then the method's entry of ``options``."""
+    a baseline distribution for the methods that need one (``baseline_distribution``), and
+    then the method's entry of ``options``."""
     info = attrkit.method_info(name)
     init: dict[str, Any] = {}
     if "layer" in info.init_arguments:
@@ -112,6 +124,9 @@ def quick_call(
     kwargs: dict[str, Any] = (
         {"neuron_selector": neuron_selector} if is_neuron_method(name) else {"target": target}
     )
+    baselines = inspect.signature(info.cls.attribute).parameters.get("baselines")
+    if baselines is not None and baselines.default is inspect.Parameter.empty:
+        kwargs["baselines"] = baseline_distribution
     kwargs.update((options or {}).get(name, {}))
     return init, kwargs
 

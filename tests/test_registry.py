@@ -29,6 +29,15 @@ EXPECTED = {
     "neuron_guided_backprop",
     "layer_grad_cam",
     "guided_grad_cam",
+    "deep_lift",
+    "deep_lift_shap",
+    "gradient_shap",
+    "layer_deep_lift",
+    "layer_deep_lift_shap",
+    "layer_gradient_shap",
+    "neuron_deep_lift",
+    "neuron_deep_lift_shap",
+    "neuron_gradient_shap",
 }
 
 

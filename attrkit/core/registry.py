@@ -93,6 +93,9 @@ class MethodInfo:
             :mod:`attrkit.engine.rule`), empty for a method of plain gradients.
         captum_name: The name of the ``captum.attr`` class with the same definition and
             contract, or ``None`` where Captum has none.
+        draws_random_numbers: Whether ``attribute`` draws from the global random
+            generators (torch's, and NumPy's for GradientShap), as its Captum namesake
+            does: two calls give the same result only from the same generator states.
     """
 
     name: str
@@ -111,6 +114,7 @@ class MethodInfo:
     open_ended: bool = False
     rules: tuple[Any, ...] = ()
     captum_name: str | None = None
+    draws_random_numbers: bool = False
 
     @property
     def takes_target(self) -> bool:
@@ -159,6 +163,7 @@ def register(
     has_convergence_delta: bool = False,
     layer_output: bool = False,
     factory: Callable[..., Any] | None = None,
+    draws_random_numbers: bool = False,
 ) -> Callable[[C], C]:
     """Class decorator that registers an attribution method.
 
@@ -194,6 +199,7 @@ def register(
             open_ended=_takes_any_keyword(method.attribute),
             layer_output=layer_output,
             factory=factory,
+            draws_random_numbers=draws_random_numbers,
         )
         keys = list(dict.fromkeys(_normalize(n) for n in (name, *aliases, cls.__name__)))
         with _lock:

@@ -16,6 +16,7 @@ methods agree.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["DemoResult", "demo_arguments", "demo_figure", "format_agreement", "run_demo"]
+
+#: Held-out digits that form the baseline distribution of DeepLiftShap and GradientShap.
+BACKGROUND = 8
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,16 @@ class DemoResult:
 
 
 def demo_arguments(
-    name: str, model: DigitsCNN, predicted: Tensor
+    name: str, model: DigitsCNN, predicted: Tensor, background: Tensor | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
     Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
     feature maps Grad-CAM is defined on); neuron methods attribute the output neuron of
     each digit's predicted class (``fc2``, one neuron per example); every other method
-    takes the predicted class as ``target``.
+    takes the predicted class as ``target``. Methods that need a baseline distribution
+    (DeepLiftShap, GradientShap) get ``background``: digits not attributed (by default,
+    a blank and a uniformly grey image).
 
     Returns:
         ``(init_kwargs, attribute_kwargs)``.
@@ -76,6 +82,11 @@ def demo_arguments(
         attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
     if takes_argument(info, "target"):  # neuron methods take none
         attribute_kwargs["target"] = predicted
+    baselines = inspect.signature(info.cls.attribute).parameters.get("baselines")
+    if baselines is not None and baselines.default is inspect.Parameter.empty:
+        if background is None:
+            background = torch.stack([torch.zeros(1, 8, 8), torch.full((1, 8, 8), 0.5)])
+        attribute_kwargs["baselines"] = background
     return init_kwargs, attribute_kwargs
 
 
@@ -108,12 +119,13 @@ def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
         raise ValueError(f"`n_digits` must be between 1 and {len(digits.labels)}; got {n_digits}")
     model = load_demo_model()
     images, labels = digits.images[:n_digits], digits.labels[:n_digits]
+    background = digits.images[-BACKGROUND:]  # the end of the held-out set
     with torch.no_grad():
         predicted = model(images).argmax(dim=1)
     attributions: dict[str, Tensor] = {}
     reports: dict[str, CompareReport] = {}
     for name in available_methods():
-        init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted)
+        init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted, background)
         report = compare(
             name, model, images, libraries=("attrkit", "captum"), seed=seed,
             **init_kwargs, **attribute_kwargs,

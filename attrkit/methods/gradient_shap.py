@@ -144,6 +144,7 @@ class _GradientShapBase(GradientAttribution):
     paper=SHAP_PAPER,
     multiplies_by_inputs=True,
     has_convergence_delta=True,
+    draws_random_numbers=True,
 )
 @fill_doc
 class GradientShap(_GradientShapBase):
@@ -236,6 +237,7 @@ class GradientShap(_GradientShapBase):
     multiplies_by_inputs=True,
     has_convergence_delta=True,
     layer_output=True,
+    draws_random_numbers=True,
 )
 @fill_doc
 class LayerGradientShap(_GradientShapBase, _CaptumLayerAttribution):  # type: ignore[misc]
@@ -344,6 +346,7 @@ class LayerGradientShap(_GradientShapBase, _CaptumLayerAttribution):  # type: ig
     display_name="Neuron GradientShap",
     paper=SHAP_PAPER,
     multiplies_by_inputs=True,
+    draws_random_numbers=True,
 )
 @fill_doc
 class NeuronGradientShap(_GradientShapBase, _CaptumNeuronAttribution):  # type: ignore[misc]

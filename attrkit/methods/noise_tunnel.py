@@ -94,6 +94,7 @@ def _noise_tunnel_factory(
     "Methods for Deep Neural Networks Lack Sensitivity to Parameter Values, 2018, "
     "https://arxiv.org/abs/1810.03307",
     factory=_noise_tunnel_factory,
+    draws_random_numbers=True,
 )
 class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
     """Average an attribution method over noisy copies of the inputs.
