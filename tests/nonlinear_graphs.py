@@ -9,7 +9,7 @@ and in each functional, ``torch.*``, ``Tensor.*`` and in-place spelling; max-poo
 a module or a function, overlapping or not, or adaptive. A nonlinearity's input may be
 used again (``fn(z) + scale * z``). With ``parity=True`` a graph holds only what Captum's
 DeepLift gets right: distinct modules of Captum's set, each applied once, never straight
-after another hooked module, their inputs used nowhere else.
+after another hooked module, their inputs used nowhere else, after a first layer.
 
 The strategy keeps every graph valid: an in-place op never modifies the model's input,
 the output of a nonlinearity or pooling, or a tensor that is used again.
@@ -444,6 +444,26 @@ class GraphModel(nn.Module):
             if isinstance(module, (nn.Linear, nn.Conv2d))
         ]
 
+    def cut_layer_names(self) -> list[str]:
+        """The layers every path from the first input to the output runs through: the
+        Linear/Conv layers of the body, outside branches."""
+        return [f"mods.{i}" for i, node in enumerate(self.graph.body) if isinstance(node, Dense)]
+
+    def layer_tensor(self, name: str, inputs: tuple[Tensor, ...], to_input: bool) -> Tensor:
+        """The layer's output (or input) on ``inputs``, from a plain forward pass."""
+        found: list[Tensor] = []
+        layer = self.get_submodule(name)
+        if to_input:
+            handle = layer.register_forward_pre_hook(lambda m, a: found.append(a[0].clone()))
+        else:
+            handle = layer.register_forward_hook(lambda m, a, o: found.append(o.clone()))
+        try:
+            with torch.no_grad():
+                self(*inputs)
+        finally:
+            handle.remove()
+        return found[0]
+
 
 # ------------------------------------------------------------------------- strategies
 
@@ -474,9 +494,16 @@ def acts(draw: st.DrawFn, parity: bool, inplace_ok: bool, shared_inplace: bool) 
 
 
 @st.composite
-def graphs(draw: st.DrawFn, parity: bool = False, gates: bool = False, max_nodes: int = 6) -> Graph:
+def graphs(
+    draw: st.DrawFn,
+    parity: bool = False,
+    gates: bool = False,
+    side_input: bool = True,
+    max_nodes: int = 6,
+) -> Graph:
     """A random valid graph. ``parity=True``: only what Captum's DeepLift gets right (see
-    the module docstring); ``gates``: branches may be joined by a product."""
+    the module docstring); ``gates``: branches may be joined by a product;
+    ``side_input=False``: never a second input."""
     image = draw(st.booleans())
     if image:
         input_shape: Shape = (
@@ -489,9 +516,13 @@ def graphs(draw: st.DrawFn, parity: bool = False, gates: bool = False, max_nodes
     shared_inplace = not parity and draw(st.booleans())
     state = _State(input_shape)
     body: list[Node] = []
-    for _ in range(draw(st.integers(1, max_nodes))):
+    for step in range(draw(st.integers(1, max_nodes))):
         image = len(state.shape) == 3
         kinds = ["dense", "branch", "norm"]
+        if parity and step == 0:
+            # Captum's layer variants crash on a hooked module whose input requires no
+            # grad (before any parameter): begin with a layer.
+            kinds = ["dense"]
         if not (parity and state.after_hooked):
             kinds += ["act", "skip"] if not parity else ["act"]
         if image:
@@ -533,7 +564,7 @@ def graphs(draw: st.DrawFn, parity: bool = False, gates: bool = False, max_nodes
             body.append(Flatten())
             state = _State((math.prod(state.shape),), after_hooked=state.after_hooked)
     output_shape = draw(st.sampled_from([(), (1,), (2,), (4,), (2, 3)]))
-    side = draw(st.sampled_from([0, 0, 3]))
+    side = draw(st.sampled_from([0, 0, 3])) if side_input else 0
     seed = draw(st.integers(0, 2**16))
     return Graph(input_shape, tuple(body), output_shape, side, shared_inplace, seed)
 
@@ -573,10 +604,14 @@ class Problem:
 
 @st.composite
 def problems(
-    draw: st.DrawFn, parity: bool = False, gates: bool = False, dtype: torch.dtype | None = None
+    draw: st.DrawFn,
+    parity: bool = False,
+    gates: bool = False,
+    dtype: torch.dtype | None = None,
+    side_input: bool = True,
 ) -> Problem:
     """A graph (see :func:`graphs`), a batch of 1 to 4 examples and a valid target."""
-    graph = draw(graphs(parity, gates))
+    graph = draw(graphs(parity, gates, side_input))
     batch = draw(st.integers(1, 4))
     chosen = dtype or draw(st.sampled_from([torch.float32, torch.float64]))
     form, target = draw(st.sampled_from(target_forms(graph.output_shape, batch)))

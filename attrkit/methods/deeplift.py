@@ -703,11 +703,10 @@ class _NeuronDeepLiftBase(_DeepLiftRules, _CaptumNeuronAttribution):  # type: ig
         capture = LayerCapture(self.layer, inputs=options["attribute_to_neuron_input"])
         paired = _Pass(self, call, rows, inputs, references, capture)
         _layer_tensors(capture, 2 * paired.size)
-        # The selector sees the paired batch, as Captum's does; only the input half
-        # reaches the inputs.
-        neuron = select_neuron(capture, options["neuron_selector"], 2 * paired.size)
-        if neuron.dim():
-            neuron = neuron[: paired.size]
+        # The selector sees the input rows (only they reach the inputs' attributions).
+        neuron = select_neuron(
+            capture.first_rows(paired.size), options["neuron_selector"], paired.size
+        )
         grads = gradients(neuron, paired.call.inputs)
         multipliers = tuple(g[: paired.size] for g in grads)
         attributions = self._attributions(
@@ -760,8 +759,8 @@ class NeuronDeepLift(_NeuronDeepLiftBase):
         Args:
             %(inputs)s
             %(neuron_selector)s
-                A callable receives the layer's tensor over the inputs followed by the
-                baselines (twice the batch), as in Captum.
+                A callable receives the layer's tensor of the inputs' rows (Captum's
+                receives the inputs' rows followed by the baselines').
             %(baselines)s
             %(additional_forward_args)s
             attribute_to_neuron_input (bool, optional): Select the neuron in the layer's
@@ -828,8 +827,9 @@ class NeuronDeepLiftShap(_NeuronDeepLiftBase):
         Args:
             %(inputs)s
             %(neuron_selector)s
-                A callable receives the layer's tensor over the paired batch of inputs
-                and baselines, as in Captum.
+                A callable receives the layer's tensor of the inputs' rows, one per
+                example and baseline (Captum's receives them followed by the
+                baselines').
             %(baseline_distribution)s
                 It needs at least two rows.
             %(additional_forward_args)s
