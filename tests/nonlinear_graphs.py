@@ -519,16 +519,16 @@ def graphs(
     for step in range(draw(st.integers(1, max_nodes))):
         image = len(state.shape) == 3
         kinds = ["dense", "branch", "norm"]
-        if parity and step == 0:
-            # Captum's layer variants crash on a hooked module whose input requires no
-            # grad (before any parameter): begin with a layer.
-            kinds = ["dense"]
         if not (parity and state.after_hooked):
             kinds += ["act", "skip"] if not parity else ["act"]
         if image:
             kinds += ["flatten", "avgpool"] if min(state.shape[1:]) >= 2 else ["flatten"]
             if min(state.shape[1:]) >= 2 and not (parity and state.after_hooked):
                 kinds.append("maxpool")
+        if parity and step == 0:
+            # Captum's layer variants crash on a hooked module whose input requires no
+            # grad (before any parameter): begin with a layer.
+            kinds = ["dense"]
         kind = draw(st.sampled_from(kinds))
         width = draw(st.integers(1, 5))
         if kind == "dense":
