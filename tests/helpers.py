@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -101,6 +100,11 @@ def baseline_distribution(inputs: Tensor | tuple[Tensor, ...]) -> Tensor | tuple
     return rows if isinstance(inputs, tuple) else rows[0]
 
 
+def needs_baselines(name: str) -> bool:
+    """Whether the ``attribute`` of registered method ``name`` requires ``baselines``."""
+    return "baselines" in attrkit.method_info(name).required_arguments
+
+
 def quick_call(
     name: str,
     *,
@@ -124,8 +128,7 @@ def quick_call(
     kwargs: dict[str, Any] = (
         {"neuron_selector": neuron_selector} if is_neuron_method(name) else {"target": target}
     )
-    baselines = inspect.signature(info.cls.attribute).parameters.get("baselines")
-    if baselines is not None and baselines.default is inspect.Parameter.empty:
+    if needs_baselines(name):
         kwargs["baselines"] = baseline_distribution
     kwargs.update((options or {}).get(name, {}))
     return init, kwargs

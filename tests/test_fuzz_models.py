@@ -41,6 +41,7 @@ from tests.helpers import (
     differs,
     fresh,
     is_neuron_method,
+    needs_baselines,
     quick_call,
     run_in_thread,
 )
@@ -425,11 +426,13 @@ FAST_OPTIONS = {
     "integrated_gradients": {"n_steps": 3},
     "noise_tunnel": {"nt_samples": 2, "stdevs": 0.2},
 }
-#: Methods a NoiseTunnel can wrap without constructor arguments.
+#: Methods a NoiseTunnel can wrap without constructor arguments (or a baseline
+#: distribution, which NoiseTunnel does not expand).
 SIMPLE_METHODS = [
     name
     for name in attrkit.available_methods()
     if not {"layer", "base_method"} & set(attrkit.method_info(name).init_arguments)
+    and not needs_baselines(name)
 ]
 
 

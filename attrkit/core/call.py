@@ -14,6 +14,8 @@ from attrkit.core.targets import Target, parse_target
 __all__ = [
     "AttributionCall",
     "Result",
+    "check_attributable",
+    "check_baseline_tensor",
     "format_additional_forward_args",
     "format_baselines",
     "format_grad_kwargs",
@@ -74,6 +76,16 @@ def format_additional_forward_args(value: object) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+def check_baseline_tensor(baseline: Tensor, label: str) -> None:
+    """Raise a ``TypeError`` naming ``label`` unless ``baseline`` is a dense real tensor
+    with values."""
+    if baseline.is_complex() or baseline.layout != torch.strided or baseline.is_meta:
+        raise TypeError(
+            f"`{label}` must be a dense real tensor with values, got a {baseline.dtype} "
+            f"{baseline.layout} tensor on the {baseline.device.type} device"
+        )
+
+
 def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Baselines in every Captum form -> one tensor per input, broadcastable to it.
 
@@ -97,11 +109,7 @@ def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Ten
         if not isinstance(baseline, Tensor):
             formatted.append(torch.tensor(baseline, dtype=x.dtype, device=x.device))
             continue
-        if baseline.is_complex() or baseline.layout != torch.strided or baseline.is_meta:
-            raise TypeError(
-                f"`{label}` must be a dense real tensor with values, got a {baseline.dtype} "
-                f"{baseline.layout} tensor on the {baseline.device.type} device"
-            )
+        check_baseline_tensor(baseline, label)
         if baseline.dim() > 0 and (
             baseline.shape[1:] != x.shape[1:] or baseline.shape[0] not in (1, x.shape[0])
         ):
@@ -222,6 +230,23 @@ def prepare_call(
     )
 
 
+def _not_attributable(selected: Tensor) -> TypeError:
+    return TypeError(
+        f"the attributed output is a {selected.layout} tensor on the "
+        f"{selected.device.type} device, which has no gradient to attribute; "
+        "it must be a dense tensor with values (check `inputs` and "
+        "`additional_forward_args`)"
+    )
+
+
+def check_attributable(selected: Tensor) -> Tensor:
+    """``selected``, if it is a dense tensor with values (whose rows can be sliced and
+    differentiated); else the ``TypeError`` :func:`gradients` raises for it."""
+    if selected.layout != torch.strided or selected.is_meta:
+        raise _not_attributable(selected)
+    return selected
+
+
 def gradients(
     selected: Tensor, inputs: tuple[Tensor, ...], **grad_kwargs: Any
 ) -> tuple[Tensor, ...]:
@@ -240,12 +265,7 @@ def gradients(
     except (RuntimeError, NotImplementedError) as error:
         if selected.layout == torch.strided and not selected.is_meta:
             raise
-        raise TypeError(
-            f"the attributed output is a {selected.layout} tensor on the "
-            f"{selected.device.type} device, which has no gradient to attribute; "
-            "it must be a dense tensor with values (check `inputs` and "
-            "`additional_forward_args`)"
-        ) from error
+        raise _not_attributable(selected) from error
     # Zeros for inputs the output does not reach (what ``materialize_grads=True`` does,
     # without its two extra passes over the results: a few microseconds per call).
     return tuple(

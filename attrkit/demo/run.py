@@ -16,7 +16,6 @@ methods agree.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +62,10 @@ def demo_arguments(
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
     Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
-    feature maps Grad-CAM is defined on); neuron methods attribute the output neuron of
-    each digit's predicted class (``fc2``, one neuron per example); every other method
+    feature maps Grad-CAM is defined on); neuron methods attribute the largest output
+    neuron of every row they run (``fc2``: on a digit, its predicted class; the methods
+    that run several rows per digit, such as GradientShap's samples, take each row's
+    largest); every other method
     takes the predicted class as ``target``. Methods that need a baseline distribution
     (DeepLiftShap, GradientShap) get ``background``: digits not attributed (by default,
     a blank and a uniformly grey image).
@@ -79,28 +80,19 @@ def demo_arguments(
         init_kwargs["layer"] = model.relu2
     if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
-        attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
+        attribute_kwargs["neuron_selector"] = _largest_output
     if takes_argument(info, "target"):  # neuron methods take none
         attribute_kwargs["target"] = predicted
-    baselines = inspect.signature(info.cls.attribute).parameters.get("baselines")
-    if baselines is not None and baselines.default is inspect.Parameter.empty:
+    if "baselines" in info.required_arguments:
         if background is None:
             background = torch.stack([torch.zeros(1, 8, 8), torch.full((1, 8, 8), 0.5)])
         attribute_kwargs["baselines"] = background
     return init_kwargs, attribute_kwargs
 
 
-class _PredictedNeuron:
-    """Neuron selector: output ``predicted[i]`` of example ``i`` (a readable repr)."""
-
-    def __init__(self, predicted: Tensor) -> None:
-        self.predicted = predicted
-
-    def __call__(self, output: Tensor) -> Tensor:
-        return output[torch.arange(len(self.predicted)), self.predicted]
-
-    def __repr__(self) -> str:
-        return "<predicted class>"
+def _largest_output(output: Tensor) -> Tensor:
+    """Neuron selector: each row's largest output (on a digit, its predicted class)."""
+    return output.max(dim=1).values
 
 
 def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:

@@ -23,6 +23,8 @@ from attrkit.core.attribution import GradientAttribution, captum_entry_point, ch
 from attrkit.core.call import (
     AttributionCall,
     Result,
+    check_attributable,
+    check_baseline_tensor,
     format_baselines,
     format_grad_kwargs,
     gradients,
@@ -115,6 +117,7 @@ def format_baseline_distribution(
             raise BaselineError(
                 f"`{label}` must be a tensor of reference rows, got {type(baseline).__name__}"
             )
+        check_baseline_tensor(baseline, label)
         rows = baseline.shape[0] if baseline.dim() else 0
         if baseline.dim() == 0 or baseline.shape[1:] != x.shape[1:]:
             raise BaselineError(
@@ -171,8 +174,11 @@ def row_sums(tensors: Sequence[Tensor], rows: int) -> Tensor:
 
 
 def mean_over_baselines(tensors: tuple[Tensor, ...], examples: int) -> tuple[Tensor, ...]:
-    """Rows ``i * B ... (i + 1) * B - 1`` (example ``i`` against every baseline) averaged."""
-    return tuple(t.reshape(examples, -1, *t.shape[1:]).mean(dim=1) for t in tensors)
+    """Rows ``i * B ... (i + 1) * B - 1`` (example ``i`` against each of ``B`` baselines,
+    or samples) averaged."""
+    return tuple(
+        t.reshape(examples, len(t) // max(examples, 1), *t.shape[1:]).mean(dim=1) for t in tensors
+    )
 
 
 # ---------------------------------------------------------------------- the paired pass
@@ -211,7 +217,8 @@ class _Pass:
                     self.output = method._forward(self.call)
 
     def select(self) -> Tensor:
-        return self.call.target.select(self.output, 2 * self.size)
+        """The targeted output of every row (the input rows first)."""
+        return check_attributable(self.call.target.select(self.output, 2 * self.size))
 
     def delta(self, attributions: tuple[Tensor, ...], selected: Tensor) -> Tensor:
         """``sum(attributions) - (F(input) - F(reference))`` per row."""
@@ -228,6 +235,8 @@ class _Pass:
 
 def _layer_tensors(captured: LayerCapture, paired_rows: int) -> tuple[Tensor, ...]:
     for tensor in captured.tensors:
+        if tensor.layout != torch.strided:
+            raise TypeError(f"`layer`'s tensor is a {tensor.layout} tensor; it must be dense")
         if tensor.dim() == 0 or tensor.shape[0] != paired_rows:
             raise ValueError(
                 f"`layer`'s tensor has shape {tuple(tensor.shape)}; DeepLift needs its "
