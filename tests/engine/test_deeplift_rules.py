@@ -20,8 +20,10 @@ max-pool form, and the model zoo of ``tests/models.py``.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
+import weakref
 
 import pytest
 import torch
@@ -418,3 +420,33 @@ def test_threads_get_their_own_paired_batch():
     assert sorted(results) == [1, 2, 3, 5]
     assert max(results.values()) <= TOLERANCE
     assert math.isfinite(max(results.values()))
+
+
+class _RecordingInPlace(nn.Module):
+    """In-place nonlinearities (through the rule's autograd function), keeping weak
+    references to its forward pass's tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 5), nn.Linear(5, 2)
+        self.seen: list[weakref.ref[Tensor]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.relu_(self.a(x))
+        g = torch.sigmoid_(h * 2.0)
+        out = self.b(F.max_pool1d(g.unsqueeze(1), 1).squeeze(1))
+        self.seen.extend(weakref.ref(t) for t in (h, g, out))
+        return out
+
+
+def test_no_graph_outlives_the_call():
+    """Freed by reference counting alone: an in-place application's output is the input
+    it was given, and its autograd node must not keep the call's arguments."""
+    model = _RecordingInPlace()
+    gc.disable()
+    try:
+        attrkit.DeepLift(model).attribute(torch.randn(3, 4), target=1)
+        assert model.seen
+        assert [ref for ref in model.seen if ref() is not None] == []
+    finally:
+        gc.enable()

@@ -221,9 +221,15 @@ class DeepLiftRule(Rule):
         """What the backward needs from the input ``x`` and output ``y`` (both paired)."""
         return _rescale_multipliers(x, y, half, self.eps)
 
+    def settings(self, call: OpCall) -> Any:
+        """What the backward needs to know of the call's arguments (here: nothing). The
+        call itself is not kept: its arguments hold the op's input, which an in-place
+        application returns, and the graph would then keep itself alive."""
+        return None
+
     def combine(
         self,
-        call: OpCall,
+        settings: Any,
         saved: tuple[Tensor, ...],
         native: Any,
         grad: Tensor,
@@ -259,7 +265,7 @@ class _RuleFunction(Function):
             recorded = _applied_to(call, leaf.clone() if call.inplace else leaf)
         values = _values(recorded)
         saved = rule.prepare(x, values, half)
-        ctx.call, ctx.rule, ctx.half = call, rule, half  # type: ignore[attr-defined]
+        ctx.settings, ctx.rule, ctx.half = rule.settings(call), rule, half  # type: ignore[attr-defined]
         ctx.leaf, ctx.recorded = leaf, values  # type: ignore[attr-defined]
         ctx.save_for_backward(*saved)
         if call.inplace:
@@ -282,7 +288,7 @@ class _RuleFunction(Function):
             return result[0]
 
         passed: Tensor = state.rule.combine(
-            state.call, state.saved_tensors, native, grad, state.half
+            state.settings, state.saved_tensors, native, grad, state.half
         )
         return passed, None, None, None
 
@@ -348,7 +354,7 @@ class MaxPoolRule(DeepLiftRule):
 
     def combine(
         self,
-        call: OpCall,
+        settings: Any,
         saved: tuple[Tensor, ...],
         native: Any,
         grad: Tensor,
@@ -375,9 +381,13 @@ class SoftmaxRule(DeepLiftRule):
     ops = (SOFTMAX,)
     backward = "rescale(grad_output), minus its mean over the softmax dimension per example"
 
+    def settings(self, call: OpCall) -> int:
+        """The softmax dimension."""
+        return _softmax_dim(call)
+
     def combine(
         self,
-        call: OpCall,
+        settings: Any,
         saved: tuple[Tensor, ...],
         native: Any,
         grad: Tensor,
@@ -386,8 +396,7 @@ class SoftmaxRule(DeepLiftRule):
         multipliers, small = saved
         passed = native(grad)
         rescaled = torch.where(small, passed[:half], grad[:half] * multipliers)
-        dim = _softmax_dim(call)
-        passed[:half] = rescaled - rescaled.mean(dim=dim, keepdim=True)
+        passed[:half] = rescaled - rescaled.mean(dim=settings, keepdim=True)
         return passed  # type: ignore[no-any-return]
 
 
