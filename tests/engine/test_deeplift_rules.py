@@ -450,3 +450,26 @@ def test_no_graph_outlives_the_call():
         assert [ref for ref in model.seen if ref() is not None] == []
     finally:
         gc.enable()
+
+
+class _InPlaceOnViews(nn.Module):
+    """In-place nonlinearities applied to views of a tensor (the rule's autograd function,
+    where autograd records the base's ``CopySlices``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.a(x)
+        F.relu_(z[:, :3])
+        torch.tanh_(z[:, 3:])
+        return self.b(z)
+
+
+def test_in_place_applications_to_views():
+    torch.manual_seed(0)
+    model = _InPlaceOnViews().double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    baseline = torch.randn(3, 4, dtype=torch.float64)
+    assert summation_gap(model, (x,), (baseline,), 0).abs().max() <= TOLERANCE

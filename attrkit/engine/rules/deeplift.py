@@ -246,9 +246,15 @@ class DeepLiftRule(Rule):
 def _rescale_multipliers(x: Tensor, y: Tensor, half: int, eps: float) -> tuple[Tensor, Tensor]:
     """``(y - y_ref) / (x - x_ref)`` and where ``|x - x_ref| < eps``, for the input half
     (values only: no graph is recorded)."""
-    x, y = x.detach(), y.detach()
-    delta_in = x[:half] - x[half:]
-    multipliers = (y[:half] - y[half:]).div_(delta_in)
+    x = x.detach()
+    return _multipliers(x[:half] - x[half:], y, half, eps)
+
+
+def _multipliers(delta_in: Tensor, y: Tensor, half: int, eps: float) -> tuple[Tensor, Tensor]:
+    """``(y - y_ref) / delta_in`` and where ``|delta_in| < eps`` (``delta_in`` is
+    consumed)."""
+    y = y.detach()
+    multipliers = torch.sub(y[:half], y[half:]).div_(delta_in)
     return multipliers, delta_in.abs_() < eps
 
 
@@ -298,9 +304,11 @@ class RescaleRule(DeepLiftRule):
     ``grad_output * (y - y_ref) / (x - x_ref)``, the plain gradient where
     ``|x - x_ref| < eps``.
 
-    An out-of-place application whose autograd node is the op's own keeps that node and
-    replaces its result with a hook (no second copy of the op); in-place applications,
-    composites and user-registered ops go through :class:`_RuleFunction`.
+    An application whose autograd node is the op's own (out of place, or in place on a
+    tensor that is not a view) keeps that node and replaces its result with a hook: no
+    second copy of the op, and of the op's values only the multipliers are kept. In-place
+    applications to views, composites and user-registered ops go through
+    :class:`_RuleFunction`.
     """
 
     name = "rescale"
@@ -311,13 +319,21 @@ class RescaleRule(DeepLiftRule):
         self.ops = elementwise_ops() if ops is None else ops
 
     def _apply(self, call: OpCall, half: int) -> Any:
-        if call.inplace:
-            return _RuleFunction.apply(call.input, call, self, half)
+        x, nodes = call.input, call.op.native_nodes
+        if not nodes or (call.inplace and x._is_view()):
+            return _RuleFunction.apply(x, call, self, half)
+        with torch.no_grad():
+            delta_in = x[:half] - x[half:]  # before an in-place application overwrites x
         output = call.plain()
         node = output.grad_fn if isinstance(output, Tensor) else None
-        if node is None or type(node).__name__ not in call.op.native_nodes:
-            return _RuleFunction.apply(call.input, call, self, half)
-        multipliers, small = _rescale_multipliers(call.input, output, half, self.eps)
+        if node is None or type(node).__name__ not in nodes:
+            if call.inplace:  # every in-place spelling makes its op's node (tested)
+                raise RuntimeError(
+                    f"attrkit: an in-place {call.op.title} made a "
+                    f"{type(node).__name__} node, not one of {sorted(nodes)}"
+                )
+            return _RuleFunction.apply(x, call, self, half)  # say, under a tracer
+        multipliers, small = _multipliers(delta_in, output, half, self.eps)
 
         def rescale(grad_inputs: Any, grad_outputs: Any) -> Any:
             passed = grad_inputs[0]
