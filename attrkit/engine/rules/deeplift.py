@@ -217,7 +217,7 @@ class DeepLiftRule(Rule):
     def _apply(self, call: OpCall, half: int) -> Any:
         return _RuleFunction.apply(call.input, call, self, half)
 
-    def prepare(self, x: Tensor, y: Tensor, half: int) -> tuple[Tensor, ...]:
+    def prepare(self, x: Tensor, y: Tensor, half: int) -> tuple[Tensor | None, ...]:
         """What the backward needs from the input ``x`` and output ``y`` (both paired)."""
         return _rescale_multipliers(x, y, half, self.eps)
 
@@ -234,28 +234,76 @@ class DeepLiftRule(Rule):
         native: Any,
         grad: Tensor,
         half: int,
+        x: Tensor,
     ) -> Tensor:
-        """The gradient to pass to the op's input, from ``grad`` (the gradient of its
-        output) and ``native(v)``, the op's plain vector-Jacobian product."""
+        """The gradient to pass to the op's input ``x`` (its values, intact: the op's own
+        backward saved them), from ``grad`` (the gradient of its output) and
+        ``native(v)``, the op's plain vector-Jacobian product."""
         multipliers, small = saved
-        passed = native(grad)
-        torch.where(small, passed[:half], grad[:half] * multipliers, out=passed[:half])
-        return passed  # type: ignore[no-any-return]
+        passed: Tensor = native(grad)
+        _pass_multiplied(passed[:half], grad[:half], multipliers, small)
+        return passed
 
 
-def _rescale_multipliers(x: Tensor, y: Tensor, half: int, eps: float) -> tuple[Tensor, Tensor]:
+def _rescale_multipliers(
+    x: Tensor, y: Tensor, half: int, eps: float
+) -> tuple[Tensor, Tensor | None]:
     """``(y - y_ref) / (x - x_ref)`` and where ``|x - x_ref| < eps``, for the input half
     (values only: no graph is recorded)."""
     x = x.detach()
     return _multipliers(x[:half] - x[half:], y, half, eps)
 
 
-def _multipliers(delta_in: Tensor, y: Tensor, half: int, eps: float) -> tuple[Tensor, Tensor]:
-    """``(y - y_ref) / delta_in`` and where ``|delta_in| < eps`` (``delta_in`` is
-    consumed)."""
+def _multipliers(
+    delta_in: Tensor, y: Tensor, half: int, eps: float
+) -> tuple[Tensor, Tensor | None]:
+    """``(y - y_ref) / delta_in``, and where ``|delta_in| < eps`` (:func:`_small`)."""
+    small = _small(delta_in, eps)
     y = y.detach()
-    multipliers = torch.sub(y[:half], y[half:]).div_(delta_in)
-    return multipliers, delta_in.abs_() < eps
+    return _divide_(torch.sub(y[:half], y[half:]), delta_in, small), small
+
+
+def _small(delta_in: Tensor, eps: float) -> Tensor | None:
+    """Where ``|delta_in| < eps``: there the plain gradient passes. On the CPU a mask of
+    0.0 and 1.0, or ``None`` where no position is small (comparisons into booleans,
+    ``any`` and ``torch.where`` on a boolean mask run several times slower there than
+    float arithmetic); on other devices a boolean mask (and no synchronization)."""
+    magnitude = delta_in.abs()
+    if magnitude.device.type != "cpu":
+        return magnitude < eps
+    if magnitude.numel() == 0 or bool(magnitude.amin() >= eps):  # (NaN: not small)
+        return None
+    return torch.lt(magnitude, eps, out=magnitude)
+
+
+def _divide_(numerator: Tensor, delta_in: Tensor, small: Tensor | None) -> Tensor:
+    """``numerator / delta_in``, in place; 0 (not inf or nan) where a float mask marks a
+    small position (a boolean mask selects around them instead)."""
+    if small is None or small.dtype == torch.bool:
+        return numerator.div_(delta_in)
+    numerator.div_(delta_in + small)
+    return numerator.addcmul_(numerator, small, value=-1.0)
+
+
+def _pass_values(passed: Tensor, values: Tensor, small: Tensor | None) -> None:
+    """``passed = values`` in place, except where ``small``: there ``passed`` keeps the
+    plain gradient it holds (``values`` are 0 there under a float mask)."""
+    if small is None:
+        passed.copy_(values)
+    elif small.dtype == torch.bool:
+        torch.where(small, passed, values, out=passed)
+    else:
+        torch.addcmul(values, small, passed, out=passed)
+
+
+def _pass_multiplied(
+    passed: Tensor, grad: Tensor, multipliers: Tensor, small: Tensor | None
+) -> None:
+    """``passed = grad * multipliers`` in place, except where ``small``."""
+    if small is None:
+        torch.mul(grad, multipliers, out=passed)
+    else:
+        _pass_values(passed, grad * multipliers, small)
 
 
 class _RuleFunction(Function):
@@ -273,7 +321,7 @@ class _RuleFunction(Function):
         saved = rule.prepare(x, values, half)
         ctx.settings, ctx.rule, ctx.half = rule.settings(call), rule, half  # type: ignore[attr-defined]
         ctx.leaf, ctx.recorded = leaf, values  # type: ignore[attr-defined]
-        ctx.save_for_backward(*saved)
+        ctx.save_for_backward(*saved)  # type: ignore[arg-type]  # (None entries are kept)
         if call.inplace:
             ctx.mark_dirty(x)
             return x.copy_(values.detach())
@@ -294,7 +342,7 @@ class _RuleFunction(Function):
             return result[0]
 
         passed: Tensor = state.rule.combine(
-            state.settings, state.saved_tensors, native, grad, state.half
+            state.settings, state.saved_tensors, native, grad, state.half, state.leaf
         )
         return passed, None, None, None
 
@@ -339,9 +387,8 @@ class RescaleRule(DeepLiftRule):
             passed = grad_inputs[0]
             if passed is None:
                 return None
-            grad = grad_outputs[0]
             # The native backward's result is a tensor made for this node alone.
-            torch.where(small, passed[:half], grad[:half] * multipliers, out=passed[:half])
+            _pass_multiplied(passed[:half], grad_outputs[0][:half], multipliers, small)
             return (passed, *grad_inputs[1:])
 
         node.register_hook(rescale)
@@ -362,11 +409,10 @@ class MaxPoolRule(DeepLiftRule):
         "y_ref))) at x_ref's maxima, divided by x - x_ref"
     )
 
-    def prepare(self, x: Tensor, y: Tensor, half: int) -> tuple[Tensor, ...]:
-        delta_in = x[:half] - x[half:]
+    def prepare(self, x: Tensor, y: Tensor, half: int) -> tuple[Tensor | None, ...]:
         output, reference = y[:half], y[half:]
         peak = torch.maximum(output, reference)
-        return peak - reference, output - peak, delta_in
+        return peak - reference, output - peak
 
     def combine(
         self,
@@ -375,17 +421,27 @@ class MaxPoolRule(DeepLiftRule):
         native: Any,
         grad: Tensor,
         half: int,
+        x: Tensor,
     ) -> Tensor:
-        at_input, at_reference, delta_in = saved
+        at_input, at_reference = saved
         grad_in = grad[:half]
         # One product over the paired batch unpools both shares: the input half at the
         # input's maxima, the reference half at the reference's.
-        shares = native(torch.cat([grad_in * at_input, grad_in * at_reference]), retain=True)
-        spread = shares[:half] + shares[half:]
-        passed = native(grad)
-        small = delta_in.abs() < self.eps
-        torch.where(small, passed[:half], spread.div_(delta_in), out=passed[:half])
-        return passed  # type: ignore[no-any-return]
+        both = torch.empty_like(grad)
+        torch.mul(grad_in, at_input, out=both[:half])
+        torch.mul(grad_in, at_reference, out=both[half:])
+        shares: Tensor = native(both, retain=True)
+        del both
+        spread = shares[:half].add_(shares[half:])
+        delta_in = torch.sub(x[:half], x[half:], out=shares[half:])  # (no new tensor)
+        small = _small(delta_in, self.eps)
+        _divide_(spread, delta_in, small)
+        if small is None:  # the shares' tensor is what passes back
+            shares[half:].zero_()
+            return shares
+        passed: Tensor = native(grad)
+        _pass_values(passed[:half], spread, small)
+        return passed
 
 
 class SoftmaxRule(DeepLiftRule):
@@ -408,12 +464,14 @@ class SoftmaxRule(DeepLiftRule):
         native: Any,
         grad: Tensor,
         half: int,
+        x: Tensor,
     ) -> Tensor:
         multipliers, small = saved
-        passed = native(grad)
-        rescaled = torch.where(small, passed[:half], grad[:half] * multipliers)
-        passed[:half] = rescaled - rescaled.mean(dim=settings, keepdim=True)
-        return passed  # type: ignore[no-any-return]
+        passed: Tensor = native(grad)
+        rescaled = passed[:half]
+        _pass_multiplied(rescaled, grad[:half], multipliers, small)
+        rescaled.sub_(rescaled.mean(dim=settings, keepdim=True))
+        return passed
 
 
 def _softmax_dim(call: OpCall) -> int:
