@@ -257,18 +257,23 @@ def _rescale_multipliers(
 def _multipliers(
     delta_in: Tensor, y: Tensor, half: int, eps: float
 ) -> tuple[Tensor, Tensor | None]:
-    """``(y - y_ref) / delta_in``, and where ``|delta_in| < eps`` (:func:`_small`)."""
-    small = _small(delta_in, eps)
-    y = y.detach()
-    return _divide_(torch.sub(y[:half], y[half:]), delta_in, small), small
-
-
-def _small(delta_in: Tensor, eps: float) -> Tensor | None:
-    """Where ``|delta_in| < eps``: there the plain gradient passes. On the CPU a mask of
-    0.0 and 1.0, or ``None`` where no position is small (comparisons into booleans,
-    ``any`` and ``torch.where`` on a boolean mask run several times slower there than
-    float arithmetic); on other devices a boolean mask (and no synchronization)."""
+    """``(y - y_ref) / delta_in``, and where ``|delta_in| < eps`` (:func:`_small`). Two
+    new tensors where no position is small: ``delta_in`` and the multipliers (each new
+    tensor costs page faults on the CPU)."""
     magnitude = delta_in.abs()
+    small = _small(magnitude, eps)
+    y = y.detach()
+    free = magnitude if small is not magnitude else None  # a buffer the mask did not take
+    difference = torch.sub(y[:half], y[half:], out=free)
+    return _divide_(difference, delta_in, small), small
+
+
+def _small(magnitude: Tensor, eps: float) -> Tensor | None:
+    """Where ``magnitude`` (``|x - x_ref|``) is below ``eps``: there the plain gradient
+    passes. On the CPU a mask of 0.0 and 1.0 written over ``magnitude``, or ``None``
+    where no position is small (comparisons into booleans, ``any`` and ``torch.where``
+    on a boolean mask run several times slower there than float arithmetic); on other
+    devices a boolean mask (and no synchronization)."""
     if magnitude.device.type != "cpu":
         return magnitude < eps
     if magnitude.numel() == 0 or bool(magnitude.amin() >= eps):  # (NaN: not small)
@@ -434,7 +439,7 @@ class MaxPoolRule(DeepLiftRule):
         del both
         spread = shares[:half].add_(shares[half:])
         delta_in = torch.sub(x[:half], x[half:], out=shares[half:])  # (no new tensor)
-        small = _small(delta_in, self.eps)
+        small = _small(delta_in.abs(), self.eps)
         _divide_(spread, delta_in, small)
         if small is None:  # the shares' tensor is what passes back
             shares[half:].zero_()
