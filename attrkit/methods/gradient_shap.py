@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,26 +42,31 @@ __all__ = ["GradientShap", "LayerGradientShap", "NeuronGradientShap"]
 @dataclasses.dataclass(frozen=True)
 class _Samples:
     """The random points of one call: ``samples`` per example, row ``i * samples + s``
-    being sample ``s`` of example ``i``.
+    being sample ``s`` of example ``i``; each row has an input (noise added) and a
+    baseline row drawn at random.
 
     Attributes:
-        rows: The example of every sample row.
-        inputs: The inputs of every row, noise added.
-        baselines: The baseline row drawn for every row (a number stays a number).
-        points: ``alpha * inputs + (1 - alpha) * baselines``, alpha drawn per row.
+        rows: The example of every row.
+        points: ``alpha * input + (1 - alpha) * baseline``, ``alpha`` drawn per row.
+        differences: ``input - baseline`` per row, where the attributions need it.
+        ends: The inputs of every row followed by their baselines, where the attribution
+            needs them (a layer's values there, the convergence delta).
     """
 
     rows: Tensor
-    inputs: tuple[Tensor, ...]
-    baselines: tuple[Tensor, ...]
     points: tuple[Tensor, ...]
+    differences: tuple[Tensor, ...] | None
+    ends: tuple[Tensor, ...] | None
 
 
-def _draw(call: AttributionCall, baselines: object, n_samples: object, stdevs: object) -> _Samples:
-    """Captum's draws for one call, in Captum's order."""
-    samples = _positive_int(n_samples, "n_samples")
-    scales = _format_stdevs(stdevs, len(call.inputs))
-    distribution = format_baseline_distribution(baselines, call, numbers=True)
+def _draw(
+    call: AttributionCall, options: dict[str, Any], *, differences: bool, ends: bool
+) -> _Samples:
+    """Captum's draws for one call, in Captum's order, and what follows from them (only
+    what is asked for: each is a copy of the inputs times ``n_samples``)."""
+    samples = _positive_int(options["n_samples"], "n_samples")
+    scales = _format_stdevs(options["stdevs"], len(call.inputs))
+    distribution = format_baseline_distribution(options["baselines"], call, numbers=True)
     count = call.batch_size * samples
     picked = tuple(
         b[np.random.choice(b.shape[0], count).tolist()] if isinstance(b, Tensor) else b
@@ -74,17 +79,22 @@ def _draw(call: AttributionCall, baselines: object, n_samples: object, stdevs: o
     )
     first = call.inputs[0]
     alpha = torch.tensor(np.random.uniform(0.0, 1.0, count), device=first.device, dtype=first.dtype)
-    references = tuple(
-        b if isinstance(b, Tensor) else torch.full_like(x, b)
-        for b, x in zip(picked, noisy, strict=True)
-    )
     points = tuple(
         alpha.reshape(-1, *([1] * (x.dim() - 1))) * x
         + (1.0 - alpha.reshape(-1, *([1] * (x.dim() - 1)))) * b
         for x, b in zip(noisy, picked, strict=True)
     )
-    rows = torch.arange(call.batch_size).repeat_interleave(samples)
-    return _Samples(rows, noisy, references, points)
+    references = tuple(
+        b if isinstance(b, Tensor) else torch.full_like(x, b)
+        for b, x in zip(picked, noisy, strict=True)
+    )
+    pairs = tuple(zip(noisy, references, strict=True))
+    return _Samples(
+        rows=torch.arange(call.batch_size).repeat_interleave(samples),
+        points=points,
+        differences=tuple(x - b for x, b in pairs) if differences else None,
+        ends=tuple(torch.cat([x, b]) for x, b in pairs) if ends else None,
+    )
 
 
 class _GradientShapBase(GradientAttribution):
@@ -104,27 +114,35 @@ class _GradientShapBase(GradientAttribution):
         """Not implemented, as in Captum."""
         raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
 
+    #: Whether the attributions are a layer's (its values at the ends, not the inputs'
+    #: differences, multiply the gradients).
+    at_layer: ClassVar[bool] = False
+
     def _prepare(self, call: AttributionCall, options: dict[str, Any]) -> dict[str, Any]:
-        samples = _draw(call, options["baselines"], options["n_samples"], options["stdevs"])
+        samples = _draw(
+            call,
+            options,
+            differences=self._multiply_by_inputs and not self.at_layer,
+            ends=self.at_layer or bool(options.get("return_convergence_delta")),
+        )
         return {**options, "samples": samples}
 
     def _scaled(
-        self, multipliers: tuple[Tensor, ...], ends: tuple[Tensor, ...], starts: tuple[Tensor, ...]
+        self, multipliers: tuple[Tensor, ...], differences: tuple[Tensor, ...] | None
     ) -> tuple[Tensor, ...]:
-        if not self._multiply_by_inputs:
+        if not self._multiply_by_inputs or differences is None:
             return multipliers
-        return tuple(
-            (end - start) * m for end, start, m in zip(ends, starts, multipliers, strict=True)
-        )
+        return tuple(d * m for d, m in zip(differences, multipliers, strict=True))
 
     def _ends(
         self, call: AttributionCall, samples: _Samples, capture: LayerCapture | None = None
     ) -> Tensor:
         """The targeted outputs of the noisy inputs followed by their baselines (no
         gradients), ``capture`` recording the layer on the way."""
+        if samples.ends is None:
+            raise RuntimeError("attrkit: GradientShap's ends were not drawn")  # (see _prepare)
         rows = torch.cat([samples.rows, samples.rows])
-        pairs = zip(samples.inputs, samples.baselines, strict=True)
-        ends = call.take(rows, tuple(torch.cat([x, b]) for x, b in pairs))
+        ends = call.take(rows, samples.ends)
         with torch.no_grad(), capture or contextlib.nullcontext():
             output = self._forward(ends)
         return ends.target.select(output, len(rows))
@@ -220,7 +238,7 @@ class GradientShap(_GradientShapBase):
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
         samples: _Samples = options["samples"]
         grads = self._gradients(call.take(samples.rows, samples.points))
-        attributions = self._scaled(grads, samples.inputs, samples.baselines)
+        attributions = self._scaled(grads, samples.differences)
         delta = None
         if options["return_convergence_delta"]:
             selected = self._ends(call, samples)
@@ -259,6 +277,8 @@ class LayerGradientShap(_GradientShapBase, _CaptumLayerAttribution):  # type: ig
         >>> explainer.attribute(torch.randn(2, 3), torch.randn(8, 3), target=1).shape
         torch.Size([2, 4])
     """
+
+    at_layer = True
 
     def __init__(
         self,
@@ -328,9 +348,8 @@ class LayerGradientShap(_GradientShapBase, _CaptumLayerAttribution):  # type: ig
         ends = LayerCapture(self.layer, inputs=to_input)
         selected = self._ends(call, samples, ends)
         size = len(samples.rows)
-        layer_inputs = tuple(t[:size] for t in ends.tensors)
-        layer_baselines = tuple(t[size:] for t in ends.tensors)
-        attributions = self._scaled(grads, layer_inputs, layer_baselines)
+        layer_differences = tuple(t[:size] - t[size:] for t in ends.tensors)
+        attributions = self._scaled(grads, layer_differences)
         delta = self._delta(attributions, selected) if options["return_convergence_delta"] else None
         return Result(
             mean_over_baselines(attributions, call.batch_size),
@@ -428,5 +447,5 @@ class NeuronGradientShap(_GradientShapBase, _CaptumNeuronAttribution):  # type: 
             self._forward(points)
         neuron = select_neuron(captured, options["neuron_selector"], len(samples.rows))
         grads = gradients(neuron, points.inputs)
-        attributions = self._scaled(grads, samples.inputs, samples.baselines)
+        attributions = self._scaled(grads, samples.differences)
         return Result(mean_over_baselines(attributions, call.batch_size))
