@@ -1,6 +1,7 @@
 """attrkit: gradient attribution for PyTorch that speaks Captum's language and follows
 each method's definition exactly."""
 
+from attrkit import methods
 from attrkit.core.attribution import GradientAttribution
 from attrkit.core.registry import (
     MethodInfo,
@@ -14,30 +15,22 @@ from attrkit.core.registry import (
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from attrkit.dataset import AttributionSet, attribute_dataset, load_attributions
 from attrkit.engine.reach import UnsupportedModelError
-from attrkit.methods import (
-    Deconvolution,
-    DeepLift,
-    DeepLiftShap,
-    GradientShap,
-    GuidedBackprop,
-    GuidedGradCam,
-    InputXGradient,
-    IntegratedGradients,
-    LayerDeepLift,
-    LayerDeepLiftShap,
-    LayerGradCam,
-    LayerGradientShap,
-    ModifiedReluGradientAttribution,
-    NeuronDeconvolution,
-    NeuronDeepLift,
-    NeuronDeepLiftShap,
-    NeuronGradientShap,
-    NeuronGuidedBackprop,
-    NoiseTunnel,
-    NoReluWarning,
-    Saliency,
+from attrkit.methods import *  # noqa: F403  (every method; listed in methods.__all__)
+from attrkit.validation import (
+    AuditReport,
+    CompareReport,
+    Completeness,
+    Deletion,
+    EvaluationReport,
+    Infidelity,
+    Insertion,
+    ModelRandomization,
+    Sensitivity,
+    Tolerances,
+    audit,
+    compare,
+    evaluate,
 )
-from attrkit.validation import AuditReport, CompareReport, Tolerances, audit, compare
 
 __version__ = "0.1.0"
 
@@ -45,29 +38,15 @@ __all__ = [
     "AttributionSet",
     "AuditReport",
     "CompareReport",
-    "Deconvolution",
-    "DeepLift",
-    "DeepLiftShap",
+    "Completeness",
+    "Deletion",
+    "EvaluationReport",
     "GradientAttribution",
-    "GradientShap",
-    "GuidedBackprop",
-    "GuidedGradCam",
-    "InputXGradient",
-    "IntegratedGradients",
-    "LayerDeepLift",
-    "LayerDeepLiftShap",
-    "LayerGradCam",
-    "LayerGradientShap",
+    "Infidelity",
+    "Insertion",
     "MethodInfo",
-    "ModifiedReluGradientAttribution",
-    "NeuronDeconvolution",
-    "NeuronDeepLift",
-    "NeuronDeepLiftShap",
-    "NeuronGradientShap",
-    "NeuronGuidedBackprop",
-    "NoReluWarning",
-    "NoiseTunnel",
-    "Saliency",
+    "ModelRandomization",
+    "Sensitivity",
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
     "Tolerances",
@@ -80,7 +59,9 @@ __all__ = [
     "available_methods",
     "compare",
     "create",
+    "evaluate",
     "load_attributions",
     "method_info",
     "register",
+    *methods.__all__,
 ]

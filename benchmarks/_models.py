@@ -231,6 +231,12 @@ class DenseNet121(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def _lrp_cnn() -> nn.Module:
+    from benchmarks.lrp import lrp_cnn
+
+    return lrp_cnn()
+
+
 # ------------------------------------------------------------------------------ table
 
 
@@ -256,6 +262,13 @@ def _specs(use_torchvision: bool) -> dict[str, ModelSpec]:
             description="Linear 10-16-16-4, 2 ReLUs: the fixed per-call overhead",
         ),
         ModelSpec("small-cnn", small_cnn, (3, 32, 32), description="4 conv/linear ReLUs, 32x32"),
+        ModelSpec(
+            "lrp-cnn",
+            _lrp_cnn,
+            (3, 32, 32),
+            description="conv/BN/ReLU/max-pool and an MLP head, no nn.Flatten (Captum's LRP "
+            "runs on it), 32x32",
+        ),
         large("resnet18", ResNet18, "ResNet-18"),
         large("vgg11", vgg11, "VGG-11"),
         large("densenet121", DenseNet121, "DenseNet-121"),

@@ -72,8 +72,9 @@ sys.path.insert(0, str(ROOT))  # benchmark the checkout's attrkit
 import torch  # noqa: E402
 
 import attrkit  # noqa: E402
-from attrkit.validation.tables import markdown_table  # noqa: E402
+from attrkit.validation.rendering import markdown_table  # noqa: E402
 from benchmarks import _models  # noqa: E402
+from benchmarks import lrp as lrp_rows  # noqa: E402
 
 #: The methods of the performance contract (docs/performance.rst).
 CONTRACT = tuple(
@@ -209,7 +210,10 @@ def make_setup(
         if name in FAMILY:
             variants[f"floor:{name}"] = _floor(model, x, target, _floor_rows(name, args))
         variants[f"attrkit:{name}"] = _bind(ours, x, target, kwargs)
-        variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
+        if lrp_rows.captum_runs(name, model):
+            variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
+        if name == "lrp":
+            variants.update(lrp_rows.zennit_variants(model, x, target))
     _check(setup, model, x, target)
     return setup
 
@@ -267,7 +271,7 @@ def _check(setup: Setup, model: torch.nn.Module, x: torch.Tensor, target: Any) -
                 continue
         if caught:
             setup.captum_warnings[name] = sorted({str(w.message).split("\n")[0] for w in caught})
-        if caught and not name.startswith("captum:"):
+        if caught and not name.startswith(("captum:", "zennit:")):
             raise RuntimeError(f"{name} warned: {[str(w.message) for w in caught]}")
 
 
@@ -514,6 +518,44 @@ RATIO_HEADER = [
 ]
 
 
+ZENNIT_HEADER = [
+    "model",
+    "batch",
+    "composite",
+    "plain time",
+    "attrkit ÷ plain",
+    "zennit ÷ plain",
+    "attrkit ÷ zennit",
+    "attrkit ÷ plain memory",
+    "zennit ÷ plain memory",
+]
+
+
+def _zennit_rows(results: list[Measured]) -> list[list[str]]:
+    rows = []
+    for m in results:
+        for composite in lrp_rows.COMPOSITES:
+            ours, theirs = f"attrkit:lrp[{composite}]", f"zennit:lrp[{composite}]"
+            if ours not in m.times:
+                continue
+            memory = _memory_ratio(m, ours, "plain")
+            zennit_memory = _memory_ratio(m, theirs, "plain")
+            rows.append(
+                [
+                    m.setup.model_name,
+                    str(m.setup.batch),
+                    composite,
+                    _format_time(_median(m, "plain")),
+                    _format_ratio(_ratio(m, ours, "plain")),
+                    _format_ratio(_ratio(m, theirs, "plain")),
+                    _format_ratio(_ratio(m, ours, theirs)),
+                    "—" if memory is None else f"{memory:.3f}",
+                    "—" if zennit_memory is None else f"{zennit_memory:.3f}",
+                ]
+            )
+    return rows
+
+
 def _overhead_rows(results: list[Measured]) -> list[list[str]]:
     rows = []
     for m in results:
@@ -702,6 +744,16 @@ def render(
             "backward passes, so it is compared with Captum only."
         )
         doc.table(RATIO_HEADER, _rows(results, others))
+    zennit = _zennit_rows(results)
+    if zennit:
+        doc.heading("LRP against zennit's composites")
+        doc.paragraph(
+            "attrkit's LRP with a composite against zennit's Gradient attributor with the "
+            "same composite (and its batch-norm canonizer), the output gradient being the "
+            "target output's value; each call enters the composite's context, as a "
+            "per-batch call does."
+        )
+        doc.table(ZENNIT_HEADER, zennit)
     overhead_header = ["model", "batch", "ReLUs", "plain time"]
     overhead_header += [f"{lib} {m} - plain" for m in contract for lib in ("attrkit", "Captum")]
     if contract:
@@ -776,6 +828,7 @@ def _defaults(args: argparse.Namespace) -> None:
     quick = args.quick
     if args.models is None:
         args.models = ["tiny-mlp", "small-cnn", "resnet18"] if quick else list(MAIN_MODELS)
+        args.models.insert(2, "lrp-cnn")
     if args.batch_sizes is None:
         args.batch_sizes = [1, 8] if quick else [1, 8, 32]
     if args.repeats is None:

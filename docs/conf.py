@@ -6,10 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-import attrkit
-from attrkit.demo import load_demo_metadata
-
+# The checkout's attrkit is documented (and its examples run), installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
+import attrkit
 
 project = "attrkit"
 author = "attrkit developers"
@@ -24,7 +25,12 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "sphinx_copybutton",
-    "attrkit_docs",  # docs/_ext: figures, example output and CLI help, made at build time
+    # MathJax from the sphinx-mathjax-offline package, copied into _static/mathjax: the
+    # math renders without network access (attrkit_docs checks that no page loads a CDN).
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
+    # docs/_ext: figures, example output, CLI help and every number, made at build time
+    "attrkit_docs",
 ]
 
 autosummary_generate = True
@@ -54,9 +60,5 @@ html_static_path = ["_static"]
 # is written by the benchmarks and included by performance.rst.
 exclude_patterns = ["_build", "_generated", "performance_table.rst"]
 
-_demo = load_demo_metadata()
-rst_epilog = f"""
-.. |demo_accuracy| replace:: {_demo["test_accuracy"]:.1%}
-.. |demo_test_size| replace:: {_demo["n_test"]}
-.. |demo_train_size| replace:: {_demo["n_train"]}
-"""
+# The numbers the pages state (|n_methods|, |demo_accuracy|, ...) are substitutions that
+# docs/_ext/attrkit_docs.py adds to rst_epilog from their sources.

@@ -1,6 +1,6 @@
 """Train the built-in demo model and write it into the package.
 
-Trains :class:`attrkit._demo_model.DigitsCNN` on a stratified 75 % split of scikit-learn's
+Trains :class:`attrkit.demo.model.DigitsCNN` on a stratified 75 % split of scikit-learn's
 8x8 digits (shipped with scikit-learn, nothing is downloaded) and writes, under
 ``attrkit/demo/data/``:
 
@@ -85,7 +85,7 @@ def main() -> None:
         indices=test_idx.astype(np.int16),
     )
     metadata = {
-        "model": "attrkit._demo_model.DigitsCNN",
+        "model": f"{DigitsCNN.__module__}.{DigitsCNN.__qualname__}",
         "dataset": "sklearn.datasets.load_digits (8x8, pixels 0..16, input = pixels / 16)",
         "split": {"test_size": TEST_SIZE, "random_state": SEED, "stratify": True},
         "n_train": len(train_idx),

@@ -22,19 +22,37 @@ import torch
 from captum.testing.helpers import basic_models as captum_models
 from torch import Tensor, nn
 
+import attrkit
 from tests import models
 from tests.helpers import baseline_distribution
 
-#: The ReLU rule of every method class that applies one: the two ReLU-override methods
-#: first, then their layer variants.
-RULE_OF_CLASS = {
-    "Deconvolution": "deconvolution",
-    "GuidedBackprop": "guided_backprop",
-    "NeuronDeconvolution": "deconvolution",
-    "NeuronGuidedBackprop": "guided_backprop",
-    "GuidedGradCam": "guided_backprop",
-}
-METHODS = ("Deconvolution", "GuidedBackprop")
+
+def _relu_rule_of_class() -> dict[str, str]:
+    """The ReLU rule of every registered method class that applies one, from the
+    registry."""
+    rules = {}
+    for name in attrkit.available_methods():
+        info = attrkit.method_info(name)
+        rule = info.rule_for("relu")
+        if rule is not None:
+            rules[info.cls.__name__] = rule.name
+    return rules
+
+
+#: The ReLU rule of every method class that applies one (read from the registry).
+RULE_OF_CLASS = _relu_rule_of_class()
+#: The ReLU-override methods that Captum has too, each with its own rule and nothing but
+#: the model to construct (Captum's module-hook classes, which ``Case.captum_wrong_for``
+#: names): Deconvolution and GuidedBackprop.
+METHODS = tuple(
+    sorted(
+        attrkit.method_info(name).cls.__name__
+        for name in attrkit.available_methods()
+        if attrkit.method_info(name).family == "relu_rules"
+        and attrkit.method_info(name).captum_name
+        and not attrkit.method_info(name).init_arguments
+    )
+)
 RULE_OF = {method: RULE_OF_CLASS[method] for method in METHODS}
 #: The ReLU-override method of each rule.
 METHOD_OF_RULE = {rule: method for method, rule in RULE_OF.items()}
@@ -206,6 +224,8 @@ PARITY_CASES = [
     ),
     Case("sequence-tagger-3d-output", models.SequenceTagger, ((2, 7),), (3, 7)),
     Case("captum-deeplift-set", models.CaptumDeepLiftSet, ((2, 6, 6),), (4,)),
+    Case("lrp-cnn-every-captum-layer", models.LrpCNN, ((3, 12, 12),), (4,)),
+    Case("lrp-mlp-inplace-relu-tanh-dropout", models.LrpMLP, ((6,),), (3,)),
 ]
 
 FUNCTIONAL = "ignores functional ReLU calls (only nn.ReLU modules are hooked)"
@@ -311,6 +331,16 @@ DEFINITION_CASES = [
 ]
 
 ALL_CASES = PARITY_CASES + DEFINITION_CASES
+#: One model case of each class of output shape (one value, a vector, several dimensions
+#: per example), whose target forms differ (``target_forms``).
+OUTPUT_SHAPE_CASES = [
+    next(case for case in PARITY_CASES if case.id == case_id)
+    for case_id in (
+        "captum-relu-linear-inplace",
+        "captum-conv-one-conv",
+        "sequence-tagger-3d-output",
+    )
+]
 
 
 def captum_agrees(case: Case, method: str) -> bool:
@@ -382,6 +412,8 @@ LAYERS = {
     "mixed-tensor-and-python-args": "out",
     "sequence-tagger-3d-output": "conv2",
     "captum-deeplift-set": "conv2",
+    "lrp-cnn-every-captum-layer": "conv2",
+    "lrp-mlp-inplace-relu-tanh-dropout": "net.2",
     "reused-relu-parallel-branches": "out",
     "reused-relu-sequential": "fc3",
     "relu-modules-back-to-back-identity": "fc2",
@@ -440,6 +472,10 @@ class MethodSpec:
             so float64 runs are compared at ``stdevs=0``).
         float64_rtol: Tolerance in float64 where Captum rounds to float32 (IG's step
             sizes): ``None`` for the dtype's default.
+        cases: The ids of the only cases it is compared with Captum on (``None``: every
+            case where Captum follows the definition).
+        module_rules: Sets Captum's LRP rules on the model's modules before the method
+            is built (``None``: none).
     """
 
     id: str
@@ -451,6 +487,8 @@ class MethodSpec:
     neuron: bool = False
     float64_kwargs: dict[str, Any] = field(default_factory=dict)
     float64_rtol: float | None = None
+    cases: frozenset[str] | None = None
+    module_rules: Callable[[nn.Module], None] | None = None
 
     @property
     def relu_rule(self) -> str | None:
@@ -463,10 +501,18 @@ class MethodSpec:
     def create(self, library: Any, model: nn.Module, layer: str | None) -> Any:
         """The method from ``library`` (``attrkit`` or ``captum.attr``) for ``model`` (and
         its submodule ``layer``, for a layer method)."""
+
+        def cls(name: str) -> Any:
+            if library is attrkit:  # also a registered class that is not exported
+                return attrkit.method_info(name).cls
+            return getattr(library, name)
+
         if self.wraps:
-            return getattr(library, self.cls)(getattr(library, self.wraps)(model))
+            return cls(self.cls)(cls(self.wraps)(model))
+        if self.module_rules is not None:
+            self.module_rules(model)
         layers = (model.get_submodule(layer),) if self.layer else ()
-        return getattr(library, self.cls)(model, *layers, **self.init_kwargs)
+        return cls(self.cls)(model, *layers, **self.init_kwargs)
 
     def attribute(
         self,
@@ -491,6 +537,79 @@ class MethodSpec:
             if library is captum.attr:
                 warnings.simplefilter("ignore")
             return self.create(library, model, layer).attribute(inputs, **kwargs)
+
+
+#: The cases where Captum's LRP runs and is right: networks of the modules it has rules
+#: for, each applied once (see tests/methods/test_lrp.py for the others).
+LRP_CASES = frozenset(
+    {
+        "captum-conv-one-conv",
+        "captum-conv-padding-dilation",
+        "captum-linear-relu-linear",
+        "lrp-cnn-every-captum-layer",
+        "lrp-mlp-inplace-relu-tanh-dropout",
+        "reused-relu-sequential",
+        "relu-modules-back-to-back-eval-dropout",
+    }
+)
+
+
+def set_captum_rules(model: nn.Module) -> None:
+    """Captum's LRP rules on the model's layers: the gamma rule on the first linear layer
+    or convolution, alpha-1-beta-0 (without bias) on the other convolutions, epsilon 0.01
+    on the other linear layers, the identity on batch-norms, epsilon 0.1 on max-pooling."""
+    from captum.attr._utils import lrp_rules
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for position, module in enumerate(layers):
+        if position == 0:
+            module.rule = lrp_rules.GammaRule(gamma=0.5)
+        elif isinstance(module, nn.Conv2d):
+            module.rule = lrp_rules.Alpha1_Beta0_Rule(set_bias_to_zero=True)
+        else:
+            module.rule = lrp_rules.EpsilonRule(epsilon=0.01)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.rule = lrp_rules.IdentityRule()
+        elif isinstance(module, nn.MaxPool2d):
+            module.rule = lrp_rules.EpsilonRule(epsilon=0.1)
+
+
+#: The classes that apply DeepLift's rules (read from the registry).
+DEEPLIFT_CLASSES = frozenset(
+    attrkit.method_info(name).cls.__name__
+    for name in attrkit.available_methods()
+    if attrkit.method_info(name).rule_for("relu") is not None
+    and attrkit.method_info(name).rule_for("relu").name == "rescale"
+)
+#: The cases where Captum's DeepLift follows the definition (summation to delta holds, or
+#: fails the same way for both, through a product): every nonlinearity a distinct module
+#: of Captum's set applied once, never straight after another hooked module, its input
+#: used nowhere else (``test_captum_deeplift_deviates_where_documented`` in
+#: tests/methods/test_deeplift.py shows the others).
+DEEPLIFT_CASES = frozenset(
+    {
+        "captum-conv-one-conv",
+        "captum-conv-one-conv-inplace-two-inputs",
+        "captum-conv-padding-dilation",
+        "captum-multilayer-4d-output",
+        "captum-multilayer-multi-relu-module",
+        "captum-multilayer-three-inputs-int-arg",
+        "captum-relu-linear-inplace",
+        "captum-linear-relu-linear",
+        "mixed-tensor-and-python-args",
+        "sequence-tagger-3d-output",
+        "captum-deeplift-set",
+        "inplace-module-relu-on-input",
+    }
+)
+#: Less where Captum's variants crash: the DeepLiftShap variants expand a non-tuple
+#: ``additional_forward_args`` (the int 2) before formatting it into a tuple; the layer
+#: variants hook the layer's input, which requires no grad when an in-place ReLU module
+#: applies to the model's input.
+DEEPLIFT_SHAP_CASES = DEEPLIFT_CASES - {"captum-multilayer-three-inputs-int-arg"}
+LAYER_DEEPLIFT_CASES = DEEPLIFT_CASES - {"inplace-module-relu-on-input"}
+LAYER_DEEPLIFT_SHAP_CASES = DEEPLIFT_SHAP_CASES & LAYER_DEEPLIFT_CASES
 
 
 IG = {"n_steps": 8}
@@ -569,6 +688,13 @@ METHOD_SPECS = [
     ),
     MethodSpec("neuron-deconvolution", "NeuronDeconvolution", layer=True, neuron=True),
     MethodSpec(
+        "neuron-deconvolution-layer-input",
+        "NeuronDeconvolution",
+        {"attribute_to_neuron_input": True},
+        layer=True,
+        neuron=True,
+    ),
+    MethodSpec(
         "neuron-guided-backprop-layer-input",
         "NeuronGuidedBackprop",
         {"attribute_to_neuron_input": True},
@@ -583,17 +709,27 @@ METHOD_SPECS = [
         layer=True,
     ),
     MethodSpec("guided-grad-cam", "GuidedGradCam", layer=True),
-    MethodSpec("deep-lift-delta", "DeepLift", {"return_convergence_delta": True}),
-    MethodSpec("deep-lift-scalar-baseline-local", "DeepLift", {"baselines": 0.25}, LOCAL),
+    MethodSpec(
+        "deep-lift-delta", "DeepLift", {"return_convergence_delta": True}, cases=DEEPLIFT_CASES
+    ),
+    MethodSpec(
+        "deep-lift-scalar-baseline-local",
+        "DeepLift",
+        {"baselines": 0.25},
+        LOCAL,
+        cases=DEEPLIFT_CASES,
+    ),
     MethodSpec(
         "deep-lift-per-example-baselines-custom",
         "DeepLift",
         {"baselines": PER_EXAMPLE, "custom_attribution_func": squared_difference},
+        cases=DEEPLIFT_CASES,
     ),
     MethodSpec(
         "deep-lift-shap-delta",
         "DeepLiftShap",
         {"baselines": DISTRIBUTION, "return_convergence_delta": True},
+        cases=DEEPLIFT_SHAP_CASES,
     ),
     MethodSpec(
         "gradient-shap-noisy-delta",
@@ -611,6 +747,7 @@ METHOD_SPECS = [
         "LayerDeepLift",
         {"baselines": ONE_ROW, "return_convergence_delta": True},
         layer=True,
+        cases=LAYER_DEEPLIFT_CASES,
     ),
     MethodSpec(
         "layer-deep-lift-input-local",
@@ -618,12 +755,14 @@ METHOD_SPECS = [
         {"attribute_to_layer_input": True},
         LOCAL,
         layer=True,
+        cases=LAYER_DEEPLIFT_CASES,
     ),
     MethodSpec(
         "layer-deep-lift-shap-delta",
         "LayerDeepLiftShap",
         {"baselines": DISTRIBUTION, "return_convergence_delta": True},
         layer=True,
+        cases=LAYER_DEEPLIFT_SHAP_CASES,
     ),
     MethodSpec(
         "layer-gradient-shap-input-delta",
@@ -642,6 +781,7 @@ METHOD_SPECS = [
         {"baselines": PER_EXAMPLE},
         layer=True,
         neuron=True,
+        cases=DEEPLIFT_CASES,
     ),
     MethodSpec(
         "neuron-deep-lift-shap-input",
@@ -649,6 +789,7 @@ METHOD_SPECS = [
         {"baselines": DISTRIBUTION, "attribute_to_neuron_input": True},
         layer=True,
         neuron=True,
+        cases=DEEPLIFT_SHAP_CASES,
     ),
     MethodSpec(
         "neuron-gradient-shap",
@@ -657,40 +798,24 @@ METHOD_SPECS = [
         layer=True,
         neuron=True,
     ),
+    MethodSpec("lrp", "LRP", cases=LRP_CASES),
+    MethodSpec(
+        "lrp-user-rules-delta",
+        "LRP",
+        {"return_convergence_delta": True},
+        cases=LRP_CASES,
+        module_rules=set_captum_rules,
+    ),
+    MethodSpec("layer-lrp", "LayerLRP", layer=True, cases=LRP_CASES),
+    MethodSpec(
+        "layer-lrp-input-user-rules-delta",
+        "LayerLRP",
+        {"attribute_to_layer_input": True, "return_convergence_delta": True},
+        layer=True,
+        cases=LRP_CASES,
+        module_rules=set_captum_rules,
+    ),
 ]
-
-#: The classes that apply DeepLift's rules.
-DEEPLIFT_CLASSES = frozenset(
-    {
-        "DeepLift",
-        "DeepLiftShap",
-        "LayerDeepLift",
-        "LayerDeepLiftShap",
-        "NeuronDeepLift",
-        "NeuronDeepLiftShap",
-    }
-)
-#: The cases where Captum's DeepLift follows the definition (summation to delta holds, or
-#: fails the same way for both, through a product): every nonlinearity a distinct module
-#: of Captum's set applied once, never straight after another hooked module, its input
-#: used nowhere else (``test_captum_deeplift_deviates_where_documented`` in
-#: tests/methods/test_deeplift.py shows the others).
-DEEPLIFT_PARITY_CASES = frozenset(
-    {
-        "captum-conv-one-conv",
-        "captum-conv-one-conv-inplace-two-inputs",
-        "captum-conv-padding-dilation",
-        "captum-multilayer-4d-output",
-        "captum-multilayer-multi-relu-module",
-        "captum-multilayer-three-inputs-int-arg",
-        "captum-relu-linear-inplace",
-        "captum-linear-relu-linear",
-        "mixed-tensor-and-python-args",
-        "sequence-tagger-3d-output",
-        "captum-deeplift-set",
-        "inplace-module-relu-on-input",
-    }
-)
 
 #: Where plain-gradient Captum methods crash: Captum sets requires_grad on the caller's
 #: input tensor itself, so an in-place ReLU on it fails (its ReLU hooks clone the input,
@@ -700,27 +825,12 @@ CAPTUM_PLAIN_CRASHES = frozenset(
 )
 
 
-#: Where Captum's DeepLift variants crash: the DeepLiftShap variants expand a non-tuple
-#: ``additional_forward_args`` (here the int 2) before formatting it into a tuple; the
-#: layer variants hook the layer's input, which does not require grad when an in-place
-#: ReLU module applies to the model's input.
-CAPTUM_DEEPLIFT_CRASHES = {
-    "captum-multilayer-three-inputs-int-arg": {
-        "DeepLiftShap",
-        "LayerDeepLiftShap",
-        "NeuronDeepLiftShap",
-    },
-    "inplace-module-relu-on-input": {"LayerDeepLift", "LayerDeepLiftShap"},
-}
-
-
 def captum_agrees_with(case: Case, spec: MethodSpec) -> bool:
     """Whether Captum follows the definition for this method on this case."""
-    if spec.cls in DEEPLIFT_CLASSES:
-        crashes = CAPTUM_DEEPLIFT_CRASHES.get(case.id, set())
-        return case.id in DEEPLIFT_PARITY_CASES and spec.cls not in crashes
+    if spec.cases is not None:
+        return case.id in spec.cases
     rule = spec.relu_rule
-    if rule is None:
+    if rule not in METHOD_OF_RULE:  # no ReLU rule, or none that Captum hooks modules for
         return case.id not in CAPTUM_PLAIN_CRASHES
     return captum_agrees(case, METHOD_OF_RULE[rule])
 

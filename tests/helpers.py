@@ -18,8 +18,6 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-import attrkit
-
 #: The repository root.
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,8 +84,11 @@ def run_in_thread(function: Any, timeout: float = 60.0) -> Any:
 
 
 def is_neuron_method(name: str) -> bool:
-    """Whether registered method ``name`` takes a ``neuron_selector`` instead of a target."""
-    return "neuron_selector" in attrkit.method_info(name).attribute_arguments
+    """Whether registered method ``name`` takes a ``neuron_selector`` (kept for older
+    callers: ``tests.tester.takes_neuron_selector``)."""
+    from tests.tester import info, takes_neuron_selector
+
+    return takes_neuron_selector(info(name))
 
 
 def baseline_distribution(inputs: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
@@ -100,11 +101,6 @@ def baseline_distribution(inputs: Tensor | tuple[Tensor, ...]) -> Tensor | tuple
     return rows if isinstance(inputs, tuple) else rows[0]
 
 
-def needs_baselines(name: str) -> bool:
-    """Whether the ``attribute`` of registered method ``name`` requires ``baselines``."""
-    return "baselines" in attrkit.method_info(name).required_arguments
-
-
 def quick_call(
     name: str,
     *,
@@ -114,24 +110,16 @@ def quick_call(
     base_method: str | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constructor and ``attribute`` arguments of a quick valid call of method ``name``:
-    ``layer`` for the methods constructed with one, ``base_method`` (where given) for
-    NoiseTunnel, ``neuron_selector`` for the neuron methods and ``target`` for the others,
-    a baseline distribution for the methods that need one (``baseline_distribution``), and
-    then the method's entry of ``options``."""
-    info = attrkit.method_info(name)
-    init: dict[str, Any] = {}
-    if "layer" in info.init_arguments:
-        init["layer"] = layer
-    if base_method is not None and "base_method" in info.init_arguments:
-        init["base_method"] = base_method
-    kwargs: dict[str, Any] = (
-        {"neuron_selector": neuron_selector} if is_neuron_method(name) else {"target": target}
+    """Constructor and ``attribute`` arguments of a quick valid call of method ``name``,
+    then the method's entry of ``options`` (kept for older callers: ``tests.tester.quick_call``
+    builds the call from the metadata alone)."""
+    from tests import tester
+
+    base = {"base_method": base_method} if base_method is not None else {}
+    call = tester.quick_call(
+        name, layer=layer, target=target, neuron_selector=neuron_selector, options={}, **base
     )
-    if needs_baselines(name):
-        kwargs["baselines"] = baseline_distribution
-    kwargs.update((options or {}).get(name, {}))
-    return init, kwargs
+    return call.init, {**call.kwargs, **(options or {}).get(name, {})}
 
 
 def assert_matches_captum(

@@ -329,6 +329,13 @@ class NoReluNet(nn.Module):
         return self.net(x)
 
 
+class TwoInputs(nn.Module):
+    """Two inputs summed into one value per example, through a ReLU."""
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.relu(a.sum(1, keepdim=True) + b.sum(1, keepdim=True))
+
+
 class RaisingNet(nn.Module):
     """Runs a ReLU, then raises inside forward."""
 
@@ -363,3 +370,106 @@ class FuzzNet(nn.Module):
     def forward(self, x: Tensor, scale: Any = None) -> Tensor:
         out = self.fc(F.adaptive_avg_pool2d(self.relu(self.conv(x)), 2).flatten(1))
         return out if scale is None else out * scale
+
+
+# ---------------------------------------------------------------------------------- LRP
+# Layer-wise relevance propagation: Captum's LRP runs on networks of modules it has a rule
+# for; these models also come as twins with the same parameters written with functional
+# calls, where the relevance must be the same.
+
+#: How ``LrpCNN`` writes its layers.
+LRP_SPELLINGS = ("module", "functional", "mixed")
+
+
+class LrpCNN(nn.Module):
+    """Every layer type Captum's LRP has a default rule for (conv, batch-norm, max-pool,
+    average and adaptive average pooling, linear; ReLU, tanh, dropout), each a distinct
+    module applied once (``spelling="module"``); ``"functional"`` computes the same
+    function with the same parameters through ``F.conv2d``, ``torch.conv2d``,
+    ``F.batch_norm``, ``torch.relu``, ``F.max_pool2d``, ``torch.flatten``,
+    ``torch.ops.aten.linear``, ...; ``"mixed"`` alternates the two."""
+
+    def __init__(self, spelling: str = "module", bias: bool = True, classes: int = 4) -> None:
+        super().__init__()
+        self.spelling = spelling
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1, bias=bias)
+        self.bn = nn.BatchNorm2d(6)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 8, 3, bias=bias)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.pool2 = nn.AvgPool2d(2)
+        self.conv3 = nn.Conv2d(8, 8, 1, bias=bias)
+        self.tanh = nn.Tanh()
+        self.pool3 = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(8, 10, bias=bias)
+        self.drop = nn.Dropout()
+        self.relu3 = nn.ReLU()
+        self.fc2 = nn.Linear(10, classes, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        functional = {"module": [False] * 14, "functional": [True] * 14}.get(
+            self.spelling, [i % 2 == 1 for i in range(14)]
+        )
+        steps = [
+            (self.conv1, lambda x: F.conv2d(x, self.conv1.weight, self.conv1.bias, padding=1)),
+            (self.bn, self._functional_batch_norm),
+            (self.relu1, torch.relu),
+            (self.pool1, lambda x: F.max_pool2d(x, 2, return_indices=True)[0]),
+            (self.conv2, lambda x: torch.conv2d(x, self.conv2.weight, self.conv2.bias)),
+            (self.relu2, lambda x: F.relu(x, inplace=True)),
+            (self.pool2, lambda x: F.avg_pool2d(x, 2)),
+            (self.conv3, lambda x: torch.ops.aten.conv2d(x, self.conv3.weight, self.conv3.bias)),
+            (self.tanh, lambda x: x.tanh()),
+            (self.pool3, lambda x: F.adaptive_avg_pool2d(x, 1)),
+            (lambda x: x.view(x.shape[0], -1), lambda x: torch.flatten(x, 1)),
+            (self.fc1, lambda x: F.linear(x, self.fc1.weight, self.fc1.bias)),
+            (self.drop, lambda x: F.dropout(x, 0.5, training=False)),
+            (self.relu3, lambda x: x.relu()),
+        ]
+        for (module, function), use_function in zip(steps, functional, strict=True):
+            x = function(x) if use_function else module(x)
+        if self.spelling == "module":
+            return self.fc2(x)
+        return torch.ops.aten.linear(x, self.fc2.weight, self.fc2.bias)
+
+    def _functional_batch_norm(self, x: Tensor) -> Tensor:
+        bn = self.bn
+        return F.batch_norm(
+            x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+        )
+
+
+class LrpMLP(nn.Module):
+    """Linear layers with an in-place ReLU, a tanh and an eval-mode dropout, as modules."""
+
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(6, 8, bias=bias),
+            nn.ReLU(inplace=True),
+            nn.Linear(8, 8, bias=bias),
+            nn.Tanh(),
+            nn.Dropout(0.3),
+            nn.Linear(8, 3, bias=bias),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class ReusedLinear(nn.Module):
+    """One ``nn.Linear`` applied twice (``reuse=True``, which Captum's LRP refuses), or
+    a distinct second module (``reuse=False``: give it the first one's parameters)."""
+
+    def __init__(self, reuse: bool = True) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(5, 6)
+        self.square = nn.Linear(6, 6)
+        self.again = self.square if reuse else nn.Linear(6, 6)
+        self.fc2 = nn.Linear(6, 3)
+        self.relu1, self.relu2, self.relu3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu2(self.square(self.relu1(self.fc1(x))))
+        return self.fc2(self.relu3(self.again(x)))

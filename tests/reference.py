@@ -1,16 +1,22 @@
-"""The definition of deconvolution and guided backpropagation, written independently of
-attrkit: every ReLU spelling is monkeypatched to a custom autograd Function whose backward
-is the method's rule, and the attribution is an ordinary ``torch.autograd.grad``.
+"""The definitions the tests compare attrkit with, written independently of attrkit.
+
+Backward rules: :data:`RULE_BACKWARDS` gives each rule's backward in one line, from the
+ReLU's input and the gradient arriving at its output. :func:`definition_relus`
+monkeypatches every Python-level ReLU spelling with a custom autograd Function whose backward
+is that line, so that the definition of a rule-based attribution is an ordinary
+``torch.autograd.grad``. A new ReLU rule needs one line here (the tests read the registry
+for everything else); ``tests/engine/test_rules.py`` fails for a registered rule that has
+neither a line nor an entry in :data:`RULES_WITHOUT_BACKWARD_LINE`.
 
 Deconvolution (Zeiler & Fergus 2014): a ReLU passes back ``max(grad_output, 0)``.
 Guided backpropagation (Springenberg et al. 2015): ``max(grad_output, 0)`` where the
-ReLU's input was positive, else 0.
+ReLU's input was positive, else 0. Pass (zennit): ``grad_output`` unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -19,14 +25,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-RULES = ("deconvolution", "guided_backprop")
+#: Rule name -> what a ReLU passes back to its input, from that input ``x`` and the
+#: gradient ``g`` arriving at its output. One line per rule.
+RULE_BACKWARDS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "deconvolution": lambda x, g: g.clamp(min=0),
+    "guided_backprop": lambda x, g: g.clamp(min=0) * (x > 0),
+    "pass": lambda x, g: g,
+}
+#: Registered rules whose definition is not a backward of the ReLU alone (rule name ->
+#: the reason and where the rule's definition is tested instead).
+RULES_WITHOUT_BACKWARD_LINE: dict[str, str] = {
+    "lrp": (
+        "LRP's relevance rules (epsilon, gamma, alpha-beta, ... of the composite or the "
+        "module's rule) on linear layers, pooling, sums and activations, chosen per "
+        "application: tests/methods/test_lrp.py checks them against reference_lrp and "
+        "conservation"
+    ),
+}
+#: The rules with a line.
+RULES = tuple(RULE_BACKWARDS)
 
 
 class _DefinitionReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, inplace: bool, rule: str) -> Tensor:
         ctx.rule = rule
-        ctx.input_positive = x > 0
+        ctx.input = x.detach().clone()
         if inplace:
             ctx.mark_dirty(x)
             return x.clamp_(min=0)
@@ -34,16 +58,13 @@ class _DefinitionReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
-        positive_part = grad_output.clamp(min=0)
-        if ctx.rule == "deconvolution":
-            return positive_part, None, None
-        return positive_part * ctx.input_positive, None, None
+        return RULE_BACKWARDS[ctx.rule](ctx.input, grad_output), None, None
 
 
 @contextlib.contextmanager
 def definition_relus(rule: str) -> Iterator[None]:
     """Within the block, every Python-level ReLU spelling applies ``rule`` on backward."""
-    assert rule in RULES
+    assert rule in RULE_BACKWARDS, f"no reference line for rule {rule!r}"
 
     def relu(input: Tensor, inplace: bool = False) -> Tensor:
         return _DefinitionReLU.apply(input, bool(inplace), rule)
@@ -100,27 +121,23 @@ def reference_attribution(
     )
 
 
-#: The registered methods whose result follows from one reference gradient.
-ONE_GRADIENT_METHODS = ("deconvolution", "guided_backprop", "saliency", "input_x_gradient")
-
-
-def reference_method(
-    name: str,
+def reference_one_gradient(
     model: Any,
     inputs: tuple[Tensor, ...],
     target: object,
     additional_forward_args: tuple[Any, ...] = (),
-    abs: bool = True,
+    *,
+    rule: str | None = None,
+    absolute: bool = False,
+    times_inputs: bool = False,
 ) -> tuple[Tensor, ...]:
-    """The definition-based result of registered method ``name`` (one of
-    ``ONE_GRADIENT_METHODS``): its rule's attribution for deconvolution and guided
-    backpropagation, the gradient's absolute value (with ``abs``) for saliency, input times
-    gradient for input x gradient."""
-    rule = name if name in RULES else None
+    """An attribution made of one gradient: with ``rule``'s backward at every ReLU (or
+    the plain gradient), its absolute value (``absolute``: saliency) or times the inputs
+    (``times_inputs``: input x gradient)."""
     grads = reference_attribution(model, inputs, target, additional_forward_args, rule)
-    if name == "saliency" and abs:
+    if absolute:
         return tuple(g.abs() for g in grads)
-    if name == "input_x_gradient":
+    if times_inputs:
         return tuple(x * g for x, g in zip(inputs, grads, strict=True))
     return grads
 
@@ -156,15 +173,17 @@ def reference_neuron_attribution(
     layer: Any,
     selector: Any,
     additional_forward_args: tuple[Any, ...],
-    rule: str,
+    rule: str | None,
     to_input: bool = False,
 ) -> tuple[Tensor, ...]:
-    """The definition-based attribution of one neuron of ``layer``."""
+    """The definition-based attribution of one neuron of ``layer`` (``rule=None``: the
+    plain gradient)."""
     leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
     store: list[Tensor] = []
     handle = _capture(layer, to_input, store)
     try:
-        with definition_relus(rule), torch.enable_grad():
+        patch = definition_relus(rule) if rule else contextlib.nullcontext()
+        with patch, torch.enable_grad():
             model(*(x.clone() for x in leaves), *additional_forward_args)
     finally:
         handle.remove()
@@ -202,3 +221,194 @@ def reference_grad_cam(
     (grad,) = torch.autograd.grad(select_reference(output, target).sum(), activation)
     weights = grad.mean(dim=tuple(range(2, grad.dim())), keepdim=True) if grad.dim() > 2 else grad
     return (weights * activation).sum(dim=1, keepdim=True).clamp(min=0).detach()
+
+
+# --------------------------------------------------------------------------------- LRP
+# Layer-wise relevance propagation with Captum's default rules (Bach et al. 2015): every
+# linear layer, convolution, pooling, mean and batch-norm passes back ``x * J^T (R / (z +
+# eps * sign(z)))`` (the epsilon rule, ``sign(0) = 1``), a sum ``a + b`` of two tensors
+# that carry relevance gives each ``summand * R / (z + eps * sign(z))`` (Captum's
+# Addition_Module), a product with (or quotient by) a constant passes the relevance on (the
+# epsilon rule of ``c * x``), every activation passes the relevance on unchanged, and the
+# relevance of the target output is its value. Written as monkeypatched functions (the layers'
+# modules call them), independent of attrkit.
+
+LRP_EPSILON = 1e-9
+
+
+class _EpsilonLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, layer: Any, epsilon: float) -> Tensor:
+        ctx.layer, ctx.epsilon = layer, epsilon
+        ctx.save_for_backward(x)
+        return layer(x)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_()
+            z = ctx.layer(leaf)
+            sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+            (grad,) = torch.autograd.grad(z, leaf, relevance / (z + ctx.epsilon * sign))
+        return x.detach() * grad, None, None
+
+
+class _EpsilonSum(torch.autograd.Function):
+    """``a + b`` with both carrying relevance: each gets ``summand * R / stabilized z``."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, epsilon: float) -> Tensor:
+        ctx.epsilon = epsilon
+        ctx.save_for_backward(a, b)
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, Tensor, None]:
+        a, b = ctx.saved_tensors
+        z = a + b
+        share = relevance / (z + ctx.epsilon * torch.where(z >= 0, 1.0, -1.0).to(z.dtype))
+        return (a * share).sum_to_size(a.shape), (b * share).sum_to_size(b.shape), None
+
+
+class _PassScaling(torch.autograd.Function):
+    """``x * c`` or ``x / c`` with a constant ``c``: the relevance passes on to ``x``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scaled: Any) -> Tensor:
+        ctx.shape = x.shape
+        return scaled(x)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, None]:
+        return relevance.sum_to_size(ctx.shape), None
+
+
+class _PassActivation(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, activation: Any, inplace: bool) -> Tensor:
+        if inplace:
+            ctx.mark_dirty(x)
+        return activation(x)
+
+    @staticmethod
+    def backward(ctx: Any, relevance: Tensor) -> tuple[Tensor, None, None]:
+        return relevance, None, None
+
+
+_LRP_LAYERS = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "batch_norm",
+)
+_LRP_ACTIVATIONS = {
+    F: ("relu", "relu_", "gelu", "leaky_relu", "relu6", "elu", "silu"),
+    torch: ("relu", "relu_", "tanh", "sigmoid"),
+    torch.Tensor: ("relu", "relu_", "tanh", "sigmoid"),
+}
+
+
+@contextlib.contextmanager
+def definition_lrp(epsilon: float = LRP_EPSILON) -> Iterator[None]:
+    """Within the block, the layers (``F.linear``, ``F.conv2d``, ``F.max_pool2d``, ...:
+    what the layer modules call) apply the epsilon rule and the activations pass the
+    relevance on."""
+
+    def layer(original: Any) -> Any:
+        def patched(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+            def apply(x: Tensor) -> Tensor:
+                return original(x, *args, **kwargs)
+
+            if not torch.is_grad_enabled():  # inside a rule's forward: the op itself
+                return apply(input)
+            if kwargs.get("return_indices"):  # max-pooling's (output, indices)
+                indices = apply(input.detach())[1]
+                return _EpsilonLayer.apply(input, lambda x: apply(x)[0], epsilon), indices
+            return _EpsilonLayer.apply(input, apply, epsilon)
+
+        return patched
+
+    def activation(original: Any, name: str) -> Any:
+        def patched(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+            inplace = name.endswith("_") or bool(kwargs.get("inplace"))
+            if name in ("relu", "relu6", "silu") and args:
+                inplace = bool(args[0])
+
+            def apply(x: Tensor) -> Tensor:
+                return original(x, *args, **kwargs)
+
+            if not torch.is_grad_enabled():  # inside a rule's forward: the op itself
+                return apply(input)
+            return _PassActivation.apply(input, apply, inplace)
+
+        return patched
+
+    original_add = torch.Tensor.__add__
+
+    def add(a: Tensor, b: Any) -> Tensor:
+        both = isinstance(b, Tensor) and a.requires_grad and b.requires_grad
+        if both and torch.is_grad_enabled():
+            return _EpsilonSum.apply(a, b, epsilon)
+        return original_add(a, b)
+
+    def scaling(original: Any) -> Any:
+        def patched(a: Tensor, b: Any) -> Tensor:
+            constant = not (isinstance(b, Tensor) and b.requires_grad)
+            if constant and a.requires_grad and torch.is_grad_enabled():
+                return _PassScaling.apply(a, lambda x: original(x, b))
+            return original(a, b)
+
+        return patched
+
+    patches = [mock.patch.object(F, name, layer(getattr(F, name))) for name in _LRP_LAYERS]
+    patches += [
+        mock.patch.object(torch.Tensor, name, scaling(getattr(torch.Tensor, name)))
+        for name in ("__mul__", "__rmul__", "__truediv__")
+    ]
+    patches += [
+        mock.patch.object(torch.Tensor, "__add__", add),
+        mock.patch.object(torch.Tensor, "mean", layer(torch.Tensor.mean)),
+        mock.patch.object(torch, "mean", layer(torch.mean)),
+    ]
+    for owner, names in _LRP_ACTIVATIONS.items():
+        patches += [
+            mock.patch.object(owner, name, activation(getattr(owner, name), name)) for name in names
+        ]
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        yield
+
+
+def reference_lrp(
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    target: object,
+    additional_forward_args: tuple[Any, ...] = (),
+    layer: Any = None,
+    to_input: bool = False,
+    epsilon: float = LRP_EPSILON,
+) -> tuple[Tensor, ...]:
+    """The relevance of the inputs (or of ``layer``'s output, or input with ``to_input``)
+    under Captum's default LRP rules: the gradient, with :func:`definition_lrp`'s rules,
+    of the target outputs weighted by their own values."""
+    leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
+    store: list[Tensor] = []
+    handle = None if layer is None else _capture(layer, to_input, store)
+    try:
+        with definition_lrp(epsilon), torch.enable_grad():
+            output = model(*(x.clone() for x in leaves), *additional_forward_args)
+    finally:
+        if handle is not None:
+            handle.remove()
+    selected = select_reference(output, target)
+    wrt = leaves if layer is None else tuple(store)
+    grads = torch.autograd.grad(selected, wrt, selected.detach(), allow_unused=True)
+    return tuple(torch.zeros_like(x) if g is None else g for x, g in zip(wrt, grads, strict=True))

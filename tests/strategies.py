@@ -32,13 +32,15 @@ Shape = tuple[int, ...]
 #: module the graph reuses, and a module constructed inside ``forward``.
 MODULE_SPELLINGS = ("module", "shared", "created")
 INPLACE_SPELLINGS = frozenset(s for s in RELU_SPELLINGS if s.endswith(("_", "_inplace")))
+#: Each looked up when called, so that a reference that monkeypatches the functions (the
+#: LRP reference) reaches them.
 ACTIVATIONS = {
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "gelu": F.gelu,
+    "tanh": lambda x: torch.tanh(x),
+    "sigmoid": lambda x: torch.sigmoid(x),
+    "gelu": lambda x: F.gelu(x),
     "leaky_relu": lambda x: F.leaky_relu(x, 0.1),
-    "relu6": F.relu6,
-    "elu": F.elu,
+    "relu6": lambda x: F.relu6(x),
+    "elu": lambda x: F.elu(x),
 }
 #: Activations whose backward reads their output: an in-place op on it would break autograd.
 SAVES_OUTPUT = frozenset({"tanh", "sigmoid"})

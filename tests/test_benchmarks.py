@@ -15,7 +15,7 @@ import attrkit
 from attrkit.engine.override import RuleOverride
 from attrkit.engine.rule import RuleSet
 from attrkit.engine.rules.relu import DECONVOLUTION
-from benchmarks import _models
+from benchmarks import _models, run
 from tests.helpers import ROOT
 
 
@@ -44,7 +44,7 @@ def test_short_run_writes_a_table(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     rst = output.read_text()
-    for method in ("deconvolution", "guided_backprop", "saliency", "input_x_gradient"):
+    for method in (name for name in run._methods(None) if name not in run.EXPENSIVE):
         name = attrkit.method_info(method).display_name
         assert f"| tiny-mlp | 1 | {name} |" in done.stdout
         assert f"     - {name}" in rst

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "audit": "attrkit.cli.audit",
     "compare": "attrkit.cli.compare",
     "demo": "attrkit.cli.demo",
+    "evaluate": "attrkit.cli.evaluate",
     "explain": "attrkit.cli.explain",
     "methods": "attrkit.cli.methods",
 }

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from attrkit.core.targets import predicted_target
+
 __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
@@ -34,9 +36,9 @@ __all__ = [
     "parse_options",
     "parse_shape",
     "parse_target_option",
-    "predicted_target",
     "random_input",
     "render_report",
+    "resolve_target",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -237,12 +239,12 @@ def add_command(
     )
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """``--model MODULE:FACTORY`` and ``--weights FILE`` (read back with
-    :func:`load_model`)."""
+    :func:`load_model`); ``required=False`` for a command with a default model."""
     parser.add_argument(
         "--model",
-        required=True,
+        required=required,
         metavar="MODULE:FACTORY",
         help="a function returning the torch.nn.Module, e.g. torchvision.models:resnet18 "
         "(imported from the current folder or the installed packages; put in eval mode)",
@@ -250,11 +252,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", metavar="FILE", help="a state dict to load into the model")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """:func:`add_model_options` and the inputs: ``--input FILE`` or ``--input-shape``
-    with ``--seed`` (read back with :func:`load_model_and_inputs`)."""
-    add_model_options(parser)
-    inputs = parser.add_mutually_exclusive_group(required=True)
+    with ``--seed`` (read back with :func:`load_model_and_inputs`); ``required=False``
+    for a command with a default model and inputs."""
+    add_model_options(parser, required)
+    inputs = parser.add_mutually_exclusive_group(required=required)
     inputs.add_argument(
         "--input", metavar="FILE", help="the input: a .pt tensor, a .npy array or an image"
     )
@@ -279,20 +282,22 @@ def load_model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, to
     return model, random_input(parse_shape(args.input_shape), args.seed)
 
 
-def predicted_target(model: Callable[..., Any], inputs: torch.Tensor) -> torch.Tensor:
-    """``--target predicted``: the model's highest-scoring class for each example."""
+def resolve_target(
+    model: Callable[..., Any], inputs: torch.Tensor, option: int | list[int] | str | None
+) -> Any:
+    """The target of :func:`parse_target_option`'s ``option``: for ``"predicted"``, the
+    model's highest-scoring class for each example
+    (:func:`attrkit.core.targets.predicted_target`)."""
+    if option != "predicted":
+        return option
     try:
-        with torch.no_grad():
-            output = model(inputs)
+        return predicted_target(model, inputs, argument="--target predicted")
+    except ValueError as error:
+        raise CLIError(f"{error}; give --target") from None
     except Exception as error:
         raise CLIError(
             f"the model failed on the input of shape {tuple(inputs.shape)}: {error_line(error)}"
         ) from None
-    if not isinstance(output, torch.Tensor) or output.dim() != 2:
-        raise CLIError(
-            "--target predicted needs a model that returns N x classes scores; give --target"
-        )
-    return output.argmax(dim=1)
 
 
 #: Report formats of ``attrkit compare`` and ``attrkit audit``.

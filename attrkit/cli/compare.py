@@ -16,8 +16,8 @@ from attrkit.cli._common import (
     load_model_and_inputs,
     parse_options,
     parse_target_option,
-    predicted_target,
     render_report,
+    resolve_target,
 )
 from attrkit.core.registry import UnknownMethodError
 from attrkit.validation.adapters import ADAPTERS
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CLIError(f"--rtol: {error}") from None
     model, inputs = load_model_and_inputs(args)
-    target = predicted_target(model, inputs) if target_option == "predicted" else target_option
+    target = resolve_target(model, inputs, target_option)
     try:
         report = compare(
             args.method,

@@ -22,7 +22,7 @@ from attrkit.cli._common import (
     load_model,
     parse_shape,
     parse_target_option,
-    predicted_target,
+    resolve_target,
 )
 from attrkit.core.registry import (
     MethodInfo,
@@ -39,7 +39,7 @@ EPILOG = """example:
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --out heatmaps/ cat.jpg dog.png
 """
 # attrkit.viz.SIGNS and MODES (less original_image), spelled out so that the parser builds
-# without importing matplotlib; tests/test_cli.py checks that they match.
+# without importing matplotlib; tests/cli/test_explain.py checks that they match.
 SIGNS = ("absolute_value", "positive", "negative", "all")
 MODES = ("blended_heat_map", "heat_map", "masked_image", "alpha_scaling")
 
@@ -266,9 +266,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _target(model: nn.Module, inputs: Tensor, option: int | str | None, path: str) -> int:
-    if isinstance(option, int):
-        return option
     try:
-        return int(predicted_target(model, inputs)[0])
+        target = resolve_target(model, inputs, option)
     except CLIError as error:
         raise CLIError(f"{path!r}: {error} (check --size and --grayscale)") from None
+    return target if isinstance(target, int) else int(target[0])

@@ -111,7 +111,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     """Abstract base of attrkit's gradient methods.
 
     It owns everything that is not the method itself: turning ``inputs``, ``target`` and
-    ``additional_forward_args`` into one canonical :class:`~attrkit._call.AttributionCall`
+    ``additional_forward_args`` into one canonical :class:`~attrkit.core.call.AttributionCall`
     (validated, with clear errors that name the argument), running the model, selecting
     the target, and packing the result as the inputs came (tensor in, tensor out; tuple
     in, tuple out). A method implements :meth:`_compute`, and may override
@@ -153,7 +153,7 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     @abstractmethod
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:
         """Return one attribution tensor per input tensor of ``call`` (or a
-        :class:`~attrkit._call.Result` with a delta or another structure)."""
+        :class:`~attrkit.core.call.Result` with a delta or another structure)."""
 
     def _forward_context(self) -> AbstractContextManager[Any]:
         """The context in which the model's forward pass runs (here: none)."""

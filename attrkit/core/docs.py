@@ -86,6 +86,22 @@ DOCS: dict[str, str] = {
         return_convergence_delta (bool, optional): Also return ``sum(attributions) -
             (F(inputs) - F(baselines))``, one entry per input and baseline pair.
             Default: ``False``.""",
+    "lrp_composite": """
+        composite (str, optional): The name of one of zennit's composites, which picks
+            the rule of every layer: ``"epsilon_gamma_box"``, ``"epsilon_plus"``,
+            ``"epsilon_alpha2_beta1"``, ``"epsilon_plus_flat"``,
+            ``"epsilon_alpha2_beta1_flat"``, ``"excitation_backprop"``, or the gradient
+            composites ``"deconvnet"``, ``"guided_backprop"`` and ``"beta_smooth"``.
+            ``None`` (the default) applies Captum's rules: the rule each module holds in
+            its ``rule`` attribute, else Captum's default (the epsilon rule with epsilon
+            ``1e-9``).
+        epsilon, gamma, stabilizer, low, high, zero_params, beta_smooth (optional): The
+            composite's parameters, as zennit names them (``low`` and ``high`` are
+            required by ``"epsilon_gamma_box"``); ``None`` leaves zennit's default.""",
+    "lrp_initial_relevance": """
+        The initial relevance is the target output's value (Captum's convention; with
+        zennit it is ``grad_output = one_hot * output``), so the attributions sum to the
+        target output where the rules conserve relevance.""",
 }
 
 _PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)%\((?P<name>\w+)\)s[ \t]*$", re.MULTILINE)

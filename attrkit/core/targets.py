@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from typing import Any, cast
 
 import torch
 from torch import Tensor
 
-__all__ = ["Target", "parse_target"]
+__all__ = ["Target", "parse_target", "predicted_target"]
 
 _FORMS = (
     "None, an int, a tuple of ints, a list with one int or one tuple per example, "
@@ -187,6 +188,35 @@ def parse_target(target: object, batch_size: int, name: str = "target") -> Targe
     if isinstance(target, bool) or not hasattr(target, "__index__"):
         raise TypeError(f"`{name}` must be {_FORMS}; got {type(target).__name__}")
     return Target(shared=(_as_index(target, name),), given=target, name=name)
+
+
+def predicted_target(
+    model: Callable[..., Any], *args: Any, argument: str = "target='predicted'"
+) -> Tensor:
+    """The model's top class for each example: the argmax over dimension 1 of
+    ``model(*args)``, computed without gradients (one int64 per example, on the output's
+    device). The batch is dimension 0 of ``args[0]``.
+
+    Raises:
+        ValueError: if the output is not a tensor of class scores, shape
+            ``(batch, classes)``; the message names the option that asked for it
+            (``argument``).
+
+    Example:
+        >>> model = torch.nn.Linear(3, 4)
+        >>> predicted_target(model, torch.randn(2, 3)).shape
+        torch.Size([2])
+    """
+    batch_size = int(args[0].shape[0])
+    with torch.no_grad():
+        output = model(*args)
+    if not isinstance(output, Tensor) or output.dim() != 2 or output.shape[0] != batch_size:
+        shape = _shape(output) if isinstance(output, Tensor) else type(output).__name__
+        raise ValueError(
+            f"{argument} needs a model that returns N x classes scores, shape "
+            f"({batch_size}, C); got {shape}"
+        )
+    return output.argmax(dim=1)
 
 
 def _check_length(length: int, batch_size: int, name: str) -> None:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from attrkit.core.call import format_additional_forward_args, format_tensors
+from attrkit.core.targets import predicted_target
 
 __all__ = ["Batch", "BatchFn", "TargetSpec", "parse_batch", "parse_target_spec"]
 
@@ -210,12 +211,8 @@ def _labels(labels: object, size: int, position: int) -> Tensor:
 
 
 def _predicted(batch: Batch, position: int, forward: Callable[..., Any]) -> Tensor:
-    with torch.no_grad():
-        output = forward(*batch.inputs, *batch.additional_forward_args)
-    if not isinstance(output, Tensor) or output.dim() != 2 or output.shape[0] != batch.size:
-        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-        raise ValueError(
-            f"{_where(position)}: target='predicted' needs a model output of shape "
-            f"(batch, classes) = ({batch.size}, C), got {shape}"
-        )
-    return output.argmax(dim=1).to("cpu", torch.int64)
+    try:
+        predicted = predicted_target(forward, *batch.inputs, *batch.additional_forward_args)
+    except ValueError as error:
+        raise ValueError(f"{_where(position)}: {error}") from None
+    return predicted.to("cpu", torch.int64)

@@ -15,12 +15,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attrkit.core.registry import _takes_any_keyword, available_methods, create, method_info
+from attrkit.core.registry import (
+    COMMON_ARGUMENTS,
+    _takes_any_keyword,
+    available_methods,
+    create,
+    method_info,
+    split_method_kwargs,
+)
 
 __all__ = ["Method", "describe", "model_fingerprint", "resolve_method", "versions"]
 
 #: Arguments ``attribute_dataset`` sets on every ``attribute`` call itself.
-_PER_BATCH = ("inputs", "target", "additional_forward_args")
 
 
 def _qualified(value: object) -> str:
@@ -145,6 +151,7 @@ def resolve_method(
             ``attribute``.
         KeyError: for an unknown method name.
     """
+    _check_per_batch(method_kwargs)
     if isinstance(method, str):
         explainer, model, init_kwargs, init, name = _from_name(method, model, method_kwargs)
     else:
@@ -176,7 +183,7 @@ def _from_name(
     info = method_info(method)
     if model is None:
         raise TypeError("`model` is required when `method` is a name")
-    init_kwargs = {k: v for k, v in method_kwargs.items() if k in info.init_arguments}
+    init_kwargs, _ = split_method_kwargs(info, method_kwargs)
     explainer = create(info.name, model, **init_kwargs)
     values = {k: getattr(explainer, k, v) for k, v in init_kwargs.items()}
     init = _describe_init(info.factory or info.cls, values, model)
@@ -232,18 +239,21 @@ def _is_default(parameter: inspect.Parameter, value: object) -> bool:
         return False
 
 
-def _check_attribute_kwargs(explainer: Any, kwargs: dict[str, Any]) -> None:
-    reserved = sorted(set(kwargs) & set(_PER_BATCH))
+def _check_per_batch(kwargs: dict[str, Any]) -> None:
+    reserved = sorted(set(kwargs) & set(COMMON_ARGUMENTS))
     if reserved:
         raise TypeError(
             f"{', '.join(map(repr, reserved))} come from each batch (see `batch_fn` and "
             "`target`), not from the method's keyword arguments"
         )
+
+
+def _check_attribute_kwargs(explainer: Any, kwargs: dict[str, Any]) -> None:
     signature = inspect.signature(explainer.attribute)
     try:
         signature.bind(None, **kwargs)
     except TypeError as error:
-        accepted = [p for p in signature.parameters if p not in _PER_BATCH]
+        accepted = [p for p in signature.parameters if p not in COMMON_ARGUMENTS]
         raise TypeError(
             f"{type(explainer).__name__}.attribute does not take these arguments ({error}); "
             f"it takes: {', '.join(accepted) or 'none'}"

@@ -1,16 +1,16 @@
 """``attribute_dataset``: every batch of a dataset through one attribution method, to disk,
-on one process or many."""
+on one process or many: the loop. Which batches a rank attributes is
+:mod:`~attrkit.dataset._assignment`'s; the checks that make a run resumable are
+:mod:`~attrkit.dataset._resume`'s."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import json
-import math
 import os
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,35 +20,16 @@ import torch
 from torch import Tensor
 
 from attrkit.core.random import seeded
-from attrkit.dataset._batches import Batch, BatchFn, TargetSpec, parse_batch, parse_target_spec
+from attrkit.dataset._assignment import Assignment, indexed_stream, iterable_stream
+from attrkit.dataset._batches import Batch, BatchFn, TargetSpec, parse_target_spec
 from attrkit.dataset._distributed import Coordinator, open_coordinator
-from attrkit.dataset._identity import (
-    Method,
-    _module_of,
-    model_fingerprint,
-    resolve_method,
-    versions,
-)
+from attrkit.dataset._identity import Method, _module_of, model_fingerprint, resolve_method
 from attrkit.dataset._plan import Source, make_source
 from attrkit.dataset._reader import AttributionSet, load_attributions
-from attrkit.dataset._store import (
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST,
-    check_writable,
-    clean_temporary,
-    finalize,
-    read_manifest,
-    read_record,
-    save_json,
-    write_shard,
-)
+from attrkit.dataset._resume import check_ranks_agree, prepare_out
+from attrkit.dataset._store import finalize, write_shard
 
 __all__ = ["attribute_dataset"]
-
-#: Library versions that must match when a run is resumed (numpy and Python do not
-#: change the attributions).
-_RESUME_VERSIONS = ("attrkit", "torch", "captum")
 
 
 def attribute_dataset(
@@ -226,17 +207,6 @@ def _isolated_rng(seed: int, device: torch.device, batch: int | None = None) -> 
         yield
 
 
-def _differences(old: Any, new: Any, where: str, path: str = "") -> list[str]:
-    """Where ``new`` differs from ``old`` (found ``where``, e.g. "in manifest.json")."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        found = []
-        for key in sorted(set(old) | set(new), key=str):
-            key_path = f"{path}.{key}" if path else key
-            found += _differences(old.get(key), new.get(key), where, key_path)
-        return found
-    return [] if old == new else [f"{path}: {json.dumps(old)} {where}, {json.dumps(new)} now"]
-
-
 @dataclass
 class _Shard:
     """The batches of one shard attributed so far."""
@@ -248,11 +218,6 @@ class _Shard:
     targets: list[Any] = field(default_factory=list)
     layout: dict[str, Any] | None = None
     batches: int = 0
-
-
-#: A rank's pending batches ``(number, sample indices, batch)``; it returns the number of
-#: batches of the whole run.
-_Stream = Generator[tuple[int, list[int], Batch], None, int]
 
 
 class _Run:
@@ -278,11 +243,9 @@ class _Run:
         self.source = source
         self.device = device
         self.batch_fn = batch_fn
-        self.per_shard = batches_per_shard
+        self.assignment = Assignment(coordinator.rank, coordinator.world_size, batches_per_shard)
         self.seed = seed
         self.progress = progress
-
-    # ------------------------------------------------------------------ set-up
 
     def execute(self, resume: bool) -> AttributionSet:
         coordinator = self.coordinator
@@ -290,8 +253,10 @@ class _Run:
         if plan is not None and not plan:
             raise ValueError("`data` holds no examples")
         identity = self._identity(plan)
-        self._check_ranks_agree(identity)
-        manifest = coordinator.on_rank0(lambda: self._prepare(identity, resume))
+        check_ranks_agree(coordinator, identity)
+        manifest = coordinator.on_rank0(
+            lambda: prepare_out(self.root, identity, resume, coordinator.world_size)
+        )
         if not manifest.get("complete"):
             error: Exception | None = None
             num_shards = 0
@@ -310,81 +275,18 @@ class _Run:
             "target": self.spec.describe(),
             "model": model_fingerprint(self.method.forward),
             "data": self.source.describe(plan),
-            "batches_per_shard": self.per_shard,
+            "batches_per_shard": self.assignment.batches_per_shard,
             "seed": self.seed,
         }
         return json.loads(json.dumps(identity))  # type: ignore[no-any-return]
 
-    def _check_ranks_agree(self, identity: dict[str, Any]) -> None:
-        for rank, other in enumerate(self.coordinator.all_gather(identity)):
-            differences = _differences(other, identity, f"on rank {rank}")
-            if differences:
-                raise ValueError(
-                    f"rank {self.coordinator.rank} and rank {rank} run different things "
-                    f"(every process must load the same model, weights and data): "
-                    + "; ".join(differences[:5])
-                )
-
-    def _prepare(self, identity: dict[str, Any], resume: bool) -> dict[str, Any]:
-        """Check ``out`` against this run and make it ready (rank 0)."""
-        root = self.root
-        existing = read_manifest(root)
-        if existing is None:
-            if root.exists() and (not root.is_dir() or any(root.iterdir())):
-                raise FileExistsError(
-                    f"`out` {str(root)!r} is not an empty folder and holds no attrkit run; "
-                    "choose a new or empty folder"
-                )
-        elif not resume:
-            state = "complete" if existing.get("complete") else "incomplete"
-            raise FileExistsError(
-                f"`out` {str(root)!r} already holds a{'n' if state[0] == 'i' else ''} {state} "
-                "run; pass resume=True (--resume) to continue it, or choose another folder"
-            )
-        else:
-            differences = _differences(existing["run"], identity, f"in {MANIFEST}")
-            old_versions = existing.get("versions", {})
-            now = versions()
-            differences += [
-                f"versions.{name}: {old_versions.get(name)!r} in {MANIFEST}, {now[name]!r} now"
-                for name in _RESUME_VERSIONS
-                if old_versions.get(name) != now[name]
-            ]
-            if differences:
-                raise ValueError(
-                    f"`out` {str(root)!r} holds a run that differs from this one, so it cannot "
-                    f"be resumed (nothing was changed): {'; '.join(differences[:5])}"
-                    + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
-                )
-        if existing is not None and existing.get("complete"):
-            return existing
-        check_writable(root)
-        if existing is not None:
-            clean_temporary(root)
-            return existing
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "complete": False,
-            "run": identity,
-            "versions": versions(),
-            "world_size": self.coordinator.world_size,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
-        save_json(root / MANIFEST, manifest, sync=True)
-        return manifest
-
-    # ------------------------------------------------------------------ work
-
-    def _owns(self, shard: int) -> bool:
-        return shard % self.coordinator.world_size == self.coordinator.rank
-
     def _work(self, plan: list[list[int]] | None) -> int:
         """Attribute this rank's pending batches; return the number of shards of the run."""
+        assignment, source, root, batch_fn = self.assignment, self.source, self.root, self.batch_fn
         if plan is not None:
-            stream, total, done = self._indexed(plan)
+            stream, total, done = indexed_stream(assignment, plan, source, root, batch_fn)
         else:
-            stream, total, done = self._iterable(), None, 0
+            stream, total, done = iterable_stream(assignment, source, root, batch_fn), None, 0
         bar = self._bar(total, done)
         shard: _Shard | None = None
         try:
@@ -395,17 +297,17 @@ class _Run:
                     num_batches: int = end.value
                     break
                 if shard is None:  # shards are attributed whole, in order
-                    shard = _Shard(number // self.per_shard, number)
+                    shard = _Shard(assignment.shard_of(number), number)
                 self._attribute(shard, number, indices, batch)
                 bar.update(len(indices))
-                if shard.batches == self.per_shard:
+                if shard.batches == assignment.batches_per_shard:
                     self._write(shard)
                     shard = None
             if shard is not None:  # the last shard of the data
                 self._write(shard)
         finally:
             bar.close()
-        return math.ceil(num_batches / self.per_shard)
+        return assignment.num_shards(num_batches)
 
     def _bar(self, total: int | None, done: int) -> Any:
         from tqdm import tqdm
@@ -421,82 +323,6 @@ class _Run:
             disable=not self.progress or self.coordinator.rank != 0,
             dynamic_ncols=True,
             mininterval=0.1 if sys.stderr.isatty() else 10.0,  # a log file gets few lines
-        )
-
-    def _indexed(self, plan: list[list[int]]) -> tuple[_Stream, int, int]:
-        """This rank's pending batches of an indexed source, with their numbers; the
-        rank's sample count and the part of it already done."""
-        numbers: list[int] = []
-        total = done = 0
-        for shard in range(math.ceil(len(plan) / self.per_shard)):
-            if not self._owns(shard):
-                continue
-            batches = range(shard * self.per_shard, min((shard + 1) * self.per_shard, len(plan)))
-            samples = [i for b in batches for i in plan[b]]
-            total += len(samples)
-            record = read_record(self.root, shard)
-            if record is None:
-                numbers += batches
-            elif record["indices"] != samples or record["first_batch"] != batches[0]:
-                raise ValueError(
-                    f"`out` {str(self.root)!r}: shard {shard} on disk holds other samples than "
-                    "this run gives it; was it written by another run?"
-                )
-            else:
-                done += len(samples)
-        loader = self.source.load([plan[b] for b in numbers])
-
-        def stream() -> _Stream:
-            for number, raw in zip(numbers, loader, strict=True):
-                batch = parse_batch(raw, number, self.batch_fn)
-                if batch.size != len(plan[number]):
-                    raise ValueError(
-                        f"batch {number} of `data` has {batch.size} examples, but its sampler "
-                        f"gave {len(plan[number])} indices; the collate function must keep one "
-                        "row per index"
-                    )
-                yield number, plan[number], batch
-            return len(plan)
-
-        return stream(), total, done
-
-    def _iterable(self) -> _Stream:
-        """This rank's pending batches of an iterable source."""
-        offset = 0
-        skipped: dict[int, int] = {}  # completed shard -> samples seen in it
-        records: dict[int, dict[str, Any] | None] = {}
-        number = -1
-        for number, raw in enumerate(self.source.iterate()):
-            shard = number // self.per_shard
-            owned = self._owns(shard)
-            if owned and shard not in records:
-                self._check_skipped(skipped, records)
-                records[shard] = read_record(self.root, shard)
-            record = records.get(shard)  # only this rank's shards have one
-            if record is not None and shard not in skipped and record["indices"][:1] != [offset]:
-                raise self._changed(shard)
-            batch = parse_batch(raw, number, self.batch_fn)
-            if record is not None:
-                skipped[shard] = skipped.get(shard, 0) + batch.size
-            elif owned:
-                yield number, list(range(offset, offset + batch.size)), batch
-            offset += batch.size
-        self._check_skipped(skipped, records)
-        return number + 1
-
-    def _check_skipped(
-        self, skipped: dict[int, int], records: dict[int, dict[str, Any] | None]
-    ) -> None:
-        for shard, count in skipped.items():
-            record = records[shard]
-            if record is not None and record["rows"] != count:
-                raise self._changed(shard)
-        skipped.clear()
-
-    def _changed(self, shard: int) -> ValueError:
-        return ValueError(
-            f"`data` gives shard {shard} other examples than the run in `out` "
-            f"{str(self.root)!r} recorded; an iterable must yield the same batches in every run"
         )
 
     def _attribute(self, shard: _Shard, number: int, indices: list[int], batch: Batch) -> None:

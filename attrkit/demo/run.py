@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 
 from attrkit.core.registry import available_methods, method_info, takes_argument
+from attrkit.core.targets import predicted_target
 from attrkit.demo.model import DigitsCNN, load_demo_model, load_heldout_digits
-from attrkit.validation.comparison import CompareReport, compare
-from attrkit.validation.tables import text_table
+from attrkit.validation import CompareReport, compare
+from attrkit.validation.rendering import text_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,7 +46,7 @@ class DemoResult:
         labels: True classes.
         predicted: The model's predictions (the attributed target).
         attributions: Method name -> attrkit's attributions of ``images``.
-        reports: Method name -> the :class:`attrkit.compare.CompareReport` of attrkit
+        reports: Method name -> the :class:`attrkit.CompareReport` of attrkit
             and Captum.
     """
 
@@ -62,13 +63,13 @@ def demo_arguments(
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
     Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
-    feature maps Grad-CAM is defined on); neuron methods attribute the largest output
-    neuron of every row they run (``fc2``: on a digit, its predicted class; the methods
-    that run several rows per digit, such as GradientShap's samples, take each row's
-    largest); every other method
-    takes the predicted class as ``target``. Methods that need a baseline distribution
-    (DeepLiftShap, GradientShap) get ``background``: digits not attributed (by default,
-    a blank and a uniformly grey image).
+    feature maps Grad-CAM is defined on), Layer LRP at the first convolution's input (the
+    relevance of the image, seen from that layer); neuron methods attribute the largest
+    output neuron of every row they run (``fc2``: on a digit, its predicted class; the
+    methods that run several rows per digit, such as GradientShap's samples, take each
+    row's largest); every other method takes the predicted class as ``target``. Methods
+    that need a baseline distribution (DeepLiftShap, GradientShap) get ``background``:
+    digits not attributed (by default, a blank and a uniformly grey image).
 
     Returns:
         ``(init_kwargs, attribute_kwargs)``.
@@ -78,6 +79,9 @@ def demo_arguments(
     attribute_kwargs: dict[str, Any] = {}
     if "layer" in info.init_arguments:
         init_kwargs["layer"] = model.relu2
+    if info.name == "layer_lrp":
+        init_kwargs["layer"] = model.conv1
+        attribute_kwargs["attribute_to_layer_input"] = True
     if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
         attribute_kwargs["neuron_selector"] = _largest_output
@@ -112,8 +116,7 @@ def run_demo(n_digits: int = 6, seed: int = 0) -> DemoResult:
     model = load_demo_model()
     images, labels = digits.images[:n_digits], digits.labels[:n_digits]
     background = digits.images[-BACKGROUND:]  # the end of the held-out set
-    with torch.no_grad():
-        predicted = model(images).argmax(dim=1)
+    predicted = predicted_target(model, images)
     attributions: dict[str, Tensor] = {}
     reports: dict[str, CompareReport] = {}
     for name in available_methods():

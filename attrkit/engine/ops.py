@@ -18,13 +18,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "ADAPTIVE_AVG_POOL",
     "ADAPTIVE_MAX_POOL",
+    "ADD",
+    "AVERAGES",
+    "AVG_POOL",
+    "BATCH_NORM",
+    "CONVOLUTION",
+    "DIV",
+    "DROPOUT",
     "ELEMENTWISE",
+    "LAYERS",
+    "LINEAR",
+    "LINEAR_LAYERS",
     "MAX_POOL",
+    "MEAN",
+    "MUL",
     "OPS",
     "RELU",
     "SOFTMAX",
+    "TRANSPOSED_CONVOLUTION",
+    "BinaryOp",
     "InPlace",
+    "LayerOp",
     "Op",
     "OpCall",
     "register_op",
@@ -303,4 +319,278 @@ def register_op(op: Op) -> Op:
 
 
 for _op in (*ELEMENTWISE, MAX_POOL, ADAPTIVE_MAX_POOL, SOFTMAX):
+    register_op(_op)
+
+
+# ------------------------------------------------- layers with weights, pooling, batch-norm
+# The ops layer-wise relevance propagation gives a relevance rule. Their rules recompute the
+# op with a changed input or changed parameters (the gamma rule's ``w + gamma * w+``), so
+# each spelling also records its positional argument names (:class:`LayerOp`).
+
+
+@dataclass(frozen=True, eq=False)
+class LayerOp(Op):
+    """An op whose arguments a rule can replace by name (``input``, ``weight``, ``bias``).
+
+    Attributes:
+        arguments: For each spelling, its positional argument names in order.
+        channel_dim: The dimension of ``weight`` that indexes the output channels (0 for
+            linear layers and convolutions; ``None`` where that is not one dimension).
+    """
+
+    arguments: Mapping[Callable[..., Any], tuple[str, ...]] = field(default_factory=dict)
+    channel_dim: int | None = None
+
+    def argument(self, call: OpCall, name: str) -> Any:
+        """The argument ``name`` of ``call`` (``None`` where it was left out)."""
+        names = self.arguments[call.func]
+        position = names.index(name)
+        if position < len(call.args):
+            return call.args[position]
+        return call.kwargs.get(name)
+
+    def rebuild(self, call: OpCall, **values: Any) -> Any:
+        """Run ``call`` again with the arguments named in ``values`` replaced."""
+        names = self.arguments[call.func]
+        args, kwargs = list(call.args), dict(call.kwargs)
+        for name, value in values.items():
+            position = names.index(name)
+            if position < len(args):
+                args[position] = value
+            else:
+                kwargs[name] = value
+        return call.func(*args, **kwargs)
+
+
+def _layer_op(
+    name: str,
+    title: str,
+    arguments: dict[Callable[..., Any], tuple[str, ...]],
+    aten: dict[str, tuple[str, ...]],
+    nodes: tuple[str, ...],
+    channel_dim: int | None = None,
+) -> LayerOp:
+    """A :class:`LayerOp` from its Python spellings and its ``torch.ops.aten`` names (each
+    packet and its overloads), none of which runs in place."""
+    spellings = dict(arguments)
+    for aten_name, names in aten.items():
+        packet = getattr(_aten, aten_name)
+        spellings[packet] = names
+        for overload in packet.overloads():
+            if overload != "out":
+                spellings[getattr(packet, overload)] = names
+    return LayerOp(
+        name,
+        title,
+        dict.fromkeys(spellings, False),
+        frozenset(nodes),
+        arguments=spellings,
+        channel_dim=channel_dim,
+    )
+
+
+_LINEAR_ARGS = ("input", "weight", "bias")
+_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_CONV_T_ARGS = (
+    "input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"
+)  # fmt: skip
+_AVG_1D_ARGS = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+_AVG_ARGS = (*_AVG_1D_ARGS, "divisor_override")
+_ADAPTIVE_ARGS = ("input", "output_size")
+_F_BATCH_NORM_ARGS = (
+    "input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"
+)  # fmt: skip
+_BATCH_NORM_ARGS = (
+    "input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps",
+    "cudnn_enabled",
+)  # fmt: skip
+
+#: ``nn.Linear`` modules call ``F.linear`` (which is ``torch._C._nn.linear``).
+LINEAR = _layer_op(
+    "linear",
+    "linear layer",
+    {F.linear: _LINEAR_ARGS},
+    {"linear": _LINEAR_ARGS},
+    ("AddmmBackward0", "MmBackward0", "LinearBackward0"),
+    channel_dim=0,
+)
+#: ``nn.Conv1d`` / ``Conv2d`` / ``Conv3d`` call ``F.conv1d`` ... (``torch.conv1d`` ...).
+CONVOLUTION = _layer_op(
+    "convolution",
+    "convolution",
+    {F.conv1d: _CONV_ARGS, F.conv2d: _CONV_ARGS, F.conv3d: _CONV_ARGS},
+    {"conv1d": _CONV_ARGS, "conv2d": _CONV_ARGS, "conv3d": _CONV_ARGS},
+    ("ConvolutionBackward0",),
+    channel_dim=0,
+)
+TRANSPOSED_CONVOLUTION = _layer_op(
+    "transposed_convolution",
+    "transposed convolution",
+    {
+        F.conv_transpose1d: _CONV_T_ARGS,
+        F.conv_transpose2d: _CONV_T_ARGS,
+        F.conv_transpose3d: _CONV_T_ARGS,
+    },
+    {
+        "conv_transpose1d": _CONV_T_ARGS,
+        "conv_transpose2d": _CONV_T_ARGS,
+        "conv_transpose3d": _CONV_T_ARGS,
+    },
+    ("ConvolutionBackward0",),
+)
+#: ``nn.AvgPool1d`` calls ``torch.avg_pool1d``; ``AvgPool2d``/``3d`` ``torch._C._nn``'s.
+AVG_POOL = _layer_op(
+    "avg_pool",
+    "average pooling",
+    {F.avg_pool1d: _AVG_1D_ARGS, F.avg_pool2d: _AVG_ARGS, F.avg_pool3d: _AVG_ARGS},
+    {"avg_pool1d": _AVG_1D_ARGS, "avg_pool2d": _AVG_ARGS, "avg_pool3d": _AVG_ARGS},
+    ("AvgPool2DBackward0", "AvgPool3DBackward0"),
+)
+#: ``nn.AdaptiveAvgPool2d`` calls the Python ``F.adaptive_avg_pool2d`` (which then calls
+#: ``torch._C._nn.adaptive_avg_pool2d``, unseen inside the override).
+ADAPTIVE_AVG_POOL = _layer_op(
+    "adaptive_avg_pool",
+    "adaptive average pooling",
+    {
+        F.adaptive_avg_pool1d: _ADAPTIVE_ARGS,
+        F.adaptive_avg_pool2d: _ADAPTIVE_ARGS,
+        F.adaptive_avg_pool3d: _ADAPTIVE_ARGS,
+        _nn.adaptive_avg_pool2d: _ADAPTIVE_ARGS,
+        _nn.adaptive_avg_pool3d: _ADAPTIVE_ARGS,
+    },
+    {
+        "adaptive_avg_pool1d": _ADAPTIVE_ARGS,
+        "adaptive_avg_pool2d": _ADAPTIVE_ARGS,
+        "adaptive_avg_pool3d": _ADAPTIVE_ARGS,
+        "_adaptive_avg_pool2d": _ADAPTIVE_ARGS,
+        "_adaptive_avg_pool3d": _ADAPTIVE_ARGS,
+    },
+    ("AdaptiveAvgPool2DBackward0", "AdaptiveAvgPool3DBackward0"),
+)
+#: A mean over dimensions (``x.mean((2, 3))``: global average pooling written out).
+_MEAN_ARGS = ("input", "dim", "keepdim")
+MEAN = _layer_op(
+    "mean",
+    "mean",
+    {torch.mean: _MEAN_ARGS, Tensor.mean: _MEAN_ARGS},
+    {"mean": _MEAN_ARGS},
+    ("MeanBackward0", "MeanBackward1"),
+)
+#: ``nn.BatchNorm1d``/``2d``/``3d`` call the Python ``F.batch_norm``; ``torch.batch_norm``
+#: takes its arguments in another order.
+BATCH_NORM = _layer_op(
+    "batch_norm",
+    "batch normalization",
+    {F.batch_norm: _F_BATCH_NORM_ARGS, torch.batch_norm: _BATCH_NORM_ARGS},
+    {"batch_norm": _BATCH_NORM_ARGS},
+    ("NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class BinaryOp(Op):
+    """An op of two operands (``a + b``, ``a * b``): the call's ``input`` is the first
+    operand that requires grad (``scale * x`` is ruled as ``x * scale`` is)."""
+
+    def read(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> OpCall:
+        call = super().read(func, args, kwargs)
+        other = args[1] if len(args) > 1 else (kwargs or {}).get("other")
+        if not call.input.requires_grad and isinstance(other, Tensor) and other.requires_grad:
+            return call._replace(input=other)
+        return call
+
+
+#: The sum of two tensors (``a + b``, ``torch.add``, ``a += b``): a rule applies where
+#: both carry relevance (a residual connection, Captum's ``Addition_Module``).
+ADD = BinaryOp(
+    "add",
+    "sum of two tensors",
+    {
+        torch.add: False,
+        Tensor.add: False,
+        Tensor.add_: True,
+        _aten.add.Tensor: False,
+        _aten.add_.Tensor: True,
+    },
+    frozenset({"AddBackward0"}),
+)
+#: A product (``a * b``, ``torch.mul``, ``a *= b``) and a quotient (``a / b``, ...).
+MUL = BinaryOp(
+    "mul",
+    "product",
+    {
+        torch.mul: False,
+        torch.multiply: False,
+        Tensor.mul: False,
+        Tensor.multiply: False,
+        Tensor.mul_: True,
+        _aten.mul.Tensor: False,
+        _aten.mul_.Tensor: True,
+    },
+    frozenset({"MulBackward0"}),
+)
+DIV = BinaryOp(
+    "div",
+    "quotient",
+    {
+        torch.div: False,
+        torch.divide: False,
+        torch.true_divide: False,
+        Tensor.div: False,
+        Tensor.divide: False,
+        Tensor.true_divide: False,
+        Tensor.div_: True,
+        _aten.div.Tensor: False,
+        _aten.div_.Tensor: True,
+    },
+    frozenset({"DivBackward0"}),
+)
+
+#: Dropout (an identity in eval mode, a random mask in training mode), in every form.
+DROPOUT = Op(
+    "dropout",
+    "dropout",
+    {
+        **dict.fromkeys(
+            (
+                F.dropout,
+                F.dropout1d,
+                F.dropout2d,
+                F.dropout3d,
+                F.alpha_dropout,
+                F.feature_alpha_dropout,
+            ),
+            3,
+        ),
+        **dict.fromkeys(
+            (
+                torch.dropout,
+                torch.feature_dropout,
+                torch.alpha_dropout,
+                torch.feature_alpha_dropout,
+            ),
+            False,
+        ),
+        **dict.fromkeys(
+            (
+                torch.dropout_,
+                torch.feature_dropout_,
+                torch.alpha_dropout_,
+                torch.feature_alpha_dropout_,
+            ),
+            True,
+        ),
+    },
+    frozenset({"NativeDropoutBackward0"}),
+)
+
+#: The linear layers: what "the first layer" of an LRP composite means.
+LINEAR_LAYERS: tuple[LayerOp, ...] = (LINEAR, CONVOLUTION, TRANSPOSED_CONVOLUTION)
+#: Every op with an LRP relevance rule of its own (max-pool aside, whose rule depends on
+#: the convention).
+LAYERS: tuple[LayerOp, ...] = (*LINEAR_LAYERS, AVG_POOL, ADAPTIVE_AVG_POOL, MEAN, BATCH_NORM)
+#: The averages: pooling in every form.
+AVERAGES: tuple[LayerOp, ...] = (AVG_POOL, ADAPTIVE_AVG_POOL, MEAN)
+
+for _op in (*LAYERS, ADD, MUL, DIV, DROPOUT):
     register_op(_op)

@@ -12,6 +12,7 @@ from attrkit.methods.grad_cam import GuidedGradCam, LayerGradCam
 from attrkit.methods.gradient import InputXGradient, Saliency
 from attrkit.methods.gradient_shap import GradientShap, LayerGradientShap, NeuronGradientShap
 from attrkit.methods.integrated_gradients import IntegratedGradients
+from attrkit.methods.lrp import LRP, LayerLRP
 from attrkit.methods.modified_relu import (
     Deconvolution,
     GuidedBackprop,
@@ -22,6 +23,7 @@ from attrkit.methods.neuron import NeuronDeconvolution, NeuronGuidedBackprop
 from attrkit.methods.noise_tunnel import NoiseTunnel
 
 __all__ = [
+    "LRP",
     "Deconvolution",
     "DeepLift",
     "DeepLiftShap",
@@ -34,6 +36,7 @@ __all__ = [
     "LayerDeepLiftShap",
     "LayerGradCam",
     "LayerGradientShap",
+    "LayerLRP",
     "ModifiedReluGradientAttribution",
     "NeuronDeconvolution",
     "NeuronDeepLift",

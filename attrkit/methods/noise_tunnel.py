@@ -115,7 +115,7 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
     Captum's from the same seed for every method of the parity table; and, independently
     of Captum, for ``F(x) = sum(relu(x))`` (gradient ``1[x + noise > 0]``) the three
     combinations land within five standard errors of their closed forms ``Phi(x / s)``
-    and ``Phi (1 - Phi)`` (``tests/test_methods_definition.py``).
+    and ``Phi (1 - Phi)`` (``tests/methods/test_noise_tunnel.py``).
 
     Args:
         attribution_method (captum.attr.Attribution): The method to smooth, e.g.

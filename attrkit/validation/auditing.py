@@ -31,7 +31,6 @@ The verdicts follow how the two libraries work (captum 0.9, zennit 0.5):
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -46,7 +45,7 @@ from attrkit.core.call import prepare_call
 from attrkit.core.docs import fill_doc
 from attrkit.core.registry import method_info
 from attrkit.engine.reach import check_overridable
-from attrkit.validation.tables import markdown_table, text_table
+from attrkit.validation.rendering import Heading, Notes, Report, Section, Table, Title
 from attrkit.validation.trace import ActivationEvent, ForwardTrace, ReluEvent
 
 __all__ = [
@@ -270,7 +269,7 @@ def _plural(n: int) -> str:
 
 
 @dataclass(frozen=True)
-class AuditReport:
+class AuditReport(Report):
     """The result of :func:`audit`.
 
     Attributes:
@@ -350,16 +349,43 @@ class AuditReport:
             },
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
+    def _sections(self) -> list[Section]:
+        title = Title(
+            f"attrkit.audit of {self.model}: {len(self.relus)} ReLU application"
+            f"{_plural(len(self.relus))}, {len(self.activations)} other activation"
+            f"{_plural(len(self.activations))}",
+            markdown=f"attrkit.audit of `{self.model}`",
+        )
+        sections: list[Section] = [[title, self.summary()]]
+        if self.relus:
+            sections.append([Heading("ReLU applications"), self._relu_table()])
+        reasons = self._reasons()
+        if reasons:
+            sections.append([Notes(reasons)])
+        if self.activations:
+            heading = "Activations no ReLU-override method touches"
+            sections.append([Heading(heading, text=f"{heading}:"), self._activation_table()])
+        return sections
 
-    def _relu_rows(self) -> list[list[str]]:
+    def _relu_table(self) -> Table:
         def verdict(v: LibraryVerdict) -> str:
             only = f" ({'/'.join(v.only_for)})" if v.only_for else ""
             return v.status + only
 
-        return [
+        headers = (
+            "#",
+            "location",
+            "spelling",
+            "call site",
+            "in-place",
+            "applications",
+            "input used elsewhere",
+            "input requires grad",
+            "on gradient path",
+            "Captum",
+            "zennit",
+        )
+        rows = [
             [
                 str(f.index),
                 f.location,
@@ -375,27 +401,14 @@ class AuditReport:
             ]
             for f in self.relus
         ]
+        return Table(headers, rows)
 
-    _RELU_HEADERS = (
-        "#",
-        "location",
-        "spelling",
-        "call site",
-        "in-place",
-        "applications",
-        "input used elsewhere",
-        "input requires grad",
-        "on gradient path",
-        "Captum",
-        "zennit",
-    )
-    _ACTIVATION_HEADERS = ("#", "location", "activation", "call site")
-
-    def _activation_rows(self) -> list[list[str]]:
-        return [
+    def _activation_table(self) -> Table:
+        rows = [
             [str(a.index), a.location, a.name, f"{_short_path(a.file)}:{a.line}"]
             for a in self.activations
         ]
+        return Table(("#", "location", "activation", "call site"), rows)
 
     def _reasons(self) -> list[str]:
         """``Captum missed (rows 3, 5): <reason>`` for each distinct non-ok verdict."""
@@ -409,48 +422,6 @@ class AuditReport:
             f"{name} {status} (row{_plural(len(found))} {', '.join(map(str, found))}): {reason}"
             for (name, status, reason), found in rows.items()
         ]
-
-    def __str__(self) -> str:
-        parts = [
-            f"attrkit.audit of {self.model}: {len(self.relus)} ReLU application"
-            f"{_plural(len(self.relus))}, {len(self.activations)} other activation"
-            f"{_plural(len(self.activations))}",
-            self.summary(),
-        ]
-        if self.relus:
-            parts += ["", text_table(self._RELU_HEADERS, self._relu_rows())]
-        reasons = self._reasons()
-        if reasons:
-            parts += ["", *reasons]
-        if self.activations:
-            parts += [
-                "",
-                "Activations no ReLU-override method touches:",
-                text_table(self._ACTIVATION_HEADERS, self._activation_rows()),
-            ]
-        return "\n".join(parts)
-
-    def to_markdown(self) -> str:
-        """The report as Markdown (a summary paragraph and tables)."""
-        parts = [f"## attrkit.audit of `{self.model}`", "", self.summary()]
-        if self.relus:
-            parts += [
-                "",
-                "### ReLU applications",
-                "",
-                markdown_table(self._RELU_HEADERS, self._relu_rows()),
-            ]
-        reasons = self._reasons()
-        if reasons:
-            parts += ["", *(f"- {reason}" for reason in reasons)]
-        if self.activations:
-            parts += [
-                "",
-                "### Activations no ReLU-override method touches",
-                "",
-                markdown_table(self._ACTIVATION_HEADERS, self._activation_rows()),
-            ]
-        return "\n".join(parts) + "\n"
 
 
 def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:

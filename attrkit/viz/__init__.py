@@ -3,22 +3,7 @@
 See :mod:`attrkit.viz.figures`.
 """
 
-from attrkit.viz.figures import (
-    MODES,
-    SIGNS,
-    attribution_grid,
-    attribution_scale,
-    normalize_attr,
-    save_figure,
-    visualize_image_attr,
-)
+from attrkit.viz import figures
+from attrkit.viz.figures import *  # noqa: F403  (every name of figures.__all__)
 
-__all__ = [
-    "MODES",
-    "SIGNS",
-    "attribution_grid",
-    "attribution_scale",
-    "normalize_attr",
-    "save_figure",
-    "visualize_image_attr",
-]
+__all__ = [*figures.__all__]

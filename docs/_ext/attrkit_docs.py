@@ -5,13 +5,25 @@ When the builder starts, this extension writes into ``docs/_generated/`` (not co
 - the output and figure of ``attrkit demo`` (run in this process, from the shipped model);
 - two concept figures from the built-in model (the three backward rules; attrkit next to
   Captum);
+- the output and figure of ``attrkit evaluate`` on the built-in model;
 - the output of every script in ``docs/examples/`` (each is run; a failing script fails the
   build);
 - ``cli_commands.rst``: the ``--help`` of every ``attrkit`` command, from the parsers;
 - ``methods.rst``: a table of the registered methods.
 
-It also warns (an error under ``-W``) when a name in ``attrkit.__all__`` is missing from
-``api.rst``.
+It makes every fact of ``attrkit_numbers`` (counts from the registry and the tests, the
+demo model's record, the benchmark's figures) an rST substitution such as ``|n_methods|``,
+so that no page types a number that can go stale.
+
+It warns (an error under ``-W``) when
+
+- a name in ``attrkit.__all__``, the class of a registered method or a registered backward
+  rule is missing from ``api.rst``;
+- a number in ``README.md`` disagrees with its source, or is typed by hand
+  (``attrkit_numbers.check_readme``), or the README or a page names a file of the
+  repository that does not exist;
+- a built page loads a script or stylesheet from another site, or has math but no local
+  MathJax: the pages must render offline.
 """
 
 from __future__ import annotations
@@ -23,24 +35,43 @@ import io
 import os
 import re
 import runpy
+import sys
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from attrkit_numbers import FACT_FUNCTIONS, Facts, check_readme, compute_facts, missing_paths
+from attrkit_offline import offline_problems
 from sphinx.application import Sphinx
+from sphinx.config import Config
 from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
+ROOT = Path(__file__).resolve().parents[2]
+
 HELP_WIDTH = "88"
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("config-inited", add_substitutions)
     app.connect("builder-inited", generate)
+    # after the other build-finished handlers (sphinx-mathjax-offline copies MathJax there)
+    app.connect("build-finished", check_offline, priority=900)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+_FACTS = Facts(ROOT)
+
+
+def add_substitutions(app: Sphinx, config: Config) -> None:
+    """Every fact as a substitution: ``|demo_accuracy|`` -> ``98.0%``."""
+    facts = compute_facts(_FACTS, list(FACT_FUNCTIONS))
+    lines = [f".. |{name}| replace:: {value}" for name, value in facts.items()]
+    config.rst_epilog = "\n".join([config.rst_epilog or "", *lines, ""])
 
 
 def generate(app: Sphinx) -> None:
@@ -50,10 +81,12 @@ def generate(app: Sphinx) -> None:
     steps = {
         "demo": lambda: _demo(out),
         "figures": lambda: _concept_figures(out),
+        "evaluation": lambda: _evaluation(out),
         "examples": lambda: _examples(source / "examples", out / "examples"),
         "cli": lambda: _cli_reference(out / "cli_commands.rst"),
         "methods": lambda: _methods_table(out / "methods.rst"),
         "api check": lambda: _check_api_reference(source / "api.rst"),
+        "README and paths check": lambda: _check_readme_and_paths(source),
     }
     timings = []
     for name, step in steps.items():
@@ -115,6 +148,26 @@ def _concept_figures(out: Path) -> None:
     columns = {"attrkit": ours, "Captum": theirs.detach(), "attrkit - Captum": ours - theirs}
     figure = attribution_grid(images, columns, row_labels=labels, sign="all", cell_size=1.6)
     save_figure(figure, out / "captum_vs_attrkit.png")
+
+
+#: The ``attrkit evaluate`` run of docs/evaluation.rst (its figure: evaluation.png).
+EVALUATION_ARGS = [
+    "evaluate", "--digits", "30",
+    "--methods", "saliency,deconvolution,guided_backprop,integrated_gradients,input_x_gradient",
+    "--metrics", "model_randomization,deletion,insertion,completeness",
+]  # fmt: skip
+
+
+def _evaluation(out: Path) -> None:
+    """``attrkit evaluate`` on the built-in model: what it prints, and its figure."""
+    from attrkit.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([*EVALUATION_ARGS, "--figure", str(out / "evaluation.png")])
+    if status != 0:
+        raise ExtensionError(f"attrkit evaluate exited with {status}")
+    (out / "evaluation_output.txt").write_text(printed.getvalue())
 
 
 def _examples(folder: Path, out: Path) -> None:
@@ -199,3 +252,41 @@ def _check_api_reference(api: Path) -> None:
     for name in attrkit.__all__:
         if not name.startswith("__") and name not in entries:
             logger.warning(f"api.rst does not document attrkit.{name} (it is in attrkit.__all__)")
+    for name in attrkit.available_methods():
+        cls = attrkit.method_info(name).cls
+        path = f"{cls.__module__}.{cls.__qualname__}"
+        written = {path.removeprefix("attrkit.")}
+        if getattr(attrkit, cls.__name__, None) is cls:
+            written.add(cls.__name__)
+        if not written & entries:
+            logger.warning(
+                f"api.rst does not document {path}, the class of the registered method "
+                f"{name!r} (list it as {min(written, key=len)})"
+            )
+    for rule in _registered_rules():
+        module = sys.modules[type(rule).__module__]
+        names = [f"{module.__name__}.{n}" for n, v in vars(module).items() if v is rule]
+        if not {n.removeprefix("attrkit.") for n in names} & entries:
+            where = names[0] if names else f"the module-level name of {rule!r}"
+            logger.warning(f"api.rst does not document {where}, the registered rule {rule.name!r}")
+
+
+def _registered_rules() -> list[Any]:
+    from attrkit.engine.rule import RULES
+
+    return list(RULES.values())
+
+
+def _check_readme_and_paths(source: Path) -> None:
+    """The README's numbers against their sources, and the repository paths that the README
+    and the pages name (see ``attrkit_numbers``)."""
+    documents = [ROOT / "README.md", *sorted(source.glob("*.rst"))]
+    for problem in [*check_readme(_FACTS), *missing_paths(ROOT, documents)]:
+        logger.warning(problem)
+
+
+def check_offline(app: Sphinx, exception: Exception | None) -> None:
+    """Warn when a built page would not work offline (see ``attrkit_offline``)."""
+    if exception is None and app.builder.format == "html":
+        for problem in offline_problems(Path(app.outdir)):
+            logger.warning(problem)
