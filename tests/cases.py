@@ -765,14 +765,9 @@ METHOD_SPECS = [
         cases=LAYER_DEEPLIFT_SHAP_CASES,
     ),
     MethodSpec(
-        "layer-gradient-shap-input-delta",
+        "layer-gradient-shap-delta",
         "LayerGradientShap",
-        {
-            **SHAP_SAMPLES,
-            "baselines": DISTRIBUTION,
-            "attribute_to_layer_input": True,
-            "return_convergence_delta": True,
-        },
+        {**SHAP_SAMPLES, "baselines": DISTRIBUTION, "return_convergence_delta": True},
         layer=True,
     ),
     MethodSpec(

@@ -86,6 +86,12 @@ def draws_noise(method: MethodInfo) -> bool:
     return "stdevs" in method.attribute_arguments
 
 
+def draws_more_than_noise(method: MethodInfo) -> bool:
+    """Draws random numbers that ``stdevs=0`` does not switch off (GradientShap's baseline
+    rows and points): its result depends on the generators' state whatever the options."""
+    return method.draws_random_numbers and not wraps_a_method(method)
+
+
 def methods(predicate: Callable[[MethodInfo], bool] | None = None) -> list[str]:
     """The registered methods (canonical names, sorted) whose metadata satisfies
     ``predicate``."""

@@ -19,7 +19,7 @@ from hypothesis import settings
 import attrkit
 from tests import models
 from tests.helpers import as_tuple
-from tests.tester import QUICK_OPTIONS, methods, quick_call, wraps_a_method
+from tests.tester import QUICK_OPTIONS, draws_more_than_noise, methods, quick_call
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -36,7 +36,7 @@ def calls(model: torch.nn.Module) -> dict[str, tuple[dict[str, Any], dict[str, A
     that draw random numbers (GradientShap's baselines and points) are left out."""
     options = {**QUICK_OPTIONS, "n_steps": 4, "return_convergence_delta": True, "stdevs": 0.0}
     table = {}
-    for name in methods(lambda m: wraps_a_method(m) or not m.draws_random_numbers):
+    for name in methods(lambda m: not draws_more_than_noise(m)):
         call = quick_call(
             name,
             layer=model.branch5[2].conv,

@@ -291,14 +291,23 @@ def test_gradient_shap_advances_the_generators_for_a_plain_function():
     assert not torch.equal(first, second)
 
 
-@pytest.mark.parametrize("cls", ["LayerGradientShap", "NeuronGradientShap"])
-def test_layer_and_neuron_gradient_shap_make_captums_draws(cls):
+@pytest.mark.parametrize(
+    ("cls", "to_input"),
+    [
+        ("LayerGradientShap", False),
+        ("LayerGradientShap", True),
+        ("NeuronGradientShap", False),
+        ("NeuronGradientShap", True),
+    ],
+)
+def test_layer_and_neuron_gradient_shap_make_captums_draws(cls, to_input):
     model, x = model64(), images()
     kwargs = {"baselines": images(4, seed=1), "n_samples": 3, "stdevs": 0.2}
     if cls == "LayerGradientShap":
         kwargs |= {"target": 2, "return_convergence_delta": True}
+        kwargs |= {"attribute_to_layer_input": to_input}
     else:
-        kwargs |= {"neuron_selector": (1, 0, 2)}
+        kwargs |= {"neuron_selector": (1, 0, 2), "attribute_to_neuron_input": to_input}
     results = []
     for library in (attrkit, captum.attr):
         np.random.seed(0)
