@@ -207,19 +207,22 @@ def quick_call_on(
     options: Mapping[str, Any] | None = None,
 ) -> Call:
     """:func:`quick_call` of ``name`` on model case ``case``: the case's layer
-    (``LAYERS``), and unless given, the first neuron selector of that layer and the case's
-    first target form."""
+    (``LAYERS``), unless given, the first neuron selector of that layer and the case's
+    first target form, and a baseline distribution as tensors of the case's shapes."""
     if target is _DERIVED:
         target = target_forms(case.output_shape)[0][1]
     if neuron_selector is _DERIVED:
         neuron_selector = neuron_selectors(layer_shape(case, False))[0][1]
-    return quick_call(
+    call = quick_call(
         name,
         layer=LAYERS[case.id],
         target=target,
         neuron_selector=neuron_selector,
         options=options,
     )
+    if "baselines" in info(name).required_arguments:  # tensors, which Captum's wrappers take
+        call.kwargs["baselines"] = baseline_distribution(case.attribute_inputs(case.inputs()))
+    return call
 
 
 # ----------------------------------------------------------------------- configurations

@@ -128,7 +128,9 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
 
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         check_callable(forward_func, "forward_func")
-        super().__init__(forward_func)
+        # Captum's initialisation, whatever else of Captum's the subclass derives from
+        # (attrkit.DeepLift is a captum.attr.DeepLift too, and its __init__ differs).
+        _CaptumGradientAttribution.__init__(self, forward_func)
 
     def _attribute(
         self,

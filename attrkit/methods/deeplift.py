@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+import captum.attr
 import torch
-from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from captum.attr import NeuronAttribution as _CaptumNeuronAttribution
 from torch import Tensor, nn
 
@@ -190,9 +190,8 @@ class _Pass:
     Attributes:
         call: The call of the paired batch (``2 * size`` rows; its inputs are leaves).
         size: The rows of each half.
+        target: The target of the rows of one half.
         output: The model's output.
-        selected: The targeted output of every row of the paired batch (``None`` for the
-            neuron methods, which take no target).
     """
 
     def __init__(
@@ -205,6 +204,7 @@ class _Pass:
         capture: LayerCapture | None = None,
     ) -> None:
         self.size = len(rows)
+        self.target = call.target.take(rows)
         self.call = call.take(
             torch.cat([rows, rows]),
             tuple(torch.cat([x, r]) for x, r in zip(inputs, references, strict=True)),
@@ -217,8 +217,18 @@ class _Pass:
                     self.output = method._forward(self.call)
 
     def select(self) -> Tensor:
-        """The targeted output of every row (the input rows first)."""
-        return check_attributable(self.call.target.select(self.output, 2 * self.size))
+        """The targeted output of every row (the input rows first). A bad target or output
+        is described by the inputs' half, as the caller sees the batch."""
+        output, size = self.output, self.size
+        if not (isinstance(output, Tensor) and output.dim() and output.shape[0] == 2 * size):
+            self.target.select(output, size)  # raises, describing the output
+            raise ValueError(
+                f"the model's output has shape {tuple(output.shape)}, but dimension 0 must be "
+                f"the batch of {2 * size} rows, the {size} of `inputs` followed by their "
+                "baselines"
+            )
+        halves = (self.target.select(output[:size], size), self.target.select(output[size:], size))
+        return check_attributable(torch.cat(halves))
 
     def delta(self, attributions: tuple[Tensor, ...], selected: Tensor) -> Tensor:
         """``sum(attributions) - (F(input) - F(reference))`` per row."""
@@ -337,7 +347,7 @@ class _DeepLiftRules(RuleBased, GradientAttribution):
     has_convergence_delta=True,
 )
 @fill_doc
-class DeepLift(_DeepLiftRules):
+class DeepLift(_DeepLiftRules, captum.attr.DeepLift):  # type: ignore[misc]
     """DeepLift with the rescale rule (Shrikumar et al., 2017), in the gradient form of
     Ancona et al. (2018).
 
@@ -435,7 +445,7 @@ class DeepLift(_DeepLiftRules):
     has_convergence_delta=True,
 )
 @fill_doc
-class DeepLiftShap(DeepLift):
+class DeepLiftShap(DeepLift, captum.attr.DeepLiftShap):  # type: ignore[misc]
     """DeepLiftShap (Lundberg & Lee, 2017): DeepLift of every example against every row
     of a baseline distribution, averaged over the baselines, an approximation of SHAP
     values.
@@ -508,8 +518,9 @@ class DeepLiftShap(DeepLift):
 # ------------------------------------------------------------------------------ layers
 
 
-class _LayerDeepLiftBase(_DeepLiftRules, _CaptumLayerAttribution):  # type: ignore[misc]
-    """DeepLift of the target output to a layer's output (or input)."""
+class _LayerDeepLiftBase(_DeepLiftRules):
+    """DeepLift of the target output to a layer's output (or input); each class derives
+    from its Captum namesake too (a ``captum.attr.LayerAttribution``)."""
 
     def __init__(
         self, model: Callable[..., Any], layer: nn.Module, multiply_by_inputs: bool = True
@@ -553,7 +564,7 @@ class _LayerDeepLiftBase(_DeepLiftRules, _CaptumLayerAttribution):  # type: igno
     layer_output=True,
 )
 @fill_doc
-class LayerDeepLift(_LayerDeepLiftBase):
+class LayerDeepLift(_LayerDeepLiftBase, captum.attr.LayerDeepLift):  # type: ignore[misc]
     """DeepLift of the target output to a layer's output (or input): the layer's
     multipliers times its difference between inputs and baselines.
 
@@ -632,7 +643,7 @@ class LayerDeepLift(_LayerDeepLiftBase):
     layer_output=True,
 )
 @fill_doc
-class LayerDeepLiftShap(_LayerDeepLiftBase):
+class LayerDeepLiftShap(_LayerDeepLiftBase, captum.attr.LayerDeepLiftShap):  # type: ignore[misc]
     """DeepLiftShap on a layer: :class:`LayerDeepLift` of every example against every
     row of a baseline distribution, averaged over the baselines.
 

@@ -206,7 +206,16 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
         size = int(tensors[0].shape[0])
         parse_target(kwargs.get("target"), size)  # clear errors before any work
         args = format_additional_forward_args(kwargs.get("additional_forward_args"))
-        baselines = format_baselines(kwargs["baselines"], tensors) if "baselines" in kwargs else ()
+        baselines: tuple[Any, ...] = ()
+        if "baselines" in kwargs:
+            given = kwargs["baselines"]
+            # Drawn rows need tensors; otherwise, as in Captum, a tensor with a row per
+            # example is expanded to the copies and anything else (a number, one row, a
+            # distribution for DeepLiftShap, a callable) goes to the method as given.
+            if draw_baseline_from_distrib:
+                baselines = format_baselines(given, tensors)
+            else:
+                baselines = given if isinstance(given, tuple) else (given,)
 
         # The sums of the copies' attributions and of their squares, where nt_type uses them.
         sums: list[Tensor] = []
@@ -255,12 +264,12 @@ class NoiseTunnel(captum.attr.Attribution):  # type: ignore[misc]
         size: int,
         rows: Tensor,
         args: tuple[Any, ...],
-        baselines: tuple[Tensor, ...],
+        baselines: tuple[Any, ...],
         draw_baseline_from_distrib: bool,
     ) -> dict[str, Any]:
         """The wrapped method's arguments for a noisy batch whose row ``i`` is a copy of
-        example ``rows[i]`` (of ``size``); ``args`` and ``baselines`` are the formatted
-        ``additional_forward_args`` and ``baselines``."""
+        example ``rows[i]`` (of ``size``); ``args`` are the formatted
+        ``additional_forward_args``, ``baselines`` the baselines' entries."""
         expanded = dict(kwargs)
         if "target" in kwargs:
             expanded["target"] = _expand_target(kwargs["target"], rows)
