@@ -63,8 +63,10 @@ def demo_arguments(
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
     Layer methods (Grad-CAM) look at the last convolution's activations (``relu2``, the
-    feature maps Grad-CAM is defined on), Layer LRP at the first convolution's input (the
-    relevance of the image, seen from that layer); neuron methods attribute the largest
+    feature maps Grad-CAM is defined on); the other layer methods (Layer LRP, Layer
+    DeepLift, ...), whose attributions have the layer's shape, at the first convolution's
+    input (the image, seen from that layer: comparable with Captum, resamplable for
+    evaluation); neuron methods attribute the largest
     output neuron of every row they run (``fc2``: on a digit, its predicted class; the
     methods that run several rows per digit, such as GradientShap's samples, take each
     row's largest); every other method takes the predicted class as ``target``. Methods
@@ -79,7 +81,7 @@ def demo_arguments(
     attribute_kwargs: dict[str, Any] = {}
     if "layer" in info.init_arguments:
         init_kwargs["layer"] = model.relu2
-    if info.name == "layer_lrp":
+    if "attribute_to_layer_input" in info.attribute_arguments and info.family != "cam":
         init_kwargs["layer"] = model.conv1
         attribute_kwargs["attribute_to_layer_input"] = True
     if "neuron_selector" in info.attribute_arguments:
