@@ -24,6 +24,7 @@ import gc
 import math
 import threading
 import weakref
+from typing import Any
 
 import pytest
 import torch
@@ -473,3 +474,47 @@ def test_in_place_applications_to_views():
     x = torch.randn(3, 4, dtype=torch.float64)
     baseline = torch.randn(3, 4, dtype=torch.float64)
     assert summation_gap(model, (x,), (baseline,), 0).abs().max() <= TOLERANCE
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Rounding whose backward hands the gradient on unchanged (a straight-through
+    estimator)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad
+
+
+def _rounded(x: Tensor) -> Tensor:
+    if torch.overrides.has_torch_function_unary(x):
+        return torch.overrides.handle_torch_function(_rounded, (x,), x)
+    return _StraightThrough.apply(x)
+
+
+ROUNDED = register_elementwise_op(Op("test_rounded", "rounding", {_rounded: False}))
+
+
+class _RoundedBranch(nn.Module):
+    """``head(b + round(a))``: the sum hands one gradient tensor to both branches (and the
+    rounding, recorded last, runs its backward first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.head = nn.Linear(3, 4), nn.Linear(3, 4), nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        other = self.b(x)
+        return self.head(other + _rounded(3.0 * self.a(x)))
+
+
+def test_a_rule_never_writes_into_the_gradient_it_receives():
+    """The op's own backward returns the gradient it received (the sum's, shared with the
+    other branch); the rule's result goes to a copy, and the other branch keeps its own."""
+    torch.manual_seed(0)
+    model = _RoundedBranch().double()
+    x, baseline = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    assert summation_gap(model, (x,), (baseline,), 1).abs().max() <= TOLERANCE

@@ -290,6 +290,14 @@ def _divide_(numerator: Tensor, delta_in: Tensor, small: Tensor | None) -> Tenso
     return numerator.addcmul_(numerator, small, value=-1.0)
 
 
+def _own(passed: Tensor, grad: Tensor) -> Tensor:
+    """``passed``, or a copy where it shares memory with ``grad`` (a backward that hands
+    its gradient on unchanged): the rules write into what they pass back."""
+    if passed.untyped_storage().data_ptr() == grad.untyped_storage().data_ptr():
+        return passed.clone()
+    return passed
+
+
 def _pass_values(passed: Tensor, values: Tensor, small: Tensor | None) -> None:
     """``passed = values`` in place, except where ``small``: there ``passed`` keeps the
     plain gradient it holds (``values`` are 0 there under a float mask)."""
@@ -344,7 +352,7 @@ class _RuleFunction(Function):
             result: tuple[Tensor, ...] = torch.autograd.grad(
                 state.recorded, state.leaf, vector, retain_graph=retain
             )
-            return result[0]
+            return _own(result[0], vector)
 
         passed: Tensor = state.rule.combine(
             state.settings, state.saved_tensors, native, grad, state.half, state.leaf
@@ -392,7 +400,7 @@ class RescaleRule(DeepLiftRule):
             passed = grad_inputs[0]
             if passed is None:
                 return None
-            # The native backward's result is a tensor made for this node alone.
+            passed = _own(passed, grad_outputs[0])
             _pass_multiplied(passed[:half], grad_outputs[0][:half], multipliers, small)
             return (passed, *grad_inputs[1:])
 
