@@ -227,8 +227,9 @@ class _Pass:
                 f"the batch of {2 * size} rows, the {size} of `inputs` followed by their "
                 "baselines"
             )
+        check_attributable(output)  # (a sparse output cannot be split in halves)
         halves = (self.target.select(output[:size], size), self.target.select(output[size:], size))
-        return check_attributable(torch.cat(halves))
+        return torch.cat(halves)
 
     def delta(self, attributions: tuple[Tensor, ...], selected: Tensor) -> Tensor:
         """``sum(attributions) - (F(input) - F(reference))`` per row."""
