@@ -32,6 +32,9 @@ _VERDICT = {
                 "reused_interleaved",
                 "input_without_grad",
                 "inplace_on_input",
+                "inside_function",
+                "under_transform",
+                "under_transform_crash",
             ]
         },
         "reason": {"type": "string"},
@@ -42,10 +45,26 @@ _VERDICT = {
     },
 }
 
+_ACTIVATIONS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["index", "location", "name", "file", "line"],
+        "properties": {
+            "index": {"type": "integer", "minimum": 0},
+            "location": {"type": "string"},
+            "name": {"type": "string"},
+            "file": {"type": "string"},
+            "line": {"type": "integer"},
+        },
+    },
+}
+
 AUDIT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
-    "required": ["model", "summary", "relus", "activations", "counts"],
+    "required": ["model", "summary", "relus", "activations", "lookalikes", "counts"],
     "additionalProperties": False,
     "properties": {
         "model": {"type": "string"},
@@ -71,6 +90,8 @@ AUDIT_SCHEMA: dict[str, Any] = {
                     "on_gradient_path",
                     "captum",
                     "zennit",
+                    "inside",
+                    "under_transform",
                 ],
                 "properties": {
                     "index": {"type": "integer", "minimum": 0},
@@ -88,24 +109,13 @@ AUDIT_SCHEMA: dict[str, Any] = {
                     "on_gradient_path": {"type": "boolean"},
                     "captum": _VERDICT,
                     "zennit": _VERDICT,
+                    "inside": {"type": "string"},
+                    "under_transform": {"type": "boolean"},
                 },
             },
         },
-        "activations": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["index", "location", "name", "file", "line"],
-                "properties": {
-                    "index": {"type": "integer", "minimum": 0},
-                    "location": {"type": "string"},
-                    "name": {"type": "string"},
-                    "file": {"type": "string"},
-                    "line": {"type": "integer"},
-                },
-            },
-        },
+        "activations": _ACTIVATIONS,
+        "lookalikes": _ACTIVATIONS,
         "counts": {
             "type": "object",
             "required": ["captum", "zennit"],

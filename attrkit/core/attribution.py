@@ -13,6 +13,7 @@ from captum.attr import GradientAttribution as _CaptumGradientAttribution
 from torch import Tensor, nn
 
 from attrkit.core.call import AttributionCall, Result, gradients, prepare_call
+from attrkit.core.scope import CallToken
 
 __all__ = ["GradientAttribution", "captum_entry_point", "check_callable"]
 
@@ -66,7 +67,9 @@ def may_draw_random_numbers(forward_func: object) -> bool:
 
 
 class _CallScope:
-    """What every call runs inside: autograd enabled (also under ``torch.no_grad`` or
+    """What every call runs inside: a :class:`~attrkit.core.scope.CallToken` that makes it
+    the thread's current call (so that an enclosing call's rule override leaves it alone),
+    autograd enabled (also under ``torch.no_grad`` or
     inference mode), and, when ``restore_random_state``, the random number generators of
     the CPU and of every CUDA device restored on exit, so that a forward pass in train
     mode (dropout) leaves the caller's random stream as it was.
@@ -78,10 +81,11 @@ class _CallScope:
     CPU-only call touches no CUDA state.
     """
 
-    __slots__ = ("_cpu_state", "_cuda_states", "_modes", "_restore")
+    __slots__ = ("_cpu_state", "_cuda_states", "_modes", "_restore", "_token")
 
     def __init__(self, restore_random_state: bool = True) -> None:
         self._restore = restore_random_state
+        self._token = CallToken()
 
     def __enter__(self) -> None:
         self._cpu_state: Tensor | None = None
@@ -97,6 +101,7 @@ class _CallScope:
             self._modes.append(torch.enable_grad())
         for mode in self._modes:
             mode.__enter__()
+        self._token.__enter__()
 
     def __exit__(self, *exc_info: object) -> None:
         for mode in reversed(self._modes):
@@ -105,6 +110,7 @@ class _CallScope:
             torch.default_generator.set_state(self._cpu_state)
         for generator, state in self._cuda_states:
             generator.set_state(state)
+        self._token.__exit__()
 
 
 class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc]
@@ -115,7 +121,8 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
     (validated, with clear errors that name the argument), running the model, selecting
     the target, and packing the result as the inputs came (tensor in, tensor out; tuple
     in, tuple out). A method implements :meth:`_compute`, and may override
-    :meth:`_forward_context` to change how the forward pass runs.
+    :meth:`_compute_context` (the context of its whole computation: forward passes and
+    gradients) or :meth:`_forward_context` (of each forward pass).
 
     Instances are :class:`captum.attr.GradientAttribution` instances, so they work inside
     Captum's ``NoiseTunnel`` and ``captum.metrics``.
@@ -143,14 +150,28 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
         call = prepare_call(inputs, target, additional_forward_args)
         options = self._prepare(call, options)
         with _CallScope(may_draw_random_numbers(self.forward_func)):
-            attributions = self._compute(call, **options)
+            attributions = self._run(call, **options)
         return call.pack(attributions)
 
+<<<<<<< HEAD
     def _prepare(self, call: AttributionCall, options: dict[str, Any]) -> dict[str, Any]:
         """The options :meth:`_compute` receives, made before the call's scope: a method's
         own random draws belong here, so that they advance the caller's generators as a
         Captum method's do (the scope may restore them). Here: ``options`` as they are."""
         return options
+=======
+    def _run(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:
+        """:meth:`_compute` inside :meth:`_compute_context`: how a call is computed (a
+        method made of other methods runs each part this way)."""
+        with self._compute_context(call):
+            return self._compute(call, **options)
+
+    def _compute_context(self, call: AttributionCall) -> AbstractContextManager[Any]:
+        """The context that the computation of ``call`` runs in, its forward passes and
+        its gradients (here: none; rule-based methods run it inside their rule
+        override)."""
+        return nullcontext()
+>>>>>>> main
 
     @abstractmethod
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:

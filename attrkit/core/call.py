@@ -153,8 +153,9 @@ def take_rows(value: Any, batch_size: int, rows: Tensor) -> Any:
 def _leaf(tensor: Tensor) -> Tensor:
     """A new leaf that requires grad and shares the caller's values, never their graph
     or their ``requires_grad`` flag."""
-    if tensor.is_inference():
-        tensor = tensor.clone()
+    if tensor.is_inference():  # (a clone made in inference mode is an inference tensor)
+        with torch.inference_mode(False):
+            tensor = tensor.clone()
     return tensor.detach().requires_grad_()
 
 

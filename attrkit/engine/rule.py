@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrkit.engine.ops import Op, OpCall
+from attrkit.engine.routes import lookup_route, route_table
 
 __all__ = ["RULES", "Rule", "RuleSet", "register_rule"]
 
@@ -64,9 +65,16 @@ class RuleSet:
         rules: The rules, as given.
         dispatch: Spelling -> (op, rule), what the override looks every torch call up in.
         native_nodes: The autograd node names of the ruled ops' plain backward.
+        routes: Function -> how to run it so that the ruled ops inside it are seen
+            (:func:`~attrkit.engine.routes.find_route`), or ``None``: filled as the
+            override meets functions, and shared by the rule sets of the same ops.
+        table: What the override looks every torch call up in: :attr:`dispatch`, and
+            the routes of the functions met so far (see :meth:`lookup`).
+        node_kinds: Autograd node class -> what its nodes are to the check of the graph
+            (:func:`~attrkit.engine.verify.find_escapes`), filled as it meets them.
     """
 
-    __slots__ = ("dispatch", "native_nodes", "rules")
+    __slots__ = ("dispatch", "native_nodes", "node_kinds", "routes", "rules", "table")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
@@ -83,6 +91,24 @@ class RuleSet:
         self.native_nodes = frozenset(
             node for rule in self.rules for op in rule.ops for node in op.native_nodes
         )
+        self.routes = route_table(self.ops)
+        self.table: dict[Callable[..., Any], Any] = dict(self.dispatch)
+        self.node_kinds: dict[type, int] = {}
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """Every op the rules cover."""
+        return tuple(op for rule in self.rules for op in rule.ops)
+
+    def lookup(self, func: Callable[..., Any]) -> Any:
+        """What the override does with ``func``, which is not in :attr:`table` yet:
+        ``(op, rule)`` for a spelling of a ruled op, a route, or ``None`` (remembered in
+        :attr:`table`)."""
+        entry: Any = self.dispatch.get(func)
+        if entry is None:
+            entry = lookup_route(func, self.ops)
+        self.table[func] = entry
+        return entry
 
     def rule_for(self, op: Op) -> Rule | None:
         """The rule of ``op``, or ``None``."""

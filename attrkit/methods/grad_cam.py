@@ -228,7 +228,8 @@ class GuidedGradCam(GradientAttribution):
             raise ValueError(
                 f"GuidedGradCam needs a layer with one output tensor; it has {len(cam)}"
             )
-        guided = self.guided_backprop._compute(call)
+        with self.guided_backprop._compute_context(call):
+            guided = self.guided_backprop._compute(call)
         return tuple(
             self._combine(g, cam[0], x.shape[2:], options["interpolate_mode"])
             for g, x in zip(guided, call.inputs, strict=True)

@@ -27,6 +27,12 @@ The verdicts follow how the two libraries work (captum 0.9, zennit 0.5):
   and modules created inside ``forward``; its canonizers restructure some torchvision
   blocks but never turn a functional ReLU into a module. An in-place functional ReLU on
   the input raises (its attributors make the input a leaf view that requires grad).
+* Neither reaches the ReLUs that torch applies inside its own functions (``nn.RNN``'s
+  ``torch.rnn_relu``, ``F.lp_pool2d``), nor ReLU modules applied under ``torch.vmap``
+  (Captum's tensor hook raises on the batched input; zennit's rule does not apply).
+
+ReLU look-alikes (``clamp(min=0)``, ``x * (x > 0)``, ...) are not ReLUs for any library:
+:mod:`~attrkit.validation.lookalikes`.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from attrkit.core.call import prepare_call
 from attrkit.core.docs import fill_doc
 from attrkit.core.registry import method_info
 from attrkit.engine.reach import check_overridable
+from attrkit.validation.lookalikes import LOOKALIKE_NOTE
 from attrkit.validation.rendering import Heading, Notes, Report, Section, Table, Title
 from attrkit.validation.trace import ActivationEvent, ForwardTrace, ReluEvent
 
@@ -125,6 +132,16 @@ _PHRASES: dict[str, tuple[Status, str]] = {
         "crash",
         "crashes on {n} in-place functional ReLU{s} applied to the model's input, in {where}",
     ),
+    "inside_function": (
+        "missed",
+        "misses {n} ReLU{s} that torch applies inside a function (nn.RNN, F.lp_pool2d, ...), "
+        "in {where}",
+    ),
+    "under_transform_crash": (
+        "crash",
+        "crashes on {n} nn.ReLU module{s} applied under torch.vmap, in {where}",
+    ),
+    "under_transform": ("missed", "misses {n} ReLU{s} applied under torch.vmap, in {where}"),
 }
 
 _REASONS = {
@@ -145,6 +162,19 @@ _REASONS = {
     "in-place ReLU on a leaf that requires grad raises",
     "inplace_on_input_zennit": "zennit's attributors make the input a leaf view that "
     "requires grad, and an in-place ReLU on it raises",
+    "inside_function": "a ReLU that torch applies inside {inside}, where no module hook "
+    "reaches, so it keeps its plain gradient ({attrkit})",
+    "under_transform_crash": "under torch.vmap (a functorch transform) the module's input "
+    "is a batched tensor that says it does not require grad, and Captum's tensor hook on "
+    "it raises",
+    "under_transform": "under torch.vmap (a functorch transform) the hooks see batched "
+    "tensors, and the ReLU keeps its plain gradient",
+}
+
+#: What attrkit does with a ReLU inside a torch function, by whether it reaches it.
+_ATTRKIT_INSIDE = {
+    True: "attrkit reaches it by running the function's decomposition",
+    False: "attrkit refuses the model there: torch runs it in a fused kernel",
 }
 
 
@@ -183,6 +213,11 @@ class ReluFinding:
             makes no difference to any attribution).
         captum: Captum's verdict.
         zennit: zennit's verdict.
+        inside: The torch function that applies it inside (``torch.rnn_relu`` for
+            ``nn.RNN``, ``F.lp_pool2d``), or ``""``; such a finding stands for every ReLU
+            that one call of the function applies (``applications`` of them).
+        under_transform: Whether it is applied under ``torch.vmap`` (a functorch
+            transform).
     """
 
     index: int
@@ -200,6 +235,8 @@ class ReluFinding:
     on_gradient_path: bool
     captum: LibraryVerdict
     zennit: LibraryVerdict
+    inside: str = ""
+    under_transform: bool = False
 
     @property
     def reused(self) -> bool:
@@ -276,11 +313,16 @@ class AuditReport(Report):
         model: The model's class name.
         relus: Every ReLU application, in forward order.
         activations: Every other activation applied, in forward order.
+        lookalikes: Every ReLU look-alike (``clamp(min=0)``, ``torch.where(x > 0, x, 0)``,
+            ``maximum(x, 0)``, ``x * (x > 0)``, ``threshold(x, 0, 0)``,
+            ``hardtanh(x, 0, inf)``), in forward order, its expression as ``name``: not a
+            ReLU, so the plain gradient in every library (:mod:`~attrkit.validation.lookalikes`).
     """
 
     model: str
     relus: tuple[ReluFinding, ...]
     activations: tuple[ActivationFinding, ...]
+    lookalikes: tuple[ActivationFinding, ...] = ()
 
     def issues(self, library: str, rule: str | None = None) -> list[ReluFinding]:
         """The ReLUs that ``library`` does not override as defined, for methods with ReLU
@@ -329,6 +371,12 @@ class AuditReport(Report):
                 f"({', '.join(names)}) keep{'s' if len(self.activations) == 1 else ''} "
                 "their plain gradient under every ReLU-override method."
             )
+        if self.lookalikes:
+            names = sorted(Counter(a.name for a in self.lookalikes))
+            text += (
+                f" {len(self.lookalikes)} ReLU look-alike{_plural(len(self.lookalikes))} "
+                f"({', '.join(names)}): {LOOKALIKE_NOTE}."
+            )
         return text
 
     # ------------------------------------------------------------------ exports
@@ -340,6 +388,7 @@ class AuditReport(Report):
             "summary": self.summary(),
             "relus": [asdict(f, dict_factory=_json_dict) for f in self.relus],
             "activations": [asdict(a, dict_factory=_json_dict) for a in self.activations],
+            "lookalikes": [asdict(a, dict_factory=_json_dict) for a in self.lookalikes],
             "counts": {
                 lib: {
                     status: sum(f.verdict(lib).status == status for f in self.relus)
@@ -365,6 +414,10 @@ class AuditReport(Report):
         if self.activations:
             heading = "Activations no ReLU-override method touches"
             sections.append([Heading(heading, text=f"{heading}:"), self._activation_table()])
+        if self.lookalikes:
+            heading = f"ReLU look-alikes ({LOOKALIKE_NOTE})"
+            table = self._activation_table(self.lookalikes, "expression")
+            sections.append([Heading(heading, text=f"{heading}:"), table])
         return sections
 
     def _relu_table(self) -> Table:
@@ -392,7 +445,7 @@ class AuditReport(Report):
                 f.spelling + (" (created in forward)" if f.form == "created_in_forward" else ""),
                 f"{_short_path(f.file)}:{f.line}",
                 "yes" if f.inplace else "no",
-                str(f.applications) if f.form != "functional" else "-",
+                str(f.applications) if f.form != "functional" or f.inside else "-",
                 str(f.input_used_elsewhere),
                 "yes" if f.input_requires_grad else "no",
                 "yes" if f.on_gradient_path else "no",
@@ -403,12 +456,14 @@ class AuditReport(Report):
         ]
         return Table(headers, rows)
 
-    def _activation_table(self) -> Table:
+    def _activation_table(
+        self, findings: tuple[ActivationFinding, ...] | None = None, what: str = "activation"
+    ) -> Table:
         rows = [
             [str(a.index), a.location, a.name, f"{_short_path(a.file)}:{a.line}"]
-            for a in self.activations
+            for a in (self.activations if findings is None else findings)
         ]
-        return Table(("#", "location", "activation", "call site"), rows)
+        return Table(("#", "location", what, "call site"), rows)
 
     def _reasons(self) -> list[str]:
         """``Captum missed (rows 3, 5): <reason>`` for each distinct non-ok verdict."""
@@ -460,6 +515,10 @@ def _captum_verdict(
     # The crashes happen in the forward pass, whether or not a gradient reaches the ReLU.
     if _inplace_on_input(event):
         return _verdict("inplace_on_input", "inplace_on_input_captum")
+    if event.inside:
+        return _inside_verdict(event) if on_path else OK
+    if event.transformed and event.module is not None and not created:
+        return _verdict("under_transform_crash")
     if event.module is not None and not created and not event.input_requires_grad:
         return _verdict("input_without_grad")
     if not on_path:
@@ -477,11 +536,21 @@ def _captum_verdict(
     return OK
 
 
+def _inside_verdict(event: ReluEvent) -> LibraryVerdict:
+    return _verdict(
+        "inside_function", inside=event.inside, attrkit=_ATTRKIT_INSIDE[event.reachable]
+    )
+
+
 def _zennit_verdict(event: ReluEvent, on_path: bool, created: bool) -> LibraryVerdict:
     if _inplace_on_input(event):
         return _verdict("inplace_on_input", "inplace_on_input_zennit")
     if not on_path:
         return OK
+    if event.inside:
+        return _inside_verdict(event)
+    if event.transformed and event.module is not None and not created:
+        return _verdict("under_transform")
     if event.module is None:
         return _verdict("functional")
     return _verdict("created_in_forward") if created else OK
@@ -538,7 +607,9 @@ def _findings(
                 file=event.file,
                 line=event.line,
                 inplace=event.inplace,
-                applications=applications[id(module)] if module is not None else 1,
+                applications=applications[id(module)]
+                if module is not None
+                else event.inner_applications,
                 call_sites=len(sites[id(module)]) if module is not None else 1,
                 input_used_elsewhere=other_uses,
                 input_requires_grad=event.input_requires_grad,
@@ -554,6 +625,8 @@ def _findings(
                     and (id(event.output_record), event.output_version) in hooked_inputs,
                 ),
                 zennit=_zennit_verdict(event, on_path, created),
+                inside=event.inside,
+                under_transform=event.transformed,
             )
         )
     return tuple(findings)
@@ -582,9 +655,12 @@ def audit(model: nn.Module, inputs: Any, additional_forward_args: Any = None) ->
     One forward pass runs (in the model's current train/eval mode, with autograd on and
     the random number generators restored afterwards), watched on the calling thread only;
     nothing is left on the model. A ``torch.compile``'d model is audited through the
-    module it wraps (the same forward, run eagerly). The report also lists the
-    activations that are not ReLU (GELU, SiLU, Tanh, ...), where every ReLU-override
-    method equals the plain gradient.
+    module it wraps (the same forward, run eagerly). The ReLUs that torch applies inside
+    its own functions (``nn.RNN(nonlinearity="relu")``, ``nn.LPPool2d``), which no
+    module hook reaches, are listed one row per call of the function. The report also
+    lists the activations that are not ReLU (GELU, SiLU, Tanh, ...), and the ReLU
+    look-alikes (``clamp(min=0)``, ``torch.where(x > 0, x, 0)``, ...), where every
+    ReLU-override method, in every library, equals the plain gradient.
 
     Args:
         model (torch.nn.Module): The model.
@@ -632,6 +708,7 @@ def audit(model: nn.Module, inputs: Any, additional_forward_args: Any = None) ->
         model=type(model).__name__,
         relus=_findings(trace.relus, paths, live),
         activations=_activation_findings(trace.activations, paths),
+        lookalikes=_activation_findings(trace.lookalikes, paths),
     )
 
 

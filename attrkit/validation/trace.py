@@ -27,6 +27,9 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
 from attrkit.engine.ops import RELU
+from attrkit.engine.reach import UnsupportedModelError
+from attrkit.engine.routes import GRADIENT, lookup_route
+from attrkit.validation.lookalikes import LookalikeWatch
 
 __all__ = ["ACTIVATION_MODULES", "ActivationEvent", "ForwardTrace", "ReluEvent", "spelling"]
 
@@ -88,7 +91,10 @@ _ACTIVATION_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(
     }
 )
 
-_SKIPPED_DIRECTORIES = (os.path.dirname(torch.__file__) + os.sep,)
+_SKIPPED_DIRECTORIES = (
+    os.path.dirname(torch.__file__) + os.sep,
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # attrkit's
+)
 _THIS_FILE = os.path.abspath(__file__)
 
 
@@ -145,6 +151,12 @@ class ReluEvent:
     output_nodes: tuple[Any, ...] = ()
     output_record: _TensorRecord | None = None
     output_version: int = -1
+    # the torch function that applies it inside (``torch.rnn_relu``, ``F.lp_pool2d``),
+    # how many ReLUs that call applied, and whether attrkit's override reaches them
+    inside: str = ""
+    inner_applications: int = 1
+    reachable: bool = True
+    transformed: bool = False  # applied under a functorch transform (torch.vmap)
 
     def on_gradient_path(self, live: set[Any]) -> bool:
         """Whether a gradient reaches the ReLU from the model's output (``live``: the
@@ -185,8 +197,23 @@ def _call_site() -> tuple[str, int]:
     return "<unknown>", 0
 
 
+_functorch: Any = torch._C._functorch
+
+
+def _unwrapped(x: Tensor) -> Tensor:
+    """``x`` without its functorch wrappers (``torch.vmap``'s batched tensors)."""
+    while _functorch.is_functorch_wrapped_tensor(x):
+        x = _functorch.get_unwrapped(x)
+    return x
+
+
 class ForwardTrace(TorchFunctionMode):
     """Record the ReLUs and other activations of the forward passes run inside ``with``.
+
+    The ReLUs inside torch's composites (``F.lp_pool2d``, ``nn.RNN``) are recorded as one
+    event per call of the composite, which runs as the rule override runs it (see
+    :mod:`attrkit.engine.routes`); the ReLU look-alikes (``clamp(min=0)``, ...) are
+    recorded apart (:mod:`~attrkit.validation.lookalikes`).
 
     Args:
         model_inputs: The tensors the model receives as inputs (an in-place ReLU on one
@@ -195,12 +222,17 @@ class ForwardTrace(TorchFunctionMode):
     Attributes:
         relus: The ReLU applications, in order.
         activations: The other activations, in order.
+        lookalikes: The ReLU look-alikes, in order (as activation events whose name is
+            the expression).
     """
 
     def __init__(self, model_inputs: tuple[Tensor, ...] = ()) -> None:
         super().__init__()
         self.relus: list[ReluEvent] = []
         self.activations: list[ActivationEvent] = []
+        self.lookalikes: list[ActivationEvent] = []
+        self._watch = LookalikeWatch()
+        self._inside: list[tuple[str, bool, list[ReluEvent]]] = []
         self._input_ids = {id(x) for x in model_inputs}
         self._records: dict[int, _TensorRecord] = {}
         self._stack: list[nn.Module] = []
@@ -270,11 +302,15 @@ class ForwardTrace(TorchFunctionMode):
         self._step += 1
         read = [(t, t._version) for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)]
         relu = RELU.read(func, args, kwargs) if func in RELU.spellings else None
-        if relu is not None:
+        if relu is not None and self._inside and self._inside[-1][2]:
+            self._inside[-1][2][0].inner_applications += 1  # one event per composite call
+            relu = None
+        elif relu is not None:
             x, inplace = relu.input, relu.inplace
             module, enclosing = self._module_context(nn.ReLU)
             record = self._record(x)
             file, line = _call_site()
+            inside, reachable, events = self._inside[-1] if self._inside else ("", True, [])
             self.relus.append(
                 ReluEvent(
                     step=step,
@@ -284,24 +320,34 @@ class ForwardTrace(TorchFunctionMode):
                     file=file,
                     line=line,
                     inplace=bool(inplace),
-                    input_requires_grad=x.requires_grad,
+                    input_requires_grad=_unwrapped(x).requires_grad,
                     input_is_model_input=id(x) in self._input_ids,
                     input_written_at=record.written_at,
                     input_record=record,
                     input_version=x._version,
+                    inside=inside,
+                    reachable=reachable,
+                    transformed=bool(_functorch.is_functorch_wrapped_tensor(x)),
                 )
             )
-        elif func in _ACTIVATION_FUNCTIONS:
+            if self._inside:
+                events.append(self.relus[-1])
+        elif func in _ACTIVATION_FUNCTIONS and self._watch.expression(func, args, kwargs) is None:
             module, enclosing = self._module_context(ACTIVATION_MODULES)
             file, line = _call_site()
             name = f"nn.{type(module).__name__}" if module is not None else spelling(func)
             self.activations.append(ActivationEvent(step, name, module, enclosing, file, line))
-        output = func(*args, **kwargs)
+        output = self._run(func, args, kwargs)
+        lookalike = self._watch.observe(func, args, kwargs, output) if relu is None else None
+        if lookalike is not None:
+            _, enclosing = self._module_context(())
+            file, line = _call_site()
+            self.lookalikes.append(ActivationEvent(step, lookalike, None, enclosing, file, line))
         produced = [t for t in tree_leaves(output) if isinstance(t, Tensor)]
         # An op that hands back one of its inputs unchanged (eval-mode dropout, a flatten
         # that has nothing to do) adds no path for a gradient: it is not another use.
         passed_through = any(t is r and t._version == v for t in produced for r, v in read)
-        nodes = () if passed_through else gradient_nodes(produced)
+        nodes = () if passed_through else gradient_nodes(_unwrapped(t) for t in produced)
         if nodes:
             for tensor, version in read:
                 self._record(tensor).consumers.setdefault(version, []).append(nodes)
@@ -312,6 +358,50 @@ class ForwardTrace(TorchFunctionMode):
                 self.relus[-1].output_version = output._version
         for tensor in produced:
             self._record(tensor).written_at = step
+        return output
+
+    def _run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``func(*args, **kwargs)``; a composite that applies ReLUs inside runs as the
+        rule override runs it, watched (its ReLUs recorded as one event)."""
+        route = lookup_route(func, (RELU,))
+        if route is None or route is GRADIENT:
+            return func(*args, **kwargs)
+        name = spelling(func)
+        TorchFunctionMode.__enter__(self)  # type: ignore[no-untyped-call]
+        self._inside.append((name, True, []))
+        try:
+            return route(*args, **kwargs)
+        except UnsupportedModelError:
+            pass  # attrkit refuses it (its ReLUs run in a fused kernel): run it, say so
+        finally:
+            TorchFunctionMode.__exit__(self, None, None, None)  # type: ignore[no-untyped-call]
+            self._inside.pop()
+        file, line = _call_site()
+        _, enclosing = self._module_context(())
+        output = func(*args, **kwargs)
+        x = args[0]
+        record = self._record(x)
+        self.relus.append(
+            ReluEvent(
+                step=self._step,
+                spelling=name,
+                module=None,
+                enclosing=enclosing,
+                file=file,
+                line=line,
+                inplace=False,
+                input_requires_grad=x.requires_grad,
+                input_is_model_input=id(x) in self._input_ids,
+                input_written_at=record.written_at,
+                input_record=record,
+                input_version=x._version,
+                inside=name,
+                reachable=False,
+                output_nodes=gradient_nodes(
+                    t for t in tree_leaves(output) if isinstance(t, Tensor)
+                ),
+            )
+        )
         return output
 
     @staticmethod

@@ -45,14 +45,6 @@ def test_non_leaf_input_keeps_its_graph(name):
     torch.testing.assert_close(leaf.grad, torch.full_like(leaf, 2.0))
 
 
-#: Known gaps inside ``torch.inference_mode``: method -> what goes wrong.
-INFERENCE_MODE_GAPS = dict.fromkeys(
-    ("lrp", "layer_lrp"),
-    "UnsupportedModelError: LRP has no relevance rule for the CopyBackwards node of the "
-    "copy attrkit makes of an inference tensor",
-)
-
-
 def _inside(manager: Any, name: str) -> None:
     """The method's result inside ``manager`` equals the one outside."""
     model = _small_cnn()
@@ -75,6 +67,6 @@ def test_works_inside_no_grad(name):
     _inside(torch.no_grad(), name)
 
 
-@pytest.mark.parametrize("name", method_params(known_gaps=INFERENCE_MODE_GAPS))
+@pytest.mark.parametrize("name", method_params())
 def test_works_inside_inference_mode(name):
     _inside(torch.inference_mode(), name)

@@ -28,6 +28,8 @@ __all__ = [
     "PassReLU",
     "PassRule",
     "ReluRule",
+    "apply_function",
+    "for_transforms",
 ]
 
 
@@ -46,10 +48,16 @@ class ReluRule(Rule):
 
 
 def _relu(ctx: FunctionCtx, x: Tensor, inplace: bool) -> Tensor:
-    """The ordinary ReLU in a ``Function.forward``, in place when ``inplace``."""
+    """The ordinary ReLU in a ``Function.forward``, in place when ``inplace``.
+
+    The rules' backward functions compute with ``clamp``, not a ReLU spelling, so that a
+    backward pass run inside the rule override (which it is, for checkpointing) never
+    sends its own computation to a rule.
+    """
     if inplace:
         ctx.mark_dirty(x)
-        return torch.relu_(x)
+        torch.relu_(x)
+        return x  # the input itself, as torch.compile needs to see
     return torch.relu(x)
 
 
@@ -65,7 +73,7 @@ class DeconvolutionReLU(Function):
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor, None]:
         """``relu(grad_output)``."""
-        return torch.relu(grad_output), None
+        return grad_output.clamp_min(0), None
 
 
 class GuidedBackpropReLU(Function):
@@ -102,13 +110,58 @@ class PassReLU(Function):
         return grad_output, None
 
 
+def for_transforms(function: type[Function], saves_output: bool) -> type[Function]:
+    """``function`` in the form functorch transforms (``torch.vmap``) run: a forward
+    without ``ctx``, a ``setup_context`` and a generated vmap rule, with the same
+    backward. (Slower to apply than the ``ctx`` form, so used only under a transform.)"""
+
+    def forward(x: Tensor, inplace: bool) -> Tensor:
+        return torch.relu_(x) if inplace else torch.relu(x)
+
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
+        if inputs[1]:
+            ctx.mark_dirty(inputs[0])
+        if saves_output:
+            ctx.save_for_backward(output)
+
+    namespace = {
+        "__doc__": f"{function.__name__} for functorch transforms.",
+        "generate_vmap_rule": True,
+        "forward": staticmethod(forward),
+        "setup_context": staticmethod(setup_context),
+        "backward": staticmethod(function.backward),
+    }
+    return type(f"{function.__name__}UnderTransforms", (Function,), namespace)
+
+
+_functorch: Any = torch._C._functorch
+_compiling = torch.compiler.is_compiling
+_UNDER_TRANSFORMS = {
+    DeconvolutionReLU: for_transforms(DeconvolutionReLU, saves_output=False),
+    GuidedBackpropReLU: for_transforms(GuidedBackpropReLU, saves_output=True),
+    PassReLU: for_transforms(PassReLU, saves_output=False),
+}
+
+
+def apply_function(function: type[Function], x: Tensor, inplace: bool) -> Tensor:
+    """``function(x, inplace)``. Under a functorch transform (``torch.vmap``), its
+    transformable form, and in place as its result copied into ``x`` (a transformed
+    function cannot change its input)."""
+    if not _compiling() and _functorch.is_functorch_wrapped_tensor(x):
+        transformable = _UNDER_TRANSFORMS[function]
+        if inplace:
+            return x.copy_(transformable.apply(x, False))
+        return transformable.apply(x, False)  # type: ignore[no-any-return]
+    return function.apply(x, inplace)  # type: ignore[no-any-return]
+
+
 class _FunctionRule(ReluRule):
     """A ReLU rule computed by a :class:`~torch.autograd.Function` ``(x, inplace)``."""
 
     function: type[Function]
 
     def relu(self, x: Tensor, inplace: bool) -> Tensor:
-        return self.function.apply(x, inplace)  # type: ignore[no-any-return]
+        return apply_function(self.function, x, inplace)
 
 
 class DeconvolutionRule(_FunctionRule):
@@ -154,16 +207,15 @@ class GuidedBackpropRule(ReluRule):
     zennit = "GuidedBackprop"
 
     def relu(self, x: Tensor, inplace: bool) -> Tensor:
-        if inplace:
-            return GuidedBackpropReLU.apply(x, True)  # type: ignore[no-any-return]
+        if inplace or _compiling() or _functorch.is_functorch_wrapped_tensor(x):
+            return apply_function(GuidedBackpropReLU, x, inplace)
         output = torch.relu(x)
         node = output.grad_fn
         if node is not None and type(node) is _RELU_NODE:
             node.register_hook(_positive_part)
             return output
-        # Not the native node (say, under a tracer): ReLU is idempotent, so the Function
-        # applied to the output adds the rule and changes no value.
-        return GuidedBackpropReLU.apply(output, False)  # type: ignore[no-any-return]
+        # Not the native node (say, under a tracer): the Function, on the input.
+        return apply_function(GuidedBackpropReLU, x, False)
 
 
 class PassRule(_FunctionRule):
