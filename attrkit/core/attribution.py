@@ -153,13 +153,12 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
             attributions = self._run(call, **options)
         return call.pack(attributions)
 
-<<<<<<< HEAD
     def _prepare(self, call: AttributionCall, options: dict[str, Any]) -> dict[str, Any]:
         """The options :meth:`_compute` receives, made before the call's scope: a method's
         own random draws belong here, so that they advance the caller's generators as a
         Captum method's do (the scope may restore them). Here: ``options`` as they are."""
         return options
-=======
+
     def _run(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:
         """:meth:`_compute` inside :meth:`_compute_context`: how a call is computed (a
         method made of other methods runs each part this way)."""
@@ -171,7 +170,6 @@ class GradientAttribution(_CaptumGradientAttribution, ABC):  # type: ignore[misc
         its gradients (here: none; rule-based methods run it inside their rule
         override)."""
         return nullcontext()
->>>>>>> main
 
     @abstractmethod
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:
