@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from captum.testing.helpers import basic_models as captum_models
 from hypothesis import event, given
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 import attrkit
 from attrkit.engine.ops import Op
@@ -226,6 +227,33 @@ def test_summation_to_delta_model_table(factory, shape):
     with torch.no_grad():
         target = 0 if model(x).dim() > 1 else None
     assert summation_gap(model, (x,), (baseline,), target).abs().max() <= TOLERANCE
+
+
+class _Checkpointed(nn.Module):
+    """``inner`` run as one block checkpointed by ``torch.utils.checkpoint`` (non-reentrant),
+    followed by a softmax: the backward pass runs the block's forward again."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args: Tensor) -> Tensor:
+        return F.softmax(checkpoint(self.inner, *args, use_reentrant=False), dim=1)
+
+
+@pytest.mark.parametrize("graph", GRAPH_TABLE)
+def test_checkpointed_model_equals_the_model(graph):
+    # The rules applied again while the block is recomputed (Function-based rules record
+    # their copy of the op outside the block's saved tensors) give the attributions of
+    # the model run without checkpointing.
+    model = graph.build(torch.float64)
+    inputs, baselines = graph.inputs(3, torch.float64, 1), graph.inputs(3, torch.float64, 2)
+    results = [
+        attrkit.DeepLift(network).attribute(inputs, baselines, target=1)
+        for network in (_Checkpointed(model), lambda *args: F.softmax(model(*args), dim=1))
+    ]
+    for got, expected in zip(*results, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
 
 
 # -------------------------------------------------------------------------- the rules

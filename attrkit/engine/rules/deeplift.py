@@ -20,6 +20,7 @@ interactions (gates) and the softmax rule's normalization are outside that guara
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import FunctionCtx
 
+from attrkit.engine.backward import saved_tensor_hooks_active
 from attrkit.engine.ops import (
     ADAPTIVE_MAX_POOL,
     ELEMENTWISE,
@@ -319,6 +321,20 @@ def _pass_multiplied(
         _pass_values(passed, grad * multipliers, small)
 
 
+def _kept(tensor: Tensor) -> Tensor:
+    return tensor
+
+
+def _rule_graph() -> AbstractContextManager[Any]:
+    """The context in which a rule records its copy of the op: where saved-tensor hooks
+    are active (a checkpointed block), hooks that keep the tensors as they are, so that
+    the copy's saved tensors are the rule's own and not the block's (whose recomputation
+    in the backward pass must save what the forward pass saved)."""
+    if saved_tensor_hooks_active():
+        return torch.autograd.graph.saved_tensors_hooks(_kept, _kept)
+    return nullcontext()
+
+
 class _RuleFunction(Function):
     """A ruled op: its own forward (in place when the call is), and the rule's backward
     built on the op's plain vector-Jacobian product (which a copy of the op, recorded on
@@ -326,7 +342,7 @@ class _RuleFunction(Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, call: OpCall, rule: DeepLiftRule, half: int) -> Any:
-        with torch.enable_grad():
+        with torch.enable_grad(), _rule_graph():
             leaf = x.detach().requires_grad_()
             # An in-place spelling runs on a copy (a leaf cannot be modified in place).
             recorded = _applied_to(call, leaf.clone() if call.inplace else leaf)
