@@ -292,6 +292,27 @@ def test_the_gradient_passes_where_input_and_reference_coincide():
 
 
 @pytest.mark.parametrize(
+    "nonlinearity",
+    [
+        pytest.param(torch.relu, id="hook-on-the-native-node"),
+        pytest.param(lambda t: F.relu_((t + 0)[:, :]), id="function-in-place-on-a-view"),
+        pytest.param(lambda t: F.max_pool1d(F.relu(t).unsqueeze(1), 1).squeeze(1), id="max-pool"),
+    ],
+)
+def test_an_infinite_gradient_where_input_and_reference_coincide(nonlinearity):
+    """``sqrt`` after a ReLU: its derivative at ``relu(0) = 0`` is infinite. Where input
+    and reference coincide (the first unit) the ReLU's plain gradient, 0, passes (not
+    ``0 * inf``); elsewhere ``(x - x_ref) * sqrt'(relu(x))``, by hand."""
+    x = torch.tensor([[0.0, 1.0, 4.0]], dtype=torch.float64)
+    baseline = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
+    model = lambda t: torch.sqrt(nonlinearity(t)).sum(1)  # noqa: E731
+    attributions = attrkit.DeepLift(model).attribute(x, baseline)
+    torch.testing.assert_close(
+        attributions, torch.tensor([[0.0, 0.5, 3 * 0.25]], dtype=torch.float64)
+    )
+
+
+@pytest.mark.parametrize(
     ("x", "baseline", "expected"),
     [
         # the window's maxima: x at 1, the baseline at 0; y = 3, y_ref = 2
@@ -401,6 +422,78 @@ class _BatchSecond(nn.Module):
 def test_a_nonlinearity_off_the_batch_dimension_is_refused():
     with pytest.raises(UnsupportedModelError, match=r"shape \(7, 4, 5\).*batch of 4 rows"):
         attrkit.DeepLift(_BatchSecond()).attribute(torch.randn(2, 7, 4), target=0)
+
+
+def test_a_nonlinearity_under_vmap_is_refused():
+    # Mapped over the batch, each unit's tensor has no batch; here its 6 features would
+    # pass for the 6 rows of inputs and baselines.
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    with pytest.raises(UnsupportedModelError, match=r"ReLU.*under torch\.vmap"):
+        attrkit.DeepLift(lambda t: torch.vmap(model)(t)).attribute(torch.randn(3, 4), target=0)
+
+
+class _CellLoop(nn.Module):
+    """An ``nn.RNNCell`` (ReLU) run over the time steps in Python."""
+
+    def __init__(self, nonlinearity: str = "relu") -> None:
+        super().__init__()
+        self.cell, self.out = nn.RNNCell(4, 5, nonlinearity=nonlinearity), nn.Linear(5, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = None
+        for step in range(x.shape[1]):
+            hidden = self.cell(x[:, step], hidden)
+        return self.out(hidden)
+
+
+class _Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.out = nn.RNN(4, 5, nonlinearity="relu", batch_first=True), nn.Linear(5, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.rnn(x)[0][:, -1])
+
+
+class _AttributingModel(nn.Module):
+    """A model whose forward pass makes an attrkit call of its own (a Saliency)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3), nn.Tanh())
+
+    def forward(self, x: Tensor) -> Tensor:
+        saliency = attrkit.Saliency(self.net).attribute(x.detach(), target=0)
+        return self.net(x) + 0.0 * saliency.sum()
+
+
+@pytest.mark.parametrize(
+    ("factory", "shape"),
+    [
+        pytest.param(_CellLoop, (6, 4), id="rnn-cell-loop"),
+        pytest.param(lambda: _CellLoop("tanh"), (6, 4), id="rnn-cell-loop-tanh"),
+        pytest.param(_AttributingModel, (4,), id="attrkit-call-inside-forward"),
+    ],
+)
+def test_summation_to_delta_where_the_engine_reaches(factory, shape):
+    test_summation_to_delta_model_table(factory, shape)
+
+
+def test_a_recurrent_layer_is_refused():
+    with pytest.raises(UnsupportedModelError, match=r"ReLU.*shape \(1, 6, 5\).*6 rows"):
+        attrkit.DeepLift(_Recurrent()).attribute(torch.randn(3, 6, 4), target=0)
+
+
+@pytest.mark.parametrize("fullgraph", [True, False])
+def test_a_compiled_model_is_refused(fullgraph):
+    # Dynamo cannot trace DeepLift's rules (they read values and the autograd graph):
+    # whole-graph compilation fails, and the graphs it compiles around the breaks hold
+    # native nodes that no rule made: either way attrkit's error, never a silent result.
+    torch._dynamo.reset()
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3), nn.Sigmoid())
+    compiled = torch.compile(model, fullgraph=fullgraph, backend="eager")
+    with pytest.raises(UnsupportedModelError, match=r"torch\.compile|escaped the method's rules"):
+        attrkit.DeepLift(compiled).attribute(torch.randn(3, 4), target=0)
 
 
 def test_softmax_over_the_batch_is_refused():

@@ -159,6 +159,13 @@ def _input_rows(call: OpCall) -> int | None:
     ``None`` where it is a constant of the pass (its dimension 0 is not the paired batch
     and it does not depend on the inputs)."""
     x = call.input
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        raise UnsupportedModelError(
+            f"DeepLift: a {call.op.title} ({getattr(call.func, '__name__', call.func)}) "
+            "applies under torch.vmap (or another torch.func transform), which hides the "
+            "batch of inputs and baselines whose halves DeepLift's rules compare; run the "
+            "model without the transform"
+        )
     expected = _PAIRING.rows
     rows = x.shape[0] if x.dim() else 0
     if expected is None:  # outside a method's pass: the tensor is taken as the paired batch
@@ -302,13 +309,16 @@ def _own(passed: Tensor, grad: Tensor) -> Tensor:
 
 def _pass_values(passed: Tensor, values: Tensor, small: Tensor | None) -> None:
     """``passed = values`` in place, except where ``small``: there ``passed`` keeps the
-    plain gradient it holds (``values`` are 0 there under a float mask)."""
+    plain gradient it holds (``values`` are 0 there under a float mask, which selects by
+    arithmetic: ``values + small * passed``, exact where both are finite)."""
     if small is None:
         passed.copy_(values)
     elif small.dtype == torch.bool:
         torch.where(small, passed, values, out=passed)
-    else:
+    elif bool((values.sum() + passed.sum()).isfinite()):
         torch.addcmul(values, small, passed, out=passed)
+    else:  # an infinite gradient: 0 * inf would make a nan, a selection does not
+        torch.where(small.bool(), passed, values, out=passed)
 
 
 def _pass_multiplied(
