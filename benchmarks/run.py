@@ -14,7 +14,14 @@ What is measured, per model and batch size, in one process:
 * every registered attrkit method that can be built from the model alone and has a
   Captum class of the same name, and that Captum class: Deconvolution and GuidedBackprop
   (the performance contract) everywhere; Saliency, InputXGradient and IntegratedGradients
-  (at ``--ig-steps`` steps) on the small models.
+  (at ``--ig-steps`` steps) on the small models;
+* DeepLift, DeepLiftShap (``--shap-baselines`` reference rows) and GradientShap
+  (``--shap-samples`` samples per example) everywhere, each against its own floor
+  ``floor:<method>``: one forward and one backward pass over the rows the method runs
+  (DeepLift: the inputs and their baselines; DeepLiftShap: every input with every
+  baseline, and those baselines; GradientShap: its samples). A Captum variant that
+  raises on a model (its DeepLift refuses a module used twice, as in ResNet) is reported
+  as such.
 
 Timing: after warm-up, ``--repeats`` repetitions; each repetition runs every variant once
 (a fixed number of calls, at least ``--min-time`` seconds), round-robin, starting at a
@@ -78,6 +85,14 @@ CONTRACT = tuple(
 )
 #: Methods that cost several passes per call (compared with Captum only).
 EXPENSIVE = ("integrated_gradients",)
+#: The DeepLift family's methods that are built from the model alone, each compared with
+#: its floor (``floor:<method>``, see :func:`_floor`).
+FAMILY = tuple(
+    name
+    for name in attrkit.available_methods()
+    if attrkit.method_info(name).family == "deeplift"
+    and "layer" not in attrkit.method_info(name).init_arguments
+)
 MAIN_MODELS = ("tiny-mlp", "small-cnn", "resnet18", "vgg11", "densenet121")
 DEPTH_MODELS = (
     "mlp-depth2",
@@ -104,6 +119,7 @@ class Setup:
     relu_count: int
     description: str
     captum_warnings: dict[str, list[str]] = field(default_factory=dict)
+    captum_errors: dict[str, str] = field(default_factory=dict)
 
 
 def _methods(selected: Sequence[str] | None) -> list[str]:
@@ -124,8 +140,28 @@ def _methods(selected: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _attribute_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    return {"n_steps": args.ig_steps} if name == "integrated_gradients" else {}
+def _attribute_kwargs(name: str, args: argparse.Namespace, x: torch.Tensor) -> dict[str, Any]:
+    """The options of method ``name`` besides the target (a baseline distribution drawn
+    from its own generator)."""
+    if name == "integrated_gradients":
+        return {"n_steps": args.ig_steps}
+    if name not in ("deep_lift_shap", "gradient_shap"):
+        return {}
+    generator = torch.Generator().manual_seed(2)
+    rows = args.shap_baselines if name == "deep_lift_shap" else 2 * args.shap_baselines
+    baselines = torch.randn(rows, *x.shape[1:], generator=generator).to(x.device)
+    if name == "gradient_shap":
+        return {"baselines": baselines, "n_samples": args.shap_samples}
+    return {"baselines": baselines}
+
+
+def _floor_rows(name: str, args: argparse.Namespace) -> int:
+    """How many rows per example the DeepLift family's method ``name`` runs."""
+    if name == "deep_lift":
+        return 2
+    if name == "deep_lift_shap":
+        return 2 * args.shap_baselines
+    return int(args.shap_samples)
 
 
 def _count_relus(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -164,11 +200,15 @@ def make_setup(
     variants: dict[str, Callable[[], Any]] = {"plain": _plain_gradient(model, x, target)}
     setup = Setup(model_name, batch, variants, _count_relus(model, x), spec.description)
     for name in methods:
-        if name not in CONTRACT and (contract_only or not spec.cheap):
+        if name not in (*CONTRACT, *FAMILY) and (contract_only or not spec.cheap):
             continue
-        kwargs = _attribute_kwargs(name, args)
+        if name in FAMILY and contract_only:
+            continue
+        kwargs = _attribute_kwargs(name, args, x)
         ours = attrkit.create(name, model)
         theirs = getattr(captum.attr, attrkit.method_info(name).cls.__name__)(model)
+        if name in FAMILY:
+            variants[f"floor:{name}"] = _floor(model, x, target, _floor_rows(name, args))
         variants[f"attrkit:{name}"] = _bind(ours, x, target, kwargs)
         if lrp_rows.captum_runs(name, model):
             variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
@@ -178,14 +218,24 @@ def make_setup(
     return setup
 
 
-def _plain_gradient(
-    model: torch.nn.Module, x: torch.Tensor, target: int | torch.Tensor
+def _floor(
+    model: torch.nn.Module, x: torch.Tensor, target: int | torch.Tensor, rows: int
 ) -> Callable[[], Any]:
-    """The ``plain`` variant: forward, select the target, ``torch.autograd.grad``."""
+    """The floor of a method that runs ``rows`` rows per example: the plain gradient of
+    that many copies of the batch (the first copy's targets selected)."""
+    repeated = x.repeat(rows, *([1] * (x.dim() - 1)))
+    return _plain_gradient(model, repeated, target, rows=len(x))
+
+
+def _plain_gradient(
+    model: torch.nn.Module, x: torch.Tensor, target: int | torch.Tensor, rows: int | None = None
+) -> Callable[[], Any]:
+    """The ``plain`` variant: forward, select the target (of the first ``rows`` rows),
+    ``torch.autograd.grad``."""
 
     def plain() -> Any:
         leaf = x.detach().requires_grad_()
-        output = model(leaf)
+        output = model(leaf)[:rows]
         if isinstance(target, int):
             selected = output[:, target]
         else:
@@ -208,10 +258,17 @@ def _check(setup: Setup, model: torch.nn.Module, x: torch.Tensor, target: Any) -
     expected = attrkit.Saliency(model).attribute(x, target=target, abs=False)
     # Loose: GPU kernels may sum in a different order from one call to the next.
     torch.testing.assert_close(setup.variants["plain"](), expected, rtol=1e-3, atol=1e-4)
-    for name, call in setup.variants.items():
+    for name, call in list(setup.variants.items()):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            call()
+            try:
+                call()
+            except RuntimeError as error:
+                if not name.startswith("captum:"):
+                    raise
+                setup.captum_errors[name] = f"{type(error).__name__}: {error}".split("\n")[0]
+                del setup.variants[name]
+                continue
         if caught:
             setup.captum_warnings[name] = sorted({str(w.message).split("\n")[0] for w in caught})
         if caught and not name.startswith(("captum:", "zennit:")):
@@ -325,6 +382,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     """The options a memory worker needs to build the same setup."""
     options = ["--device", args.device, "--image-size", str(args.image_size)]
     options += ["--ig-steps", str(args.ig_steps), "--memory-repeats", str(args.memory_repeats)]
+    options += ["--shap-baselines", str(args.shap_baselines)]
+    options += ["--shap-samples", str(args.shap_samples)]
     options += ["--threads", str(args.threads)]
     if args.methods:
         options += ["--methods", *args.methods]
@@ -395,31 +454,55 @@ def _met(m: Measured, method: str) -> str:
     return "yes" if not missed else "no (" + ", ".join(missed) + ")"
 
 
-def _rows(results: list[Measured], methods: Sequence[str], contract: bool) -> list[list[str]]:
+def _rows(
+    results: list[Measured],
+    methods: Sequence[str],
+    met: Callable[[Measured, str], str] | None = None,
+    floor: Callable[[str], str] = lambda method: "plain",
+) -> list[list[str]]:
+    """One row per (result, method): times and peak memory against the method's floor
+    (``floor(method)``, a variant) and Captum; ``met`` adds the targets column."""
     rows = []
     for m in results:
         for method in methods:
             ours, theirs = f"attrkit:{method}", f"captum:{method}"
             if ours not in m.times:
                 continue
+            base = floor(method)
             vs_plain = method not in EXPENSIVE
-            memory = _memory_ratio(m, ours, "plain") if vs_plain else None
-            captum_memory = _memory_ratio(m, theirs, "plain") if vs_plain else None
+            memory = _memory_ratio(m, ours, base) if vs_plain else None
+            captum_memory = _memory_ratio(m, theirs, base) if vs_plain else None
+            error = m.setup.captum_errors.get(theirs)
             row = [
                 m.setup.model_name,
                 str(m.setup.batch),
                 attrkit.method_info(method).display_name,
-                _format_time(_median(m, "plain")),
-                _format_ratio(_ratio(m, ours, "plain") if vs_plain else None),
-                _format_ratio(_ratio(m, theirs, "plain") if vs_plain else None),
-                _format_ratio(_ratio(m, ours, theirs)),
+                _format_time(_median(m, base)),
+                _format_ratio(_ratio(m, ours, base) if vs_plain else None),
+                "raises" if error else _format_ratio(_ratio(m, theirs, base) if vs_plain else None),
+                "—" if error else _format_ratio(_ratio(m, ours, theirs)),
                 "—" if memory is None else f"{memory:.3f}",
                 "—" if captum_memory is None else f"{captum_memory:.3f}",
             ]
-            if contract:
-                row.append(_met(m, method))
+            if met is not None:
+                row.append(met(m, method))
             rows.append(row)
     return rows
+
+
+def _family_met(m: Measured, method: str) -> str:
+    """Whether a DeepLift-family row meets its targets: faster than Captum (where Captum
+    runs), and within 1.05 x its floor in time and peak memory."""
+    ours, theirs = f"attrkit:{method}", f"captum:{method}"
+    missed = []
+    if theirs in m.times and (_ratio(m, ours, theirs) or (math.inf, 0))[0] >= 1:
+        missed.append("vs Captum")
+    if (_ratio(m, ours, f"floor:{method}") or (math.inf, 0))[0] > 1.05:
+        missed.append("time")
+    memory = _memory_ratio(m, ours, f"floor:{method}")
+    if memory is not None and memory > 1.05:
+        missed.append("memory")
+    return "yes" if not missed else "no (" + ", ".join(missed) + ")"
 
 
 RATIO_HEADER = [
@@ -633,15 +716,34 @@ def render(
             "1.03 x plain and peak memory ≤ 1.05 x plain; on every row, faster than Captum. "
             "The last column says whether the row meets the targets that apply to it."
         )
-        doc.table([*RATIO_HEADER, "targets met"], _rows(results, contract, contract=True))
-    others = [m for m in methods if m not in CONTRACT]
+        doc.table([*RATIO_HEADER, "targets met"], _rows(results, contract, met=_met))
+    family = [m for m in FAMILY if m in methods]
+    if family:
+        doc.heading("DeepLift, DeepLiftShap and GradientShap")
+        doc.paragraph(
+            "Each against its floor: one forward and one backward pass over the rows the "
+            f"method runs (DeepLift: 2 per example; DeepLiftShap with {args.shap_baselines} "
+            f"baselines: {2 * args.shap_baselines}; GradientShap with {args.shap_samples} "
+            f"samples: {args.shap_samples}); the plain-time and ÷ plain columns refer to that "
+            "floor. Targets: faster than Captum, and within 1.05 x the floor in time and "
+            "peak memory. Captum raises where it says so."
+        )
+        floor_header = [h.replace("plain", "floor") for h in RATIO_HEADER]
+        doc.table(
+            [*floor_header, "targets met"],
+            _rows(results, family, met=_family_met, floor=lambda method: f"floor:{method}"),
+        )
+        errors = sorted({e for m in results for e in m.setup.captum_errors.values()})
+        if errors:
+            doc.paragraph("Captum's errors: " + "; ".join(f'"{e}"' for e in errors))
+    others = [m for m in methods if m not in (*CONTRACT, *FAMILY)]
     if others:
         doc.heading("Other methods (not in the contract)")
         doc.paragraph(
             "On the small models only. Integrated Gradients runs n_steps forward and "
             "backward passes, so it is compared with Captum only."
         )
-        doc.table(RATIO_HEADER, _rows(results, others, contract=False))
+        doc.table(RATIO_HEADER, _rows(results, others))
     zennit = _zennit_rows(results)
     if zennit:
         doc.heading("LRP against zennit's composites")
@@ -690,6 +792,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--ig-steps", type=int, default=4)
+    parser.add_argument(
+        "--shap-baselines", type=int, default=4, help="DeepLiftShap's reference rows"
+    )
+    parser.add_argument("--shap-samples", type=int, default=5, help="GradientShap's samples")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--clock",

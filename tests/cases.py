@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import captum.attr
+import numpy as np
 import pytest
 import torch
 from captum.testing.helpers import basic_models as captum_models
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 import attrkit
 from tests import models
+from tests.helpers import baseline_distribution
 
 
 def _relu_rule_of_class() -> dict[str, str]:
@@ -221,6 +223,7 @@ PARITY_CASES = [
         extra=lambda n, dtype: (torch.ones(n, 6, dtype=dtype).tril(), 0.5, "prod"),
     ),
     Case("sequence-tagger-3d-output", models.SequenceTagger, ((2, 7),), (3, 7)),
+    Case("captum-deeplift-set", models.CaptumDeepLiftSet, ((2, 6, 6),), (4,)),
     Case("lrp-cnn-every-captum-layer", models.LrpCNN, ((3, 12, 12),), (4,)),
     Case("lrp-mlp-inplace-relu-tanh-dropout", models.LrpMLP, ((6,),), (3,)),
 ]
@@ -408,6 +411,7 @@ LAYERS = {
     "residual-block-reused-inplace-relu": "conv2",
     "mixed-tensor-and-python-args": "out",
     "sequence-tagger-3d-output": "conv2",
+    "captum-deeplift-set": "conv2",
     "lrp-cnn-every-captum-layer": "conv2",
     "lrp-mlp-inplace-relu-tanh-dropout": "net.2",
     "reused-relu-parallel-branches": "out",
@@ -423,6 +427,33 @@ LAYERS = {
     "inception-style": "branch5.2.conv",
     **{f"functional-{spelling}": "fc2" for spelling in models.RELU_SPELLINGS},
 }
+
+
+@dataclass(frozen=True)
+class BaselineOf:
+    """Baselines made from the inputs when the call is made (the table cannot know the
+    cases' shapes): ``make(inputs)``, one entry per input tensor, given to both libraries
+    as tensors."""
+
+    name: str
+    make: Callable[[Tensor], Tensor]
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def resolve(self, inputs: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+        if isinstance(inputs, tuple):
+            return tuple(self.make(x) for x in inputs)
+        return self.make(inputs)
+
+
+#: Baselines: one per example, one row for every example, and a distribution of three
+#: reference rows (for the methods that take one).
+PER_EXAMPLE = BaselineOf("per-example", lambda x: 0.3 * x.flip(0) - 0.2)
+ONE_ROW = BaselineOf("one-row", lambda x: -0.5 * x[:1])
+DISTRIBUTION = BaselineOf(
+    "distribution", lambda x: torch.stack([0.5 * x[0], -0.3 * x[-1], torch.zeros_like(x[0])])
+)
 
 
 @dataclass(frozen=True)
@@ -526,12 +557,16 @@ class MethodSpec:
         **kwargs: Any,
     ) -> Any:
         """Run the method from ``library`` with ``selection`` as its ``neuron_selector``
-        (or ``target``) and ``kwargs``; a scalar baseline is given once per input, and
-        Captum's warnings (on every call) are silenced."""
+        (or ``target``) and ``kwargs``; a scalar baseline is given once per input, a
+        :class:`BaselineOf` made from the inputs, NumPy's generator is seeded (GradientShap
+        draws from it), and Captum's warnings (on every call) are silenced."""
         if not self.no_target:
             kwargs = {"neuron_selector" if self.neuron else "target": selection, **kwargs}
         if isinstance(kwargs.get("baselines"), float) and isinstance(inputs, tuple):
             kwargs["baselines"] = (kwargs["baselines"],) * len(inputs)  # a scalar per input
+        if isinstance(kwargs.get("baselines"), BaselineOf):
+            kwargs["baselines"] = kwargs["baselines"].resolve(inputs)
+        np.random.seed(0)
         with warnings.catch_warnings():
             if library is captum.attr:
                 warnings.simplefilter("ignore")
@@ -650,7 +685,57 @@ LIG_OUTPUT_CRASHES = frozenset(
         *(f"functional-{spelling}" for spelling in models.RELU_SPELLINGS if "_" in spelling),
     }
 )
+
+
+#: The classes that apply DeepLift's rules (read from the registry).
+DEEPLIFT_CLASSES = frozenset(
+    attrkit.method_info(name).cls.__name__
+    for name in attrkit.available_methods()
+    if attrkit.method_info(name).rule_for("relu") is not None
+    and attrkit.method_info(name).rule_for("relu").name == "rescale"
+)
+#: The cases where Captum's DeepLift follows the definition (summation to delta holds, or
+#: fails the same way for both, through a product): every nonlinearity a distinct module
+#: of Captum's set applied once, never straight after another hooked module, its input
+#: used nowhere else (``test_captum_deeplift_deviates_where_documented`` in
+#: tests/methods/test_deeplift.py shows the others).
+DEEPLIFT_CASES = frozenset(
+    {
+        "captum-conv-one-conv",
+        "captum-conv-one-conv-inplace-two-inputs",
+        "captum-conv-padding-dilation",
+        "captum-multilayer-4d-output",
+        "captum-multilayer-multi-relu-module",
+        "captum-multilayer-three-inputs-int-arg",
+        "captum-relu-linear-inplace",
+        "captum-linear-relu-linear",
+        "mixed-tensor-and-python-args",
+        "sequence-tagger-3d-output",
+        "captum-deeplift-set",
+        "inplace-module-relu-on-input",
+    }
+)
+#: Less where Captum's variants crash: the DeepLiftShap variants expand a non-tuple
+#: ``additional_forward_args`` (the int 2) before formatting it into a tuple; the layer
+#: variants hook the layer's input, which requires no grad when an in-place ReLU module
+#: applies to the model's input.
+DEEPLIFT_SHAP_CASES = DEEPLIFT_CASES - {"captum-multilayer-three-inputs-int-arg"}
+LAYER_DEEPLIFT_CASES = DEEPLIFT_CASES - {"inplace-module-relu-on-input"}
+LAYER_DEEPLIFT_SHAP_CASES = DEEPLIFT_SHAP_CASES & LAYER_DEEPLIFT_CASES
+
+
 IG = {"n_steps": 8}
+LOCAL = {"multiply_by_inputs": False}
+SHAP_SAMPLES = {"n_samples": 3, "stdevs": 0.1}
+
+
+def squared_difference(
+    multipliers: tuple[Tensor, ...], inputs: tuple[Tensor, ...], baselines: tuple[Tensor, ...]
+) -> tuple[Tensor, ...]:
+    """A ``custom_attribution_func`` of three parameters."""
+    return tuple(m * (x - b) ** 2 for m, x, b in zip(multipliers, inputs, baselines, strict=True))
+
+
 NOISE = {"nt_samples": 3, "stdevs": 0.3}
 STILL = {"stdevs": 0.0}
 METHOD_SPECS = [
@@ -736,6 +821,90 @@ METHOD_SPECS = [
         layer=True,
     ),
     MethodSpec("guided-grad-cam", "GuidedGradCam", layer=True, case_filter=spatial_layer),
+    MethodSpec(
+        "deep-lift-delta", "DeepLift", {"return_convergence_delta": True}, cases=DEEPLIFT_CASES
+    ),
+    MethodSpec(
+        "deep-lift-scalar-baseline-local",
+        "DeepLift",
+        {"baselines": 0.25},
+        LOCAL,
+        cases=DEEPLIFT_CASES,
+    ),
+    MethodSpec(
+        "deep-lift-per-example-baselines-custom",
+        "DeepLift",
+        {"baselines": PER_EXAMPLE, "custom_attribution_func": squared_difference},
+        cases=DEEPLIFT_CASES,
+    ),
+    MethodSpec(
+        "deep-lift-shap-delta",
+        "DeepLiftShap",
+        {"baselines": DISTRIBUTION, "return_convergence_delta": True},
+        cases=DEEPLIFT_SHAP_CASES,
+    ),
+    MethodSpec(
+        "gradient-shap-noisy-delta",
+        "GradientShap",
+        {**SHAP_SAMPLES, "baselines": DISTRIBUTION, "return_convergence_delta": True},
+    ),
+    MethodSpec(
+        "gradient-shap-callable-baselines-local",
+        "GradientShap",
+        {**SHAP_SAMPLES, "baselines": baseline_distribution},
+        LOCAL,
+    ),
+    MethodSpec(
+        "layer-deep-lift-one-row-delta",
+        "LayerDeepLift",
+        {"baselines": ONE_ROW, "return_convergence_delta": True},
+        layer=True,
+        cases=LAYER_DEEPLIFT_CASES,
+    ),
+    MethodSpec(
+        "layer-deep-lift-input-local",
+        "LayerDeepLift",
+        {"attribute_to_layer_input": True},
+        LOCAL,
+        layer=True,
+        cases=LAYER_DEEPLIFT_CASES,
+    ),
+    MethodSpec(
+        "layer-deep-lift-shap-delta",
+        "LayerDeepLiftShap",
+        {"baselines": DISTRIBUTION, "return_convergence_delta": True},
+        layer=True,
+        cases=LAYER_DEEPLIFT_SHAP_CASES,
+    ),
+    MethodSpec(
+        "layer-gradient-shap-delta",
+        "LayerGradientShap",
+        {**SHAP_SAMPLES, "baselines": DISTRIBUTION, "return_convergence_delta": True},
+        layer=True,
+    ),
+    MethodSpec(
+        "neuron-deep-lift-per-example",
+        "NeuronDeepLift",
+        {"baselines": PER_EXAMPLE},
+        layer=True,
+        neuron=True,
+        cases=DEEPLIFT_CASES,
+    ),
+    MethodSpec(
+        "neuron-deep-lift-shap-input",
+        "NeuronDeepLiftShap",
+        {"baselines": DISTRIBUTION, "attribute_to_neuron_input": True},
+        layer=True,
+        neuron=True,
+        cases=DEEPLIFT_SHAP_CASES,
+    ),
+    MethodSpec(
+        "neuron-gradient-shap",
+        "NeuronGradientShap",
+        {**SHAP_SAMPLES, "baselines": DISTRIBUTION},
+        layer=True,
+        neuron=True,
+    ),
     # Layer and neuron methods of the gradient family (attrkit's own).
     MethodSpec("layer-activation", "LayerActivation", layer=True, no_target=True),
     MethodSpec(

@@ -91,6 +91,16 @@ def is_neuron_method(name: str) -> bool:
     return takes_neuron_selector(info(name))
 
 
+def baseline_distribution(inputs: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    """Two reference rows per input tensor, zeros and a constant 0.1 (for the methods that
+    need a baseline distribution); a callable baseline, so that it fits any input."""
+    tensors = as_tuple(inputs)
+    rows = tuple(
+        torch.stack([t.new_zeros(t.shape[1:]), t.new_full(t.shape[1:], 0.1)]) for t in tensors
+    )
+    return rows if isinstance(inputs, tuple) else rows[0]
+
+
 def quick_call(
     name: str,
     *,

@@ -90,6 +90,33 @@ class SequenceTagger(nn.Module):
         return self.proj(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
 
 
+class CaptumDeepLiftSet(nn.Module):
+    """Every nonlinearity Captum's DeepLift has a rule for (ELU, LeakyReLU, MaxPool2d,
+    Tanh, Sigmoid, Softplus, ReLU), each a distinct module applied once, never straight
+    after another of them, its input used nowhere else: where Captum's DeepLift is right."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.elu = nn.ELU(0.8)
+        self.conv2 = nn.Conv2d(4, 4, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.norm = nn.BatchNorm2d(4)
+        self.leaky = nn.LeakyReLU(0.1, inplace=True)
+        self.conv3 = nn.Conv2d(4, 3, 1)
+        self.fc1, self.tanh = nn.Linear(27, 8), nn.Tanh()
+        self.fc2, self.sigmoid = nn.Linear(8, 8), nn.Sigmoid()
+        self.fc3, self.softplus = nn.Linear(8, 6), nn.Softplus(2.0)
+        self.fc4, self.relu = nn.Linear(6, 6), nn.ReLU()
+        self.out = nn.Linear(6, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.pool(self.conv2(self.elu(self.conv1(x))))
+        h = self.conv3(self.leaky(self.norm(h))).flatten(1)
+        h = self.sigmoid(self.fc2(self.tanh(self.fc1(h))))
+        return self.out(self.relu(self.fc4(self.softplus(self.fc3(h)))))
+
+
 # -------------------------------------------------------------------- definition zone
 # ReLU usages that module hooks cannot handle; the reference gives the definition.
 

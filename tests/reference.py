@@ -41,6 +41,13 @@ RULES_WITHOUT_BACKWARD_LINE: dict[str, str] = {
         "application: tests/methods/test_lrp.py checks them against reference_lrp and "
         "conservation"
     ),
+    **dict.fromkeys(
+        ("rescale", "deeplift_max_pool", "deeplift_softmax"),
+        "DeepLift's rules need each application's reference input as well as its input: "
+        "tests/engine/test_deeplift_rules.py checks them against summation to delta and "
+        "against DefinitionModel (tests/nonlinear_graphs.py), which is fed by a separate "
+        "pass over the baselines",
+    ),
 }
 #: The rules with a line.
 RULES = tuple(RULE_BACKWARDS)

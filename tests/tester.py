@@ -52,6 +52,7 @@ from tests.cases import (
     selections,
     target_forms,
 )
+from tests.helpers import baseline_distribution
 from tests.reference import (
     RULE_BACKWARDS,
     reference_attribution,
@@ -104,6 +105,12 @@ def attrkit_contract(method: MethodInfo) -> bool:
     """The core's contracts (no residue, typed errors naming the argument, thread safety)
     are tested on it: computed by attrkit and quick-callable."""
     return computed_by_attrkit(method) and quick_callable(method)
+
+
+def draws_more_than_noise(method: MethodInfo) -> bool:
+    """Draws random numbers that ``stdevs=0`` does not switch off (GradientShap's baseline
+    rows and points): its result depends on the generators' state whatever the options."""
+    return method.draws_random_numbers and not wraps_a_method(method)
 
 
 def methods(predicate: Callable[[MethodInfo], bool] | None = None) -> list[str]:
@@ -190,8 +197,10 @@ def quick_call(
 ) -> Call:
     """A valid call of ``name``: ``layer`` where it is constructed with one,
     ``base_method`` where it wraps another method, ``neuron_selector`` and ``target``
-    where its ``attribute`` takes them, and :func:`quick_options`; with ``image_shape``
-    (one example's ``C x H x W``), a perturbation method perturbs 2 x 2 patches."""
+    where its ``attribute`` takes them, a baseline distribution where it requires one
+    (``baseline_distribution``, a callable that fits any input), and
+    :func:`quick_options`; with ``image_shape`` (one example's ``C x H x W``), a
+    perturbation method perturbs 2 x 2 patches."""
     method = info(name)
     init: dict[str, Any] = {}
     if needs_layer(method):
@@ -203,6 +212,8 @@ def quick_call(
         kwargs["neuron_selector"] = neuron_selector
     if method.takes_target:
         kwargs["target"] = target
+    if "baselines" in method.required_arguments:
+        kwargs["baselines"] = baseline_distribution
     kwargs.update(quick_options(name, options, base_method))
     if image_shape is not None and len(image_shape) == 3:
         kwargs.update(patch_arguments(method, image_shape, patches=2))
@@ -221,14 +232,14 @@ def quick_call_on(
     options: Mapping[str, Any] | None = None,
 ) -> Call:
     """:func:`quick_call` of ``name`` on model case ``case``: the case's layer
-    (``LAYERS``), and unless given, the first neuron selector of that layer and the case's
-    first target form (and, for a perturbation method, patches of the case's first
-    input)."""
+    (``LAYERS``), unless given, the first neuron selector of that layer and the case's
+    first target form, a baseline distribution as tensors of the case's shapes, and for a
+    perturbation method, patches of the case's first input."""
     if target is _DERIVED:
         target = target_forms(case.output_shape)[0][1]
     if neuron_selector is _DERIVED:
         neuron_selector = neuron_selectors(layer_shape(case, False))[0][1]
-    return quick_call(
+    call = quick_call(
         name,
         layer=LAYERS[case.id],
         target=target,
@@ -236,6 +247,9 @@ def quick_call_on(
         options=options,
         image_shape=case.input_shapes[0],
     )
+    if "baselines" in info(name).required_arguments:  # tensors, which Captum's wrappers take
+        call.kwargs["baselines"] = baseline_distribution(case.attribute_inputs(case.inputs()))
+    return call
 
 
 # ----------------------------------------------------------------------- configurations

@@ -155,7 +155,9 @@ class GradientAttribution(NoFuture, _CaptumGradientAttribution, ABC):  # type: i
 
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         check_callable(forward_func, "forward_func")
-        super().__init__(forward_func)
+        # Captum's initialisation, whatever else of Captum's the subclass derives from
+        # (attrkit.DeepLift is a captum.attr.DeepLift too, and its __init__ differs).
+        _CaptumGradientAttribution.__init__(self, forward_func)
 
     def _attribute(
         self,
@@ -166,9 +168,16 @@ class GradientAttribution(NoFuture, _CaptumGradientAttribution, ABC):  # type: i
     ) -> Any:
         """Normalize the arguments, run :meth:`_compute`, pack its result."""
         call = prepare_call(inputs, target, additional_forward_args, self.differentiates_inputs)
+        options = self._prepare(call, options)
         with _CallScope(may_draw_random_numbers(self.forward_func)):
             attributions = self._run(call, **options)
         return call.pack(attributions)
+
+    def _prepare(self, call: AttributionCall, options: dict[str, Any]) -> dict[str, Any]:
+        """The options :meth:`_compute` receives, made before the call's scope: a method's
+        own random draws belong here, so that they advance the caller's generators as a
+        Captum method's do (the scope may restore them). Here: ``options`` as they are."""
+        return options
 
     def _run(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...] | Result:
         """:meth:`_compute` inside :meth:`_compute_context`: how a call is computed (a

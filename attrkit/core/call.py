@@ -16,9 +16,11 @@ __all__ = [
     "GRAD_KWARGS",
     "AttributionCall",
     "Result",
-    "check_grad_kwargs",
+    "check_attributable",
+    "check_baseline_tensor",
     "format_additional_forward_args",
     "format_baselines",
+    "format_grad_kwargs",
     "format_tensors",
     "gradients",
     "prepare_call",
@@ -79,6 +81,16 @@ def format_additional_forward_args(value: object) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+def check_baseline_tensor(baseline: Tensor, label: str) -> None:
+    """Raise a ``TypeError`` (an ``AssertionError`` too, as Captum's) naming ``label``
+    unless ``baseline`` is a dense real tensor with values."""
+    if baseline.is_complex() or baseline.layout != torch.strided or baseline.is_meta:
+        raise ArgumentTypeError(
+            f"`{label}` must be a dense real tensor with values, got a {baseline.dtype} "
+            f"{baseline.layout} tensor on the {baseline.device.type} device"
+        )
+
+
 def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Baselines in every Captum form -> one tensor per input, broadcastable to it.
 
@@ -102,11 +114,7 @@ def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Ten
         if not isinstance(baseline, Tensor):
             formatted.append(torch.tensor(baseline, dtype=x.dtype, device=x.device))
             continue
-        if baseline.is_complex() or baseline.layout != torch.strided or baseline.is_meta:
-            raise ArgumentTypeError(
-                f"`{label}` must be a dense real tensor with values, got a {baseline.dtype} "
-                f"{baseline.layout} tensor on the {baseline.device.type} device"
-            )
+        check_baseline_tensor(baseline, label)
         if baseline.dim() > 0 and (
             baseline.shape[1:] != x.shape[1:] or baseline.shape[0] not in (1, x.shape[0])
         ):
@@ -117,6 +125,28 @@ def format_baselines(baselines: object, inputs: tuple[Tensor, ...]) -> tuple[Ten
             )
         formatted.append(baseline.detach().to(dtype=x.dtype, device=x.device))
     return tuple(formatted)
+
+
+#: The options of :func:`torch.autograd.grad` that a method's ``grad_kwargs`` may set (the
+#: others, ``outputs``, ``inputs``, ``grad_outputs`` and ``is_grads_batched``, are the
+#: method's own).
+GRAD_KWARGS = ("retain_graph", "create_graph", "allow_unused", "materialize_grads")
+
+
+def format_grad_kwargs(value: object) -> dict[str, Any]:
+    """``grad_kwargs``: ``None`` or a dict of options of :func:`torch.autograd.grad`
+    (:data:`GRAD_KWARGS`), passed through to it as Captum does."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
+    if unknown:
+        raise TypeError(
+            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
+            f"{', '.join(GRAD_KWARGS)}"
+        )
+    return value
 
 
 def take_rows(value: Any, batch_size: int, rows: Tensor) -> Any:
@@ -222,33 +252,28 @@ def prepare_call(
     )
 
 
-#: The options of :func:`torch.autograd.grad` that a method's ``grad_kwargs`` may set (the
-#: others, ``outputs``, ``inputs``, ``grad_outputs`` and ``is_grads_batched``, are the
-#: method's own).
-GRAD_KWARGS = ("retain_graph", "create_graph", "allow_unused", "materialize_grads")
+def _not_attributable(selected: Tensor) -> TypeError:
+    return TypeError(
+        f"the attributed output is a {selected.layout} tensor on the "
+        f"{selected.device.type} device, which has no gradient to attribute; "
+        "it must be a dense tensor with values (check `inputs` and "
+        "`additional_forward_args`)"
+    )
 
 
-def check_grad_kwargs(value: object) -> dict[str, Any]:
-    """``grad_kwargs``: ``None`` or a dict of options of :func:`torch.autograd.grad`
-    (:data:`GRAD_KWARGS`), passed through to it as Captum does."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"`grad_kwargs` must be None or a dict, got {type(value).__name__}")
-    unknown = sorted(set(value) - set(GRAD_KWARGS), key=str)
-    if unknown:
-        raise TypeError(
-            f"`grad_kwargs` has {', '.join(map(repr, unknown))}; it may hold "
-            f"{', '.join(GRAD_KWARGS)}"
-        )
-    return value
+def check_attributable(selected: Tensor) -> Tensor:
+    """``selected``, if it is a dense tensor with values (whose rows can be sliced and
+    differentiated); else the ``TypeError`` :func:`gradients` raises for it."""
+    if selected.layout != torch.strided or selected.is_meta:
+        raise _not_attributable(selected)
+    return selected
 
 
 def gradients(
     selected: Tensor, inputs: tuple[Tensor, ...], **grad_kwargs: Any
 ) -> tuple[Tensor, ...]:
     """Gradient of ``selected.sum()`` with respect to each input; zeros where an input
-    does not reach the output. ``grad_kwargs`` (see :func:`check_grad_kwargs`) go to
+    does not reach the output. ``grad_kwargs`` (see :func:`format_grad_kwargs`) go to
     :func:`torch.autograd.grad`."""
     if not selected.requires_grad:
         return tuple(torch.zeros_like(x) for x in inputs)
@@ -262,12 +287,7 @@ def gradients(
     except (RuntimeError, NotImplementedError) as error:
         if selected.layout == torch.strided and not selected.is_meta:
             raise
-        raise TypeError(
-            f"the attributed output is a {selected.layout} tensor on the "
-            f"{selected.device.type} device, which has no gradient to attribute; "
-            "it must be a dense tensor with values (check `inputs` and "
-            "`additional_forward_args`)"
-        ) from error
+        raise _not_attributable(selected) from error
     # Zeros for inputs the output does not reach (what ``materialize_grads=True`` does,
     # without its two extra passes over the results: a few microseconds per call).
     return tuple(

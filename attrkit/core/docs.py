@@ -78,9 +78,6 @@ DOCS: dict[str, str] = {
         internal_batch_size (int, optional): At most this many rows (path points times
             examples) per forward pass; ``None`` runs all ``n_steps * batch`` rows at
             once. Default: ``None``.""",
-    "return_convergence_delta": """
-        return_convergence_delta (bool, optional): Also return, per example,
-            ``sum(attributions) - (F(inputs) - F(baselines))``. Default: ``False``.""",
     "returns_attributions": """
         Tensor or tuple[Tensor, ...]: The attributions, one tensor per input tensor with
         the input's shape: a tensor when ``inputs`` was a tensor, a tuple when it was a
@@ -103,6 +100,28 @@ DOCS: dict[str, str] = {
     "model": """
         model (torch.nn.Module or Callable): The model (or any function of the inputs
             returning a tensor whose dimension 0 is the batch).""",
+    "baseline_distribution": """
+        baselines (Tensor, tuple, or Callable): Reference rows drawn from a distribution:
+            a tensor whose dimension 0 lists the reference examples and whose other
+            dimensions are the input's, or a tuple with one such tensor per input tensor
+            (all with the same number of rows), or a callable that returns them (called
+            with ``inputs`` when it takes an argument).""",
+    "multiply_by_inputs": """
+        multiply_by_inputs (bool, optional): Multiply the multipliers by
+            ``inputs - baselines`` (global attribution, the method as published); with
+            ``False`` the multipliers alone (local attribution). Ignored when
+            ``custom_attribution_func`` is given. Default: ``True``.""",
+    "custom_attribution_func": """
+        custom_attribution_func (Callable, optional): Computes the attributions from the
+            multipliers instead of ``multipliers * (inputs - baselines)``: called as
+            ``f(multipliers)``, ``f(multipliers, inputs)`` or ``f(multipliers, inputs,
+            baselines)`` (by its number of parameters), each a tuple with one tensor per
+            input (or layer) tensor, and returning such a tuple. Default: ``None``.""",
+    "return_convergence_delta": """
+        return_convergence_delta (bool, optional): Also return ``sum(attributions) -
+            (F(inputs) - F(baselines))``: one entry per example, or per example and
+            baseline pair for a method that draws from a baseline distribution.
+            Default: ``False``.""",
     "lrp_composite": """
         composite (str, optional): The name of one of zennit's composites, which picks
             the rule of every layer: ``"epsilon_gamma_box"``, ``"epsilon_plus"``,

@@ -85,6 +85,9 @@ class MethodInfo:
         init_arguments: Constructor arguments beyond the model (e.g. ``layer``).
         attribute_arguments: ``attribute`` arguments beyond ``inputs``, ``target`` and
             ``additional_forward_args``.
+        required_arguments: Those of ``attribute_arguments`` without a default (the
+            ``baselines`` of DeepLiftShap and GradientShap, the neuron methods'
+            ``neuron_selector``).
         layer_output: Whether attributions have the shape of a layer rather than of the
             inputs (Grad-CAM).
         factory: Builds the method from ``(model, **init_kwargs)``; the class itself
@@ -96,6 +99,9 @@ class MethodInfo:
             :mod:`attrkit.engine.rule`), empty for a method of plain gradients.
         captum_name: The name of the ``captum.attr`` class with the same definition and
             contract, or ``None`` where Captum has none.
+        draws_random_numbers: Whether ``attribute`` draws from the global random
+            generators (torch's, and NumPy's for GradientShap), as its Captum namesake
+            does: two calls give the same result only from the same generator states.
     """
 
     name: str
@@ -108,12 +114,14 @@ class MethodInfo:
     has_convergence_delta: bool
     init_arguments: tuple[str, ...]
     attribute_arguments: tuple[str, ...]
+    required_arguments: tuple[str, ...] = ()
     layer_output: bool = False
     factory: Callable[..., Any] | None = None
     common_arguments: tuple[str, ...] = COMMON_ARGUMENTS
     open_ended: bool = False
     rules: tuple[Any, ...] = ()
     captum_name: str | None = None
+    draws_random_numbers: bool = False
 
     @property
     def takes_target(self) -> bool:
@@ -143,11 +151,15 @@ def _takes_any_keyword(function: Callable[..., Any]) -> bool:
     return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
 
 
-def _parameters(function: Callable[..., Any], skip: tuple[str, ...]) -> tuple[str, ...]:
+def _parameters(
+    function: Callable[..., Any], skip: tuple[str, ...], required_only: bool = False
+) -> tuple[str, ...]:
     return tuple(
         p.name
         for p in inspect.signature(function).parameters.values()
-        if p.name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if p.name not in skip
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and not (required_only and p.default is not p.empty)
     )
 
 
@@ -162,6 +174,7 @@ def register(
     has_convergence_delta: bool = False,
     layer_output: bool = False,
     factory: Callable[..., Any] | None = None,
+    draws_random_numbers: bool = False,
 ) -> Callable[[C], C]:
     """Class decorator that registers an attribution method.
 
@@ -191,12 +204,16 @@ def register(
             has_convergence_delta=has_convergence_delta,
             init_arguments=_parameters(factory or cls, ("model", "forward_func")),
             attribute_arguments=_parameters(method.attribute, ("self", *COMMON_ARGUMENTS)),
+            required_arguments=_parameters(
+                method.attribute, ("self", *COMMON_ARGUMENTS), required_only=True
+            ),
             common_arguments=tuple(
                 a for a in COMMON_ARGUMENTS if a in inspect.signature(method.attribute).parameters
             ),
             open_ended=_takes_any_keyword(method.attribute),
             layer_output=layer_output,
             factory=factory,
+            draws_random_numbers=draws_random_numbers,
         )
         keys = list(dict.fromkeys(_normalize(n) for n in (name, *aliases, cls.__name__)))
         with _lock:

@@ -49,6 +49,9 @@ __all__ = [
     "run_demo",
 ]
 
+#: Held-out digits that form the baseline distribution of DeepLiftShap and GradientShap.
+BACKGROUND = 8
+
 
 @dataclass(frozen=True)
 class DemoResult:
@@ -71,18 +74,24 @@ class DemoResult:
 
 
 def demo_arguments(
-    name: str, model: DigitsCNN, predicted: Tensor
+    name: str, model: DigitsCNN, predicted: Tensor, background: Tensor | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor and ``attribute`` arguments for method ``name`` on the demo model.
 
-    Layer methods (Grad-CAM, conductance, ...) look at the last convolution's activations
-    (``relu2``, the feature maps Grad-CAM is defined on), Layer LRP at the first
-    convolution's input (the relevance of the image, seen from that layer); neuron methods
-    attribute the output neuron of each digit's predicted class (``fc2``, one neuron per
-    example); every method that takes a ``target`` gets the predicted class; the
-    perturbation methods work on 2 x 2 pixel patches (a 4 x 4 grid on the 8 x 8 digits; a
-    2 x 2 grid for exact Shapley values, which try every ordering of the patches), and on
-    the channels of ``relu2`` for a layer.
+    Layer methods (Grad-CAM, the layer perturbation methods) look at the last
+    convolution's activations (``relu2``: the feature maps Grad-CAM is defined on; the
+    perturbation methods ablate or permute its channels); the other layer methods (Layer
+    LRP, Layer DeepLift, layer conductance, ...), whose attributions have the layer's
+    shape, at the first convolution's input (the image, seen from that layer: comparable
+    with Captum, resamplable for evaluation); neuron methods attribute the largest output
+    neuron of every row they run (``fc2``: on a digit, its predicted class; the methods
+    that run several rows per digit, such as path methods' steps or GradientShap's
+    samples, take each row's largest); every other method takes the predicted class as
+    ``target``. The perturbation methods work on 2 x 2 pixel patches (a 4 x 4 grid on the
+    8 x 8 digits; a 2 x 2 grid for exact Shapley values, which try every ordering of the
+    patches). Methods that need a baseline distribution (DeepLiftShap, GradientShap) get
+    ``background``: digits not attributed (by default, a blank and a uniformly grey
+    image).
 
     Returns:
         ``(init_kwargs, attribute_kwargs)``.
@@ -95,31 +104,24 @@ def demo_arguments(
         init_kwargs["layer"] = model.relu2
     if "layer_mask" in info.attribute_arguments:  # the channels of relu2
         attribute_kwargs["layer_mask"] = torch.arange(model.conv2.out_channels).reshape(1, -1, 1, 1)
-    if info.name == "layer_lrp":
+    elif "attribute_to_layer_input" in info.attribute_arguments and info.family != "cam":
         init_kwargs["layer"] = model.conv1
         attribute_kwargs["attribute_to_layer_input"] = True
     if "neuron_selector" in info.attribute_arguments:
         init_kwargs["layer"] = model.fc2
-        attribute_kwargs["neuron_selector"] = _PredictedNeuron(predicted)
-    if takes_argument(info, "target"):  # the neuron methods but one take none
+        attribute_kwargs["neuron_selector"] = _largest_output
+    if takes_argument(info, "target"):  # the neuron methods but conductance take none
         attribute_kwargs["target"] = predicted
+    if "baselines" in info.required_arguments:
+        if background is None:
+            background = torch.stack([torch.zeros(1, 8, 8), torch.full((1, 8, 8), 0.5)])
+        attribute_kwargs["baselines"] = background
     return init_kwargs, attribute_kwargs
 
 
-class _PredictedNeuron:
-    """Neuron selector: output ``predicted[i]`` of example ``i`` (a readable repr)."""
-
-    def __init__(self, predicted: Tensor) -> None:
-        self.predicted = predicted
-
-    def __call__(self, output: Tensor) -> Tensor:
-        # Path methods evaluate the layer at several points of each example, step-major
-        # (row ``k * N + i`` is example ``i``).
-        predicted = self.predicted.repeat(len(output) // len(self.predicted))
-        return output[torch.arange(len(predicted)), predicted]
-
-    def __repr__(self) -> str:
-        return "<predicted class>"
+def _largest_output(output: Tensor) -> Tensor:
+    """Neuron selector: each row's largest output (on a digit, its predicted class)."""
+    return output.max(dim=1).values
 
 
 def run_demo(n_digits: int = 6, seed: int = 0, methods: Sequence[str] | None = None) -> DemoResult:
@@ -148,11 +150,12 @@ def run_demo(n_digits: int = 6, seed: int = 0, methods: Sequence[str] | None = N
         raise ValueError(f"`n_digits` must be between 2 and {len(digits.labels)}; got {n_digits}")
     model = load_demo_model()
     images, labels = digits.images[:n_digits], digits.labels[:n_digits]
+    background = digits.images[-BACKGROUND:]  # the end of the held-out set
     predicted = predicted_target(model, images)
     attributions: dict[str, Tensor] = {}
     reports: dict[str, CompareReport] = {}
     for name in names:
-        init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted)
+        init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted, background)
         report = compare(
             name, model, images, libraries=("attrkit", "captum"), seed=seed,
             **init_kwargs, **attribute_kwargs,

@@ -235,7 +235,9 @@ class RuleOverride(TorchFunctionMode):
         override active."""
         outputs = tensors(args[0] if args else kwargs.get("outputs"))
         inputs = tensors(args[1] if len(args) > 1 else kwargs.get("inputs"))
-        if outputs is None or inputs is None:
+        if outputs is None or inputs is None or self._backward:
+            # (inside a backward pass the override runs: a rule's own vector-Jacobian
+            # product, over a graph of plain ops that the rule made, not the model's)
             return func(*args, **kwargs)
         if self.verify:
             self.check(outputs, inputs)

@@ -1,7 +1,16 @@
 """The attribution methods, one module per family; importing this package registers them."""
 
+from attrkit.methods.deeplift import (
+    DeepLift,
+    DeepLiftShap,
+    LayerDeepLift,
+    LayerDeepLiftShap,
+    NeuronDeepLift,
+    NeuronDeepLiftShap,
+)
 from attrkit.methods.grad_cam import GradCamResizeWarning, GuidedGradCam, LayerGradCam
 from attrkit.methods.gradient import InputXGradient, Saliency
+from attrkit.methods.gradient_shap import GradientShap, LayerGradientShap, NeuronGradientShap
 from attrkit.methods.integrated_gradients import IntegratedGradients
 from attrkit.methods.layer import (
     InternalInfluence,
@@ -44,9 +53,12 @@ __all__ = [
     "LRP",
     "DataLoaderAttribution",
     "Deconvolution",
+    "DeepLift",
+    "DeepLiftShap",
     "FeatureAblation",
     "FeaturePermutation",
     "GradCamResizeWarning",
+    "GradientShap",
     "GuidedBackprop",
     "GuidedGradCam",
     "InputXGradient",
@@ -55,9 +67,12 @@ __all__ = [
     "KernelShap",
     "LayerActivation",
     "LayerConductance",
+    "LayerDeepLift",
+    "LayerDeepLiftShap",
     "LayerFeatureAblation",
     "LayerFeaturePermutation",
     "LayerGradCam",
+    "LayerGradientShap",
     "LayerGradientXActivation",
     "LayerIntegratedGradients",
     "LayerLRP",
@@ -66,8 +81,11 @@ __all__ = [
     "ModifiedReluGradientAttribution",
     "NeuronConductance",
     "NeuronDeconvolution",
+    "NeuronDeepLift",
+    "NeuronDeepLiftShap",
     "NeuronFeatureAblation",
     "NeuronGradient",
+    "NeuronGradientShap",
     "NeuronGuidedBackprop",
     "NeuronIntegratedGradients",
     "NoReluWarning",

@@ -11,7 +11,7 @@ from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
 from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.core.call import AttributionCall, Result, check_grad_kwargs
+from attrkit.core.call import AttributionCall, Result, format_grad_kwargs
 from attrkit.core.docs import fill_doc
 from attrkit.core.layers import check_layer
 from attrkit.core.registry import register
@@ -128,7 +128,7 @@ class LayerGradCam(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
-        grad_kwargs = check_grad_kwargs(options["grad_kwargs"])
+        grad_kwargs = format_grad_kwargs(options["grad_kwargs"])
         grads, (captured,) = layer_gradients(
             self, call, (self.layer,), options["attribute_to_layer_input"], grad_kwargs
         )

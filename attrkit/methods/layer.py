@@ -22,8 +22,8 @@ from attrkit.core.attribution import GradientAttribution, captum_entry_point
 from attrkit.core.call import (
     AttributionCall,
     Result,
-    check_grad_kwargs,
     format_baselines,
+    format_grad_kwargs,
     gradients,
 )
 from attrkit.core.docs import fill_doc
@@ -254,7 +254,7 @@ class LayerGradientXActivation(_LayerMethod):
         )
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
-        grad_kwargs = check_grad_kwargs(options["grad_kwargs"])
+        grad_kwargs = format_grad_kwargs(options["grad_kwargs"])
         grads, captures = layer_gradients(
             self, call, self._layers, options["attribute_to_layer_input"], grad_kwargs
         )
@@ -283,7 +283,7 @@ class _LayerPathMethod(_LayerMethod):
     ) -> Callable[[Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]]:
         """The integrand: the layer gradients at path points (each evaluation's captures
         are appended to ``captured``)."""
-        grad_kwargs = check_grad_kwargs(options["grad_kwargs"])
+        grad_kwargs = format_grad_kwargs(options["grad_kwargs"])
 
         def integrand(examples: Tensor, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             grads, captures = layer_gradients(
@@ -697,7 +697,7 @@ class LayerIntegratedGradients(_LayerMethod):
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
         to_input = options["attribute_to_layer_input"]
-        grad_kwargs = check_grad_kwargs(options["grad_kwargs"])
+        grad_kwargs = format_grad_kwargs(options["grad_kwargs"])
         baselines = format_baselines(options["baselines"], call.inputs)
         inputs = tuple(leaf.detach() for leaf in call.inputs)
         input_starts = tuple(b.expand_as(x) for b, x in zip(baselines, inputs, strict=True))

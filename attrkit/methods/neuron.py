@@ -11,7 +11,7 @@ from captum.attr import NeuronAttribution as _CaptumNeuronAttribution
 from torch import Tensor, nn
 
 from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
-from attrkit.core.call import AttributionCall, check_grad_kwargs, format_baselines, gradients
+from attrkit.core.call import AttributionCall, format_baselines, format_grad_kwargs, gradients
 from attrkit.core.docs import fill_doc
 from attrkit.core.layers import LayerCapture, NeuronSelector, check_layer, select_neuron
 from attrkit.core.registry import register
@@ -438,7 +438,7 @@ class NeuronConductance(_NeuronMethod):
 
     def _compute(self, call: AttributionCall, **options: Any) -> tuple[Tensor, ...]:
         selector, to_input = options["neuron_selector"], options["attribute_to_neuron_input"]
-        grad_kwargs = check_grad_kwargs(options["grad_kwargs"])
+        grad_kwargs = format_grad_kwargs(options["grad_kwargs"])
 
         def integrand(examples: Tensor, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             rows = call.take(examples, points)

@@ -102,6 +102,7 @@ def _noise_tunnel_factory(
     "Methods for Deep Neural Networks Lack Sensitivity to Parameter Values, 2018, "
     "https://arxiv.org/abs/1810.03307",
     factory=_noise_tunnel_factory,
+    draws_random_numbers=True,
 )
 class NoiseTunnel(NoFuture, captum.attr.Attribution):  # type: ignore[misc]
     """Average an attribution method over noisy copies of the inputs.
@@ -214,7 +215,16 @@ class NoiseTunnel(NoFuture, captum.attr.Attribution):  # type: ignore[misc]
         size = int(tensors[0].shape[0])
         parse_target(kwargs.get("target"), size)  # clear errors before any work
         args = format_additional_forward_args(kwargs.get("additional_forward_args"))
-        baselines = format_baselines(kwargs["baselines"], tensors) if "baselines" in kwargs else ()
+        baselines: tuple[Any, ...] = ()
+        if "baselines" in kwargs:
+            given = kwargs["baselines"]
+            # Drawn rows need tensors; otherwise, as in Captum, a tensor with a row per
+            # example is expanded to the copies and anything else (a number, one row, a
+            # distribution for DeepLiftShap, a callable) goes to the method as given.
+            if draw_baseline_from_distrib:
+                baselines = format_baselines(given, tensors)
+            else:
+                baselines = given if isinstance(given, tuple) else (given,)
 
         # The sums of the copies' attributions and of their squares, where nt_type uses them.
         sums: list[Tensor] = []
@@ -263,14 +273,15 @@ class NoiseTunnel(NoFuture, captum.attr.Attribution):  # type: ignore[misc]
         size: int,
         rows: Tensor,
         args: tuple[Any, ...],
-        baselines: tuple[Tensor, ...],
+        baselines: tuple[Any, ...],
         draw_baseline_from_distrib: bool,
     ) -> dict[str, Any]:
         """The wrapped method's arguments for a noisy batch whose row ``i`` is a copy of
-        example ``rows[i]`` (of ``size``); ``args`` and ``baselines`` are the formatted
-        ``additional_forward_args`` and ``baselines``. Any other argument that holds one
-        entry per example (a tensor, or a tuple of tensors, whose dimension 0 is the
-        batch, such as a per-example ``feature_mask``) is expanded the same way."""
+        example ``rows[i]`` (of ``size``); ``args`` are the formatted
+        ``additional_forward_args``, ``baselines`` the baselines' entries. Any other
+        argument that holds one entry per example (a tensor, or a tuple of tensors, whose
+        dimension 0 is the batch, such as a per-example ``feature_mask``) is expanded the
+        same way."""
         expanded = {name: _take_example_rows(value, size, rows) for name, value in kwargs.items()}
         if "target" in kwargs:
             expanded["target"] = _expand_target(kwargs["target"], rows)

@@ -7,7 +7,9 @@ The parts: :mod:`~attrkit.validation.comparison` (compare's metrics, report and 
 :mod:`~attrkit.validation.auditing` (the audit), :mod:`~attrkit.validation.adapters` (one
 adapter per library), :mod:`~attrkit.validation.trace` (the forward trace the audit reads)
 and :mod:`~attrkit.validation.rendering` (the renderer the reports share);
-:mod:`~attrkit.validation.evaluation` (evaluate's metrics, report and run)."""
+:mod:`~attrkit.validation.evaluation` (evaluate's metrics, report and run); the audits of
+LRP's and DeepLift's ops (:mod:`~attrkit.validation.lrp_audit`,
+:mod:`~attrkit.validation.nonlinearity_audit`)."""
 
 from attrkit.validation.adapters import (
     ADAPTERS,
@@ -52,6 +54,11 @@ from attrkit.validation.evaluation import (
     evaluate,
 )
 from attrkit.validation.lrp_audit import LayerFinding, LrpAuditReport, audit_lrp
+from attrkit.validation.nonlinearity_audit import (
+    DeepLiftAuditReport,
+    NonlinearityFinding,
+    audit_deeplift,
+)
 from attrkit.validation.rendering import Report, markdown_table, text_table
 
 __all__ = [
@@ -64,6 +71,7 @@ __all__ = [
     "CaptumAdapter",
     "CompareReport",
     "Completeness",
+    "DeepLiftAuditReport",
     "Deletion",
     "EvaluationReport",
     "Infidelity",
@@ -74,6 +82,7 @@ __all__ = [
     "LrpAuditReport",
     "MethodRequest",
     "ModelRandomization",
+    "NonlinearityFinding",
     "PairComparison",
     "ReluFinding",
     "Report",
@@ -84,6 +93,7 @@ __all__ = [
     "ZennitAdapter",
     "ZennitMethod",
     "audit",
+    "audit_deeplift",
     "audit_lrp",
     "average_ranks",
     "compare",

@@ -259,13 +259,16 @@ BAD_INPUTS = [
 
 #: The registered methods built from the model alone that take a target and run the model
 #: on the batch as given (the messages below describe its output; a method that runs it
-#: on an expanded batch, such as IntegratedGradients' path points, describes that batch).
+#: on an expanded batch, such as IntegratedGradients' path points or the samples of a
+#: method with a baseline distribution, describes that batch; DeepLift's inputs and
+#: baselines are described by the inputs' half).
 METHODS = method_params(
     lambda m: (
         m.takes_target
         and not needs_layer(m)
         and not wraps_a_method(m)
         and "n_steps" not in m.attribute_arguments
+        and "baselines" not in m.required_arguments
     )
 )
 

@@ -15,7 +15,7 @@ from tests.cases import LAYERS, OUTPUT_SHAPE_CASES, PARITY_CASES, layer_shape, n
 from tests.helpers import as_tuple, assert_all_close
 from tests.models import BATCH, IMAGE, FuzzNet
 from tests.reference import reference_neuron_attribution
-from tests.tester import method_params, quick_call, takes_neuron_selector
+from tests.tester import definition_kind, method_params, quick_call, takes_neuron_selector
 
 #: Cases whose layers (output and input) have one dimension, or several, per example.
 LAYER_CASES = [
@@ -24,7 +24,11 @@ LAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name", method_params(takes_neuron_selector))
+# The methods whose definition is one neuron's gradient (tester.definition_kind); the
+# DeepLift family's selectors: tests/methods/test_deeplift.py and the parity table.
+@pytest.mark.parametrize(
+    "name", method_params(lambda m: takes_neuron_selector(m) and definition_kind(m) == "neuron")
+)
 @pytest.mark.parametrize(
     ("case", "to_input", "selector"),
     [

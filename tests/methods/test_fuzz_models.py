@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import captum.attr
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,12 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import attrkit
-from tests.cases import METHOD_SPECS, MethodSpec, neuron_selectors, target_forms
+from tests.cases import (
+    METHOD_SPECS,
+    MethodSpec,
+    neuron_selectors,
+    target_forms,
+)
 from tests.helpers import (
     as_tuple,
     assert_all_close,
@@ -321,10 +327,14 @@ REFERENCE_CHECKS: dict[str, Check] = {
 }
 #: The methods a NoiseTunnel wraps here: those made of one gradient.
 ONE_GRADIENT_METHODS = methods(lambda m: definition_kind(m) == "gradient")
+#: The DeepLift family is checked against its definition on graphs of every nonlinearity
+#: (tests/nonlinear_graphs.py) in tests/engine/test_deeplift_rules.py and
+#: tests/methods/test_deeplift.py.
+CHECKED_ELSEWHERE = methods(lambda m: m.family == "deeplift")
 
 
 def test_every_registered_method_has_a_reference_property():
-    assert set(REFERENCE_CHECKS) == set(attrkit.available_methods())
+    assert set(REFERENCE_CHECKS) | set(CHECKED_ELSEWHERE) == set(attrkit.available_methods())
 
 
 def _needed_layer(name: str) -> str:
@@ -482,8 +492,13 @@ def test_captum_deconvolution_of_relu_modules_back_to_back(between):
 
 #: Small options that keep the multi-pass methods quick.
 FAST_OPTIONS = {**QUICK_OPTIONS, "stdevs": 0.2}
-#: Methods a NoiseTunnel can wrap without constructor arguments.
-SIMPLE_METHODS = methods(lambda m: not needs_layer(m) and not wraps_a_method(m))
+#: Methods a NoiseTunnel can wrap without constructor arguments (or a baseline
+#: distribution, which NoiseTunnel does not expand).
+SIMPLE_METHODS = methods(
+    lambda m: (
+        not needs_layer(m) and not wraps_a_method(m) and "baselines" not in m.required_arguments
+    )
+)
 
 
 @st.composite
@@ -519,7 +534,8 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
 
 def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[Tensor, ...]:
     name, init, kwargs = method
-    torch.manual_seed(1)  # NoiseTunnel draws from the global generator
+    torch.manual_seed(1)  # NoiseTunnel and GradientShap draw from the global generators
+    np.random.seed(1)
     result = attrkit.create(name, model, **init).attribute(
         problem.given(problem.inputs()), **kwargs
     )

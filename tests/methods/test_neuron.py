@@ -11,18 +11,22 @@ from torch import nn
 
 import attrkit
 from tests.cases import ALL_CASES
-from tests.tester import info, method_params, takes_neuron_selector
+from tests.helpers import baseline_distribution
+from tests.tester import info, method_params, needs_layer, takes_neuron_selector
 
 
 def _whole_method(name: str) -> str:
-    """The registered method that applies ``name``'s rules to the whole model's output."""
+    """The registered method that applies ``name``'s rules to the whole model's output
+    (and needs the same arguments but the neuron selector)."""
     rules = info(name).rules
+    required = set(info(name).required_arguments) - {"neuron_selector"}
     return next(
         other
         for other in attrkit.available_methods()
         if info(other).rules == rules
-        and not info(other).init_arguments
+        and not needs_layer(info(other))
         and info(other).takes_target
+        and set(info(other).required_arguments) == required
     )
 
 
@@ -46,11 +50,14 @@ def _whole_method(name: str) -> str:
 )
 def test_neuron_of_the_last_layer_equals_the_target(name, case):
     """NeuronDeconvolution on the output layer's neuron k == Deconvolution with target k
-    (and likewise for guided backpropagation)."""
+    (and likewise for guided backpropagation, DeepLift and DeepLiftShap)."""
     model = case.build()
     (x,) = case.inputs()
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     whole = attrkit.create(_whole_method(name), model)
+    options = {}
+    if "baselines" in info(name).required_arguments:
+        options["baselines"] = baseline_distribution(x)
     for k in range(case.output_shape[0]):
-        neuron = attrkit.create(name, model, layer=last).attribute(x, neuron_selector=k)
-        torch.testing.assert_close(neuron, whole.attribute(x, target=k))
+        neuron = attrkit.create(name, model, layer=last).attribute(x, k, **options)
+        torch.testing.assert_close(neuron, whole.attribute(x, target=k, **options))

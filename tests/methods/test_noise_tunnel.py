@@ -23,9 +23,17 @@ from torch import nn
 import attrkit
 from tests import models
 from tests.cases import ALL_CASES, DTYPES, OUTPUT_SHAPE_CASES, target_forms
-from tests.helpers import as_tuple, assert_all_close, fresh
+from tests.helpers import as_tuple, assert_all_close, baseline_distribution, fresh
 from tests.models import BATCH, IMAGE, FuzzNet
-from tests.tester import QUICK_OPTIONS, method_params, needs_layer, quick_options, wraps_a_method
+from tests.tester import (
+    QUICK_OPTIONS,
+    draws_more_than_noise,
+    info,
+    method_params,
+    needs_layer,
+    quick_options,
+    wraps_a_method,
+)
 
 
 class SumOfRelus(nn.Module):
@@ -58,8 +66,16 @@ def test_matches_its_expected_values():
         assert ((got - expected).abs() <= 5 * standard_error).all(), nt_type
 
 
-#: The registered methods NoiseTunnel wraps by name without constructor arguments.
-WRAPPABLE = method_params(lambda m: m.takes_target and not needs_layer(m) and not wraps_a_method(m))
+#: The registered methods NoiseTunnel wraps by name without constructor arguments (whose
+#: result depends on no draw but the noise's).
+WRAPPABLE = method_params(
+    lambda m: (
+        m.takes_target
+        and not needs_layer(m)
+        and not wraps_a_method(m)
+        and not draws_more_than_noise(m)
+    )
+)
 
 
 @pytest.mark.parametrize("base", WRAPPABLE)
@@ -68,6 +84,8 @@ def test_without_noise_is_the_method_it_wraps(base, dtype):
     case = next(c for c in ALL_CASES if c.id == "inception-style")
     model, (x,) = case.build(dtype), case.inputs(dtype)
     options = {**quick_options(base), "target": 1}
+    if "baselines" in info(base).required_arguments:
+        options["baselines"] = baseline_distribution(x)  # a distribution, passed on as given
     plain = attrkit.create(base, model).attribute(x, **options)
     nt = attrkit.create("noise_tunnel", model, base_method=base)
     torch.testing.assert_close(nt.attribute(x, nt_samples=3, stdevs=0.0, **options), plain)

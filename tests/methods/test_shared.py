@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,6 +75,7 @@ from tests.tester import (
     covering_params,
     definition,
     definition_kind,
+    draws_more_than_noise,
     draws_noise,
     info,
     method_params,
@@ -201,9 +203,7 @@ FAILURE_ROWS = [
     pytest.param(name, failure, id=f"{failure}-{name}")
     for name in methods(attrkit_contract)
     for failure in FAILURES
-    if failure == "forward-raises"
-    or info(name).takes_target
-    or takes_neuron_selector(info(name))
+    if failure == "forward-raises" or info(name).takes_target or takes_neuron_selector(info(name))
 ]
 
 
@@ -228,7 +228,9 @@ THREADS = 3  # two attributing, one running plain backward passes
 CALLS = 4
 
 
-@pytest.mark.parametrize("name", method_params(attrkit_contract))
+@pytest.mark.parametrize(
+    "name", method_params(lambda m: attrkit_contract(m) and not draws_more_than_noise(m))
+)
 def test_concurrent_calls_on_one_model(name):
     """Threads sharing one method object on one model (functional in-place ReLUs in
     parallel branches), while another thread runs plain backward passes of the same
@@ -360,8 +362,10 @@ def test_result_structure_follows_inputs(name):
     call = quick_call_on(HYGIENE_CASE, name)
     x = torch.randn(2, 3, 12, 12)
     torch.manual_seed(0)
+    np.random.seed(0)  # (GradientShap draws from NumPy's generator too)
     as_tensor = call.run(model, x)
     torch.manual_seed(0)
+    np.random.seed(0)
     as_one_tuple = call.run(model, (x,))
     assert isinstance(as_tensor, torch.Tensor)
     assert isinstance(as_one_tuple, tuple)

@@ -37,6 +37,7 @@ from attrkit.validation.comparison.report import (
     Tolerances,
 )
 from attrkit.validation.lrp_audit import LrpAuditReport, audit_lrp
+from attrkit.validation.nonlinearity_audit import audit_deeplift
 
 __all__ = ["DEFAULT_LIBRARIES", "compare"]
 
@@ -274,9 +275,11 @@ def compare(
         raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
     request = _request(method, model, inputs, target, additional_forward_args, method_kwargs)
     base = request.base_info
-    # LRP's activations pass the relevance on: its own audit (audit_lrp) explains it.
+    # LRP's activations pass the relevance on: its own audit (audit_lrp) explains it;
+    # DeepLift's rules apply to every nonlinearity: audit_deeplift explains its methods.
     lrp = (base or request.info).family == "lrp"
-    rule = None if lrp else relu_rule((base or request.info).name)
+    deeplift = (base or request.info).family == "deeplift" and bool((base or request.info).rules)
+    rule = None if lrp or deeplift else relu_rule((base or request.info).name)
     report_audit = (
         audit(model, inputs, additional_forward_args)
         if rule is not None and isinstance(model, nn.Module)
@@ -285,6 +288,10 @@ def compare(
     lrp_audit = None
     if lrp and isinstance(model, nn.Module):
         lrp_audit = audit_lrp(model, inputs, additional_forward_args)
+    deeplift_cause = ""
+    if deeplift and isinstance(model, nn.Module):
+        deeplift_audit = audit_deeplift(model, inputs, additional_forward_args)
+        deeplift_cause = "" if deeplift_audit.follows_definition() else deeplift_audit.summary()
     _warm_up(request, seed)
     runs = [_run(name, request, seed) for name in names]
 
@@ -293,6 +300,8 @@ def compare(
         causes = [_audit_cause(report_audit, run.library, rule), run.deviation]
         if lrp_audit is not None and run.library in AUDITED_LIBRARIES:
             causes.insert(0, _lrp_cause(lrp_audit, run.library))
+        if run.library == "captum":
+            causes.insert(0, deeplift_cause)
         explain[run.library] = "; ".join(cause for cause in causes if cause)
     runs = [
         replace(run, explanation=explain[run.library] if run.status == "error" else "")
