@@ -224,6 +224,7 @@ class FeatureAblation(CaptumPerturbation, captum.attr.FeatureAblation):  # type:
 
 @register(
     "feature_permutation",
+    draws_random_numbers=True,
     family="perturbation",
     multiplies_by_inputs=True,
     aliases=("permutation",),
@@ -251,6 +252,7 @@ class Occlusion(FeatureAblation, captum.attr.Occlusion):  # type: ignore[misc]
 
 @register(
     "shapley_value_sampling",
+    draws_random_numbers=True,
     family="perturbation",
     multiplies_by_inputs=True,
     aliases=("shapley_sampling",),
@@ -278,6 +280,7 @@ class ShapleyValues(ShapleyValueSampling, captum.attr.ShapleyValues):  # type: i
 
 @register(
     "lime_base",
+    draws_random_numbers=True,
     family="perturbation",
     display_name="LIME (general form)",
     paper='Ribeiro et al., "Why Should I Trust You?": Explaining the Predictions of Any '
@@ -291,6 +294,7 @@ class LimeBase(CaptumPerturbation, captum.attr.LimeBase):  # type: ignore[misc]
 
 @register(
     "lime",
+    draws_random_numbers=True,
     family="perturbation",
     display_name="LIME",
     paper='Ribeiro et al., "Why Should I Trust You?": Explaining the Predictions of Any '
@@ -304,6 +308,7 @@ class Lime(_OneModelPerExample, LimeBase, captum.attr.Lime):  # type: ignore[mis
 
 @register(
     "kernel_shap",
+    draws_random_numbers=True,
     family="perturbation",
     display_name="Kernel SHAP",
     paper="Lundberg and Lee, A Unified Approach to Interpreting Model Predictions, "
@@ -370,6 +375,7 @@ class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation)
 
 @register(
     "layer_feature_permutation",
+    draws_random_numbers=True,
     family="perturbation",
     multiplies_by_inputs=True,
     display_name="Layer Feature Permutation",
