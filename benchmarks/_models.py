@@ -34,6 +34,11 @@ class ModelSpec:
         cheap: Also run the methods outside the performance contract (Saliency, Input x
             Gradient, Integrated Gradients).
         description: One line for the report.
+        layer: The submodule (a ``get_submodule`` name) that the layer and neuron methods
+            attribute to; ``None`` where the model is not in the section "Layer, neuron and
+            perturbation methods".
+        neuron: The index of the neuron, in one example of ``layer``'s output, that the
+            neuron methods attribute.
     """
 
     name: str
@@ -43,6 +48,8 @@ class ModelSpec:
     large: bool = False
     cheap: bool = True
     description: str = ""
+    layer: str | None = None
+    neuron: tuple[int, ...] | None = None
 
 
 def _torchvision(name: str) -> Callable[[], nn.Module] | None:
@@ -260,8 +267,17 @@ def _specs(use_torchvision: bool) -> dict[str, ModelSpec]:
             (10,),
             int_target=True,
             description="Linear 10-16-16-4, 2 ReLUs: the fixed per-call overhead",
+            layer="3",  # the second hidden layer's ReLU, 16 units
+            neuron=(5,),
         ),
-        ModelSpec("small-cnn", small_cnn, (3, 32, 32), description="4 conv/linear ReLUs, 32x32"),
+        ModelSpec(
+            "small-cnn",
+            small_cnn,
+            (3, 32, 32),
+            description="4 conv/linear ReLUs, 32x32",
+            layer="6",  # the last convolution's ReLU, 32 x 16 x 16
+            neuron=(3, 4, 4),
+        ),
         ModelSpec(
             "lrp-cnn",
             _lrp_cnn,

@@ -6,6 +6,7 @@ Run from a clean checkout (the checkout's ``attrkit`` is imported, installed or 
     python benchmarks/run.py --quick          # a few minutes: small images, fewer repetitions
     python benchmarks/run.py --device cuda    # on a GPU (add --quick for a short run)
     python benchmarks/run.py --clock cpu      # on a machine other processes share
+    python benchmarks/run.py --quick --sections catalogue   # one section (see --sections)
 
 What is measured, per model and batch size, in one process:
 
@@ -21,7 +22,17 @@ What is measured, per model and batch size, in one process:
   (DeepLift: the inputs and their baselines; DeepLiftShap: every input with every
   baseline, and those baselines; GradientShap: its samples). A Captum variant that
   raises on a model (its DeepLift refuses a module used twice, as in ResNet) is reported
-  as such.
+  as such;
+* the section "Layer, neuron and perturbation methods" (``--sections catalogue``, see
+  :mod:`benchmarks.catalogue`): on the models that name a layer and a neuron (the tiny
+  MLP and the small CNN), every registered method of the path, activation, gradient and
+  perturbation families that the tables above do not time, against Captum's class of the
+  same name, with small fixed options. The perturbation family runs Captum's own
+  computation behind attrkit's argument checks, so there the ratio is attrkit's overhead.
+
+``--sections main`` runs the tables of the methods built from the model alone (the
+contract, the DeepLift family, the other methods, LRP, and the overhead by depth);
+``--sections catalogue`` the section above alone; by default, both.
 
 Timing: after warm-up, ``--repeats`` repetitions; each repetition runs every variant once
 (a fixed number of calls, at least ``--min-time`` seconds), round-robin, starting at a
@@ -73,7 +84,7 @@ import torch  # noqa: E402
 
 import attrkit  # noqa: E402
 from attrkit.validation.rendering import markdown_table  # noqa: E402
-from benchmarks import _models  # noqa: E402
+from benchmarks import _models, catalogue  # noqa: E402
 from benchmarks import lrp as lrp_rows  # noqa: E402
 
 #: The methods of the performance contract (docs/performance.rst).
@@ -93,6 +104,9 @@ FAMILY = tuple(
     if attrkit.method_info(name).family == "deeplift"
     and "layer" not in attrkit.method_info(name).init_arguments
 )
+#: What ``--sections`` selects: the tables of the methods built from the model alone, and
+#: the section "Layer, neuron and perturbation methods" (:mod:`benchmarks.catalogue`).
+SECTIONS = ("main", "catalogue")
 MAIN_MODELS = ("tiny-mlp", "small-cnn", "resnet18", "vgg11", "densenet121")
 DEPTH_MODELS = (
     "mlp-depth2",
@@ -120,15 +134,23 @@ class Setup:
     description: str
     captum_warnings: dict[str, list[str]] = field(default_factory=dict)
     captum_errors: dict[str, str] = field(default_factory=dict)
+    #: The section "Layer, neuron and perturbation methods": method -> its options, and
+    #: method -> why it does not run on this setup.
+    catalogue: dict[str, str] = field(default_factory=dict)
+    catalogue_skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _methods(selected: Sequence[str] | None) -> list[str]:
-    """Registered methods that are built from the model alone and have a Captum namesake."""
+    """Registered methods that are built from the model alone and have a Captum namesake,
+    but for the perturbation family (timed in its own section, :mod:`benchmarks.catalogue`:
+    on every model, ShapleyValues' cost is exponential in the features)."""
     import captum.attr
 
     names = []
     for name in attrkit.available_methods():
         info = attrkit.method_info(name)
+        if info.family == "perturbation":
+            continue
         factory = info.factory or info.cls
         parameters = list(inspect.signature(factory).parameters.values())[1:]
         if any(p.default is p.empty for p in parameters):
@@ -181,10 +203,12 @@ def make_setup(
     args: argparse.Namespace,
     methods: Sequence[str],
     contract_only: bool = False,
+    catalogue_methods: Sequence[str] = (),
 ) -> Setup:
     """Build the model, the inputs and one callable per variant of ``methods`` (see
     :func:`_methods`): every method on the small models, the contract's methods only on the
-    large ones (and with ``contract_only``)."""
+    large ones (and with ``contract_only``); and of ``catalogue_methods`` on the models
+    that name a layer (:mod:`benchmarks.catalogue`)."""
     import captum.attr
 
     spec, model = _models.build(model_name, use_torchvision=not args.no_torchvision)
@@ -214,6 +238,14 @@ def make_setup(
             variants[f"captum:{name}"] = _bind(theirs, x, target, kwargs)
         if name == "lrp":
             variants.update(lrp_rows.zennit_variants(model, x, target))
+    if spec.layer is not None and not contract_only:
+        cases, setup.catalogue_skipped = catalogue.cases(
+            spec, model, x, target, catalogue_methods, args.ig_steps
+        )
+        for case in cases:
+            variants[f"attrkit:{case.name}"] = case.ours
+            variants[f"captum:{case.name}"] = case.theirs
+            setup.catalogue[case.name] = case.description
     _check(setup, model, x, target)
     return setup
 
@@ -254,7 +286,8 @@ def _bind(method: Any, x: torch.Tensor, target: Any, kwargs: dict[str, Any]) -> 
 
 def _check(setup: Setup, model: torch.nn.Module, x: torch.Tensor, target: Any) -> None:
     """Run every variant once; the plain gradient must equal attrkit's Saliency without
-    ``abs`` (so that the floor computes the same gradient); record Captum's warnings."""
+    ``abs`` (so that the floor computes the same gradient); record Captum's warnings, and
+    Captum's errors (a Captum variant that raises is dropped)."""
     expected = attrkit.Saliency(model).attribute(x, target=target, abs=False)
     # Loose: GPU kernels may sum in a different order from one call to the next.
     torch.testing.assert_close(setup.variants["plain"](), expected, rtol=1e-3, atol=1e-4)
@@ -263,7 +296,7 @@ def _check(setup: Setup, model: torch.nn.Module, x: torch.Tensor, target: Any) -
             warnings.simplefilter("always")
             try:
                 call()
-            except RuntimeError as error:
+            except (RuntimeError, AssertionError) as error:
                 if not name.startswith("captum:"):
                     raise
                 setup.captum_errors[name] = f"{type(error).__name__}: {error}".split("\n")[0]
@@ -384,7 +417,7 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     options += ["--ig-steps", str(args.ig_steps), "--memory-repeats", str(args.memory_repeats)]
     options += ["--shap-baselines", str(args.shap_baselines)]
     options += ["--shap-samples", str(args.shap_samples)]
-    options += ["--threads", str(args.threads)]
+    options += ["--threads", str(args.threads), "--sections", *args.sections]
     if args.methods:
         options += ["--methods", *args.methods]
     if args.no_torchvision:
@@ -554,6 +587,49 @@ def _zennit_rows(results: list[Measured]) -> list[list[str]]:
                 ]
             )
     return rows
+
+
+CATALOGUE_HEADER = [
+    "model",
+    "batch",
+    "method",
+    "options",
+    "Captum time",
+    "attrkit ÷ Captum",
+    "attrkit ÷ Captum memory",
+]
+
+
+def _catalogue_rows(results: list[Measured]) -> list[list[str]]:
+    """The section "Layer, neuron and perturbation methods": one row per (result, method)."""
+    rows = []
+    for m in results:
+        for method, description in m.setup.catalogue.items():
+            ours, theirs = f"attrkit:{method}", f"captum:{method}"
+            error = m.setup.captum_errors.get(theirs)
+            memory = _memory_ratio(m, ours, theirs)
+            rows.append(
+                [
+                    m.setup.model_name,
+                    str(m.setup.batch),
+                    attrkit.method_info(method).display_name,
+                    description,
+                    "raises" if error else _format_time(_median(m, theirs)),
+                    "—" if error else _format_ratio(_ratio(m, ours, theirs)),
+                    "—" if memory is None else f"{memory:.3f}",
+                ]
+            )
+    return rows
+
+
+def _catalogue_skipped(results: list[Measured]) -> list[str]:
+    """ "<method> on <model> at batch <n> (<reason>)" for each case that did not run."""
+    return [
+        f"{attrkit.method_info(method).display_name} on {m.setup.model_name} at batch "
+        f"{m.setup.batch} ({reason})"
+        for m in results
+        for method, reason in m.setup.catalogue_skipped.items()
+    ]
 
 
 def _overhead_rows(results: list[Measured]) -> list[list[str]]:
@@ -754,6 +830,34 @@ def render(
             "per-batch call does."
         )
         doc.table(ZENNIT_HEADER, zennit)
+    layered = _catalogue_rows(results)
+    if layered:
+        doc.heading("Layer, neuron and perturbation methods")
+        doc.paragraph(
+            "Every registered method of the path, activation, gradient and perturbation "
+            "families that the tables above do not time, against Captum's class of the same "
+            "name, on the models that name a layer (the tiny MLP: its second hidden ReLU, "
+            "neuron 5; the small CNN: its last convolution's ReLU, neuron (3, 4, 4)); path "
+            f"methods at n_steps={args.ig_steps}, sampling methods at {catalogue.SAMPLES} "
+            f"samples, perturbation masks of {catalogue.GROUPS} features. The perturbation "
+            "family runs Captum's own computation behind attrkit's argument checks: there "
+            "the ratio is the cost of those checks. Memory: — where Captum's peak is under "
+            "1 MiB."
+        )
+        doc.table(CATALOGUE_HEADER, layered)
+        errors = sorted(
+            {
+                error
+                for m in results
+                for name, error in m.setup.captum_errors.items()
+                if name.removeprefix("captum:") in m.setup.catalogue
+            }
+        )
+        if errors:
+            doc.paragraph("Captum's errors: " + "; ".join(f'"{e}"' for e in errors))
+        skipped = _catalogue_skipped(results)
+        if skipped:
+            doc.paragraph("Not run: " + "; ".join(skipped) + ".")
     overhead_header = ["model", "batch", "ReLUs", "plain time"]
     overhead_header += [f"{lib} {m} - plain" for m in contract for lib in ("attrkit", "Captum")]
     if contract:
@@ -784,6 +888,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", choices=sorted(_models.SPECS), default=None)
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=None)
     parser.add_argument("--methods", nargs="+", default=None, help="attrkit method names")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="main: the tables of the methods built from the model alone (and the depth "
+        "family); catalogue: layer, neuron and perturbation methods; default: both",
+    )
     parser.add_argument("--no-depth", action="store_true", help="skip the depth family")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=1, help="calls per variant")
@@ -859,21 +971,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.device.startswith("cuda") and args.clock == "cpu":
         print("--clock cpu: a GPU's work is not the process's CPU time", file=sys.stderr)
         return 2
-    methods = _methods(args.methods)
+    main_section = "main" in args.sections
+    methods = _methods(args.methods) if main_section else []
+    layered = (
+        catalogue.methods(_methods(None), args.methods) if "catalogue" in args.sections else []
+    )
     if args.memory_worker:
         model_name, batch = args.memory_worker[0], int(args.memory_worker[1])
-        print(json.dumps(measure_memory(make_setup(model_name, batch, args, methods), args)))
+        setup = make_setup(model_name, batch, args, methods, catalogue_methods=layered)
+        print(json.dumps(measure_memory(setup, args)))
         return 0
     load_start = os.getloadavg()[0]
-    results, depth = [], []
-    configs = [(name, batch, False) for name in args.models for batch in _batches(name, args)]
-    if not args.no_depth:
+    results: list[Measured] = []
+    depth: list[Measured] = []
+    models = [n for n in args.models if main_section or _models.SPECS[n].layer is not None]
+    configs = [(name, batch, False) for name in models for batch in _batches(name, args)]
+    if main_section and not args.no_depth:
         configs += [
             (name, 1 if _models.SPECS[name].int_target else 8, True) for name in DEPTH_MODELS
         ]
     for model_name, batch, is_depth in configs:
         print(f"{model_name} batch {batch} ...", file=sys.stderr, flush=True)
-        setup = make_setup(model_name, batch, args, methods, contract_only=is_depth)
+        setup = make_setup(
+            model_name, batch, args, methods, contract_only=is_depth, catalogue_methods=layered
+        )
         times = time_setup(setup, args)
         memory: dict[str, int] = {}
         if not args.no_memory and not is_depth:
