@@ -182,7 +182,7 @@ def _floor_rows(name: str, args: argparse.Namespace) -> int:
     if name == "deep_lift":
         return 2
     if name == "deep_lift_shap":
-        return 2 * args.shap_baselines
+        return 2 * int(args.shap_baselines)
     return int(args.shap_samples)
 
 
@@ -956,7 +956,7 @@ def _defaults(args: argparse.Namespace) -> None:
 def _batches(model_name: str, args: argparse.Namespace) -> list[int]:
     if _models.SPECS[model_name].int_target:
         return [1]  # the fixed-overhead models: one example
-    return args.batch_sizes
+    return [int(b) for b in args.batch_sizes]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
