@@ -286,10 +286,6 @@ class _DeepLiftRules(RuleBased, GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return self._multiply_by_inputs
 
-    def attribute_future(self) -> None:
-        """Not implemented, as in Captum."""
-        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
-
     def _attributions(
         self,
         multipliers: tuple[Tensor, ...],

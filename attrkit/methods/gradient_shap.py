@@ -110,10 +110,6 @@ class _GradientShapBase(GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return self._multiply_by_inputs
 
-    def attribute_future(self) -> None:
-        """Not implemented, as in Captum."""
-        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
-
     #: Whether the attributions are a layer's (its values at the ends, not the inputs'
     #: differences, multiply the gradients).
     at_layer: ClassVar[bool] = False

@@ -108,7 +108,8 @@ class _LayerMethod(_CaptumLayerAttribution, GradientAttribution):  # type: ignor
     family="activation",
     multiplies_by_inputs=True,  # (as Captum's property says)
     display_name="Layer Activation",
-    paper="none: the layer's activations themselves (no attribution method to cite)",
+    paper="Yosinski et al., Understanding Neural Networks Through Deep Visualization, "
+    "ICML Deep Learning Workshop 2015, https://arxiv.org/abs/1506.06579",
     layer_output=True,
 )
 @fill_doc

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any, Literal, cast, overload
 
+import captum.attr
 from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
@@ -133,7 +134,7 @@ def _with_composite(
     factory=lrp_with_composite,
 )
 @fill_doc
-class LRP(RuleBased, GradientAttribution):
+class LRP(RuleBased, GradientAttribution, captum.attr.LRP):  # type: ignore[misc]
     """Layer-wise relevance propagation (Bach et al., 2015,
     https://doi.org/10.1371/journal.pone.0130140).
 

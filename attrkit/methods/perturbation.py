@@ -27,7 +27,8 @@ from captum.attr._utils.batching import _batch_example_iterator
 from captum.attr._utils.common import _format_input_baseline
 from torch import Tensor
 
-from attrkit.core.attribution import captum_entry_point
+from attrkit.core.attribution import captum_entry_point, check_callable
+from attrkit.core.call import format_tensors
 from attrkit.core.errors import ArgumentTypeError, ArgumentValueError
 from attrkit.core.registry import register
 from attrkit.core.targets import parse_target
@@ -64,18 +65,25 @@ SHAPLEY_PAPER = (
 
 
 def _check_inputs(value: object, name: str) -> tuple[Tensor, ...]:
-    """A tensor or a non-empty tuple of tensors (of any dtype and batch: Captum's
-    perturbation methods also take integer and empty sparse-feature tensors)."""
-    tensors = value if isinstance(value, tuple) else (value,)
-    if not tensors:
-        raise ArgumentValueError(f"`{name}` is an empty tuple; give at least one tensor")
-    for position, tensor in enumerate(tensors):
-        if not isinstance(tensor, Tensor):
-            label = f"{name}[{position}]" if isinstance(value, tuple) else name
-            raise ArgumentTypeError(
-                f"`{label}` must be a torch.Tensor, got {type(tensor).__name__}"
-            )
-    return tensors
+    """The core's checks of ``inputs`` (:func:`~attrkit.core.call.format_tensors`: a
+    tensor or a non-empty tuple of tensors, dense, holding values, with a batch
+    dimension), each tensor on its own and of any dtype: Captum's perturbation methods
+    also take integer tensors (token ids) and sparse features whose dimension 0 is not
+    the batch (an index list, an empty tensor). Captum asserts on its inputs: the errors
+    are AssertionErrors too."""
+    try:
+        if not isinstance(value, tuple) or not value:
+            return format_tensors(value, name, floating=False)[0]
+        for position, tensor in enumerate(value):
+            label = f"{name}[{position}]"
+            if not isinstance(tensor, Tensor):
+                raise TypeError(f"`{label}` must be a torch.Tensor, got {type(tensor).__name__}")
+            format_tensors(tensor, label, floating=False)
+    except TypeError as error:
+        raise ArgumentTypeError(str(error)) from None
+    except ValueError as error:
+        raise ArgumentValueError(str(error)) from None
+    return value
 
 
 def _check_count(value: object, name: str) -> None:
@@ -109,7 +117,7 @@ def check_arguments(arguments: dict[str, Any]) -> None:
     """attrkit's checks of a perturbation method's ``attribute`` arguments (by name);
     what they do not cover is left to Captum."""
     inputs = _check_inputs(arguments["inputs"], "inputs") if "inputs" in arguments else None
-    if inputs is not None and inputs[0].dim() > 0 and arguments.get("target") is not None:
+    if inputs is not None and arguments.get("target") is not None:
         parse_target(arguments["target"], int(inputs[0].shape[0]))
     for name in ("perturbations_per_eval", "n_samples"):
         if name in arguments:
@@ -128,13 +136,42 @@ def check_arguments(arguments: dict[str, Any]) -> None:
         )
 
 
+def _checking_model(captum_init: Any) -> Any:
+    """Captum's constructor ``captum_init`` (its signature too), after checking that its
+    first argument, the model (``forward_func``), is callable: Captum's takes anything and
+    fails only in ``attribute``."""
+    signature = inspect.signature(captum_init)
+    model_argument = list(signature.parameters)[1]
+
+    @functools.wraps(captum_init)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_callable(
+            signature.bind(self, *args, **kwargs).arguments[model_argument], model_argument
+        )
+        captum_init(self, *args, **kwargs)
+
+    return init
+
+
+def _private_copy(inputs: object) -> object:
+    """A copy of every tensor of ``inputs`` (a tensor or a tuple), so that a model that
+    modifies its input in place (an in-place ReLU on it) leaves the caller's values alone,
+    as attrkit's gradient methods do; anything else as it is."""
+    if isinstance(inputs, Tensor):
+        return inputs.detach().clone()
+    if isinstance(inputs, tuple):
+        return tuple(x.detach().clone() if isinstance(x, Tensor) else x for x in inputs)
+    return inputs
+
+
 class CaptumPerturbation:
-    """Mixin for a subclass of a Captum perturbation class: the subclass's ``attribute``
-    runs :func:`check_arguments` and then the ``attribute`` of the first Captum class of
-    its method resolution order, with that signature (``inspect.signature`` shows it;
-    ``attribute.__wrapped__(self, ...)``, which Captum's ``NoiseTunnel`` calls, runs the
-    checks too). attrkit's classes subclass each other as Captum's do (``KernelShap`` is a
-    ``Lime``, ``Occlusion`` a ``FeatureAblation``, ...)."""
+    """Mixin for a subclass of a Captum perturbation class: its constructor checks that the
+    model is callable, and its ``attribute`` runs :func:`check_arguments` and then the
+    ``attribute`` of the first Captum class of its method resolution order, with that
+    signature (``inspect.signature`` shows it; ``attribute.__wrapped__(self, ...)``, which
+    Captum's ``NoiseTunnel`` calls, runs the checks too). attrkit's classes subclass each
+    other as Captum's do (``KernelShap`` is a ``Lime``, ``Occlusion`` a
+    ``FeatureAblation``, ...)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,11 +184,15 @@ class CaptumPerturbation:
         def attribute(self: Any, *args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(self, *args, **kwargs)
             check_arguments(bound.arguments)
+            if "inputs" in bound.arguments:  # the model may modify them in place
+                bound.arguments["inputs"] = _private_copy(bound.arguments["inputs"])
             return self._call_captum(captum_attribute, bound)
 
         functools.update_wrapper(attribute, captum_attribute)
         attribute.__qualname__ = f"{cls.__qualname__}.attribute"
         cls.attribute = captum_entry_point(attribute)  # type: ignore[attr-defined]
+        if "__init__" not in cls.__dict__:  # (a class with its own checks its own arguments)
+            cls.__init__ = _checking_model(captum_class.__init__)  # type: ignore[method-assign,misc]
 
     def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
         """Run Captum's ``attribute`` with the checked arguments."""
@@ -333,7 +374,6 @@ def _data_loader_factory(model: Any) -> DataLoaderAttribution:
 @register(
     "data_loader_attribution",
     family="perturbation",
-    multiplies_by_inputs=True,
     display_name="DataLoader Attribution",
     paper=ABLATION_PAPER,
     factory=_data_loader_factory,

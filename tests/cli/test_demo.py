@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import attrkit
+from attrkit.demo import demo_methods, figure_methods
 from tests.cases import METHODS
 from tests.helpers import ROOT, png_size
 
@@ -17,10 +18,11 @@ ATTRKIT_SCRIPT = Path(sys.executable).parent / "attrkit"
 
 
 def test_demo_writes_the_figure_and_prints_the_table(tmp_path):
-    """The console script, in a subprocess: every registered method has a row; the
-    model's hidden layer uses F.relu, which Captum's module hooks never see, so the
-    ReLU-rule methods Captum has differ from Captum, and the audit says why; plain
-    gradients agree."""
+    """The console script, in a subprocess: by default the demo runs a representative set
+    of the methods it can run (``figure_methods(demo_methods())``: every family), with a
+    row and a figure column per method; the model's hidden layer uses F.relu, which
+    Captum's module hooks never see, so the ReLU-rule methods Captum has differ from
+    Captum, and the audit says why; plain gradients agree."""
     result = subprocess.run(
         [str(ATTRKIT_SCRIPT), "demo"],
         capture_output=True,
@@ -31,8 +33,9 @@ def test_demo_writes_the_figure_and_prints_the_table(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+    shown = figure_methods(demo_methods())
     width, height = png_size(tmp_path / "attrkit-demo.png")
-    assert width > len(attrkit.available_methods()) * 80  # a column per method
+    assert width > len(shown) * 80  # a column per method
     assert height > 6 * 100
     verdicts = {}
     for line in result.stdout.splitlines():
@@ -40,7 +43,10 @@ def test_demo_writes_the_figure_and_prints_the_table(tmp_path):
         for name in attrkit.available_methods():
             if cells[0] == attrkit.method_info(name).display_name:
                 verdicts[name] = cells[-1]
-    assert sorted(verdicts) == attrkit.available_methods()
+    assert sorted(verdicts) == sorted(shown)
+    assert {attrkit.method_info(name).family for name in shown} == {
+        attrkit.method_info(name).family for name in demo_methods()
+    }
     assert verdicts["saliency"] == "agree"
     for name in (attrkit.method_info(method).name for method in METHODS):
         assert re.fullmatch(r"differ \[\d\]", verdicts[name])

@@ -24,7 +24,7 @@ from attrkit.dataset import ShardedArray
 from tests import dataset_fixtures as fixtures
 from tests.helpers import ROOT, assert_same_run
 from tests.models import MixedArgsNet
-from tests.tester import draws_noise, methods, quick_call
+from tests.tester import methods, quick_call, quick_callable
 
 
 def attribute(out: Path, method: str = "guided_backprop", data: object = None, **kwargs):
@@ -91,16 +91,30 @@ np.savez(os.path.join(folder, "..", "read.npz"), **arrays)
 
 def _method_case(name: str) -> object:
     """A quick call of registered method ``name`` on the fixtures' model: its constructor
-    arguments (the layer ``features.4`` where it takes one) and its options."""
-    call = quick_call(name, layer="features.4", options={"n_steps": 5})
+    arguments (the layer ``features.4`` where it takes one), its options, a neuron of that
+    layer where it takes a neuron selector (neuron conductance takes a target too), and
+    for a perturbation method 2 x 2 patches of the image (exact Shapley values: 4 features)."""
+    call = quick_call(
+        name,
+        layer="features.4",
+        neuron_selector=(1, 0, 1),
+        options={"n_steps": 5},
+        image_shape=tuple(fixtures.dataset().images.shape[1:]),
+    )
     options = {key: value for key, value in call.kwargs.items() if key != "target"}
     return pytest.param(name, call.init, options, id=name)
 
 
-#: The registered methods that take a target and draw no noise (a method that draws
-#: noise: test_stochastic_method_is_reproducible_from_the_seed).
+#: The registered methods that take a target, that a quick call can build (not LimeBase,
+#: whose interpretable model and transforms are the caller's, nor DataLoaderAttribution)
+#: and that draw no random numbers: the runner attributes each batch under its own seed,
+#: which a per-batch call does not reproduce (a method that draws them:
+#: test_stochastic_method_is_reproducible_from_the_seed).
 METHOD_CASES = [
-    _method_case(name) for name in methods(lambda m: m.takes_target and not draws_noise(m))
+    _method_case(name)
+    for name in methods(
+        lambda m: m.takes_target and quick_callable(m) and not m.draws_random_numbers
+    )
 ]
 
 

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import attrkit
+from attrkit.methods.grad_cam import GradCamResizeWarning
 from tests.cases import (
     METHOD_SPECS,
     MethodSpec,
@@ -45,6 +46,7 @@ from tests.reference import (
     quadrature,
     reference_attribution,
     reference_grad_cam,
+    reference_layer,
     reference_lrp,
     reference_neuron_attribution,
 )
@@ -57,6 +59,7 @@ from tests.tester import (
     needs_layer,
     one_gradient,
     quick_call,
+    quick_callable,
     reference_rule,
     takes_neuron_selector,
     wraps_a_method,
@@ -244,9 +247,14 @@ def check_guided_grad_cam(problem: Problem, data: st.DataObject) -> None:
     model = problem.graph.build(problem.dtype)
     layer = draw_layer(data, model, spatial_only=True)
     inputs = problem.inputs()
-    ours = attrkit.GuidedGradCam(model, model.get_submodule(layer)).attribute(
-        problem.given(inputs), target=problem.target
-    )
+    explainer = attrkit.GuidedGradCam(model, model.get_submodule(layer))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = explainer.attribute(problem.given(inputs), target=problem.target)
+    flat = [x for x in inputs if x.dim() == 2]  # the side input: nothing to upsample to
+    resize = [w for w in caught if issubclass(w.category, GradCamResizeWarning)]
+    assert len(resize) == len(flat), [str(w.message) for w in caught]
+    assert len(caught) == len(resize)
     reference_model = twin(problem)
     guided = reference(problem, inputs, "guided_backprop")
     cam = reference_grad_cam(
@@ -297,6 +305,31 @@ def _lrp_check(name: str) -> Check:
     return check
 
 
+def _layer_value_check(times_gradient: bool) -> Check:
+    """A layer's value (LayerActivation), or its gradient times its value
+    (LayerGradientXActivation), at a drawn layer's output or input:
+    ``reference.reference_layer`` on the reference's copy of the model."""
+
+    def check(problem: Problem, data: st.DataObject) -> None:
+        model = problem.graph.build(problem.dtype)
+        inputs = problem.inputs()
+        layer = draw_layer(data, model)
+        to_input = data.draw(st.booleans(), label="attribute_to_layer_input")
+        name = "layer_gradient_x_activation" if times_gradient else "layer_activation"
+        options: dict[str, Any] = {"attribute_to_layer_input": to_input}
+        if times_gradient:
+            options["target"] = problem.target
+        ours = attrkit.create(name, model, layer=layer).attribute(problem.given(inputs), **options)
+        reference_model = twin(problem)
+        value, grad, _ = reference_layer(
+            reference_model, inputs, reference_model.get_submodule(layer), problem.target, to_input
+        )
+        expected = grad * value if times_gradient else value
+        assert_all_close(as_tuple(ours), (expected.detach(),))
+
+    return check
+
+
 #: The methods whose definition is their own (the others' follows from their metadata:
 #: ``derived_check``).
 OWN_CHECKS: dict[str, Check] = {
@@ -305,6 +338,8 @@ OWN_CHECKS: dict[str, Check] = {
     "layer_grad_cam": check_layer_grad_cam,
     "lrp": _lrp_check("lrp"),
     "layer_lrp": _lrp_check("layer_lrp"),
+    "layer_activation": _layer_value_check(times_gradient=False),
+    "layer_gradient_x_activation": _layer_value_check(times_gradient=True),
 }
 
 
@@ -330,7 +365,18 @@ ONE_GRADIENT_METHODS = methods(lambda m: definition_kind(m) == "gradient")
 #: The DeepLift family is checked against its definition on graphs of every nonlinearity
 #: (tests/nonlinear_graphs.py) in tests/engine/test_deeplift_rules.py and
 #: tests/methods/test_deeplift.py.
-CHECKED_ELSEWHERE = methods(lambda m: m.family == "deeplift")
+#: The perturbation family's computation is Captum's own (checked against Captum's classes
+#: and their definitions in tests/methods/test_perturbation.py). The layer and neuron path
+#: methods (conductance, internal influence, layer and neuron integrated gradients) are
+#: checked against the model split at the layer, Gauss-Legendre quadrature and
+#: completeness in tests/methods/test_layer.py and tests/methods/test_neuron_paths.py, and
+#: against Captum on random models below (their METHOD_SPECS rows).
+CHECKED_ELSEWHERE = methods(
+    lambda m: (
+        m.family in ("deeplift", "perturbation")
+        or (m.family == "path" and needs_layer(m) and m.name not in OWN_CHECKS)
+    )
+)
 
 
 def test_every_registered_method_has_a_reference_property():
@@ -379,9 +425,17 @@ def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
 
 
 # Specs compared on named cases only (LRP: Captum's LRP runs on networks of its supported
-# modules, which these graphs are not) are left to tests/methods/test_parity.py.
+# modules, which these graphs are not), or on the cases, selector forms or targets where
+# Captum runs and follows the definition (``case_filter``, ``forms``, ``also_target``:
+# Guided Grad-CAM on spatial layers, Captum's crashes after an in-place op or on a scalar
+# output, NeuronConductance's selectors) are left to tests/methods/test_parity.py.
 @pytest.mark.parametrize(
-    "spec", [pytest.param(s, id=s.id) for s in METHOD_SPECS if s.cases is None]
+    "spec",
+    [
+        pytest.param(s, id=s.id)
+        for s in METHOD_SPECS
+        if s.cases is None and s.case_filter is None and not s.forms and not s.also_target
+    ],
 )
 @given(data=st.data())
 def test_matches_captum_on_random_models(spec, data):
@@ -504,8 +558,9 @@ SIMPLE_METHODS = methods(
 @st.composite
 def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[Any, ...]:
     """(name, constructor arguments, ``attribute`` arguments) of a random valid call of
-    any registered method."""
-    names, simple = attrkit.available_methods(), SIMPLE_METHODS
+    any registered method that a quick call can build (not LimeBase nor
+    DataLoaderAttribution, which need constructor arguments of their own)."""
+    names, simple = methods(quick_callable), SIMPLE_METHODS
     if multiplies_relevance(problem):  # LRP refuses it (see _lrp_check)
         names = [n for n in names if attrkit.method_info(n).family != "lrp"]
         simple = [n for n in simple if attrkit.method_info(n).family != "lrp"]
@@ -529,7 +584,22 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
         base_method=base,
         options=FAST_OPTIONS,
     )
-    return name, quick.init, quick.kwargs
+    return name, quick.init, {**quick.kwargs, **_few_features(info, problem.inputs())}
+
+
+def _few_features(method: Any, inputs: tuple[Tensor, ...]) -> dict[str, Any]:
+    """Arguments that keep a perturbation method quick on any graph's inputs: a feature
+    mask of at most two features per input (exact Shapley values try every ordering of
+    the features), and a one-element Occlusion window."""
+    arguments: dict[str, Any] = {}
+    if "feature_mask" in method.attribute_arguments:
+        arguments["feature_mask"] = tuple(
+            (torch.arange(x[0].numel()) % 2 + 2 * i).reshape(1, *x.shape[1:])
+            for i, x in enumerate(inputs)
+        )
+    if "sliding_window_shapes" in method.attribute_arguments:
+        arguments["sliding_window_shapes"] = tuple((1,) * (x.dim() - 1) for x in inputs)
+    return arguments
 
 
 def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[Tensor, ...]:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 import attrkit
+from attrkit.methods.perturbation import patch_arguments
 from tests import models
 from tests.cases import ALL_CASES, DTYPES, OUTPUT_SHAPE_CASES, target_forms
 from tests.helpers import as_tuple, assert_all_close, baseline_distribution, fresh
@@ -84,6 +85,8 @@ def test_without_noise_is_the_method_it_wraps(base, dtype):
     case = next(c for c in ALL_CASES if c.id == "inception-style")
     model, (x,) = case.build(dtype), case.inputs(dtype)
     options = {**quick_options(base), "target": 1}
+    # A perturbation method perturbs 2 x 2 patches (exact Shapley values: 4 features).
+    options.update(patch_arguments(info(base), tuple(x.shape[1:]), patches=2))
     if "baselines" in info(base).required_arguments:
         options["baselines"] = baseline_distribution(x)  # a distribution, passed on as given
     plain = attrkit.create(base, model).attribute(x, **options)

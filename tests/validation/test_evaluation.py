@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 import attrkit
-from attrkit.demo import demo_arguments, load_demo_model, load_heldout_digits
+from attrkit.core.registry import takes_inputs
+from attrkit.demo import demo_arguments, demo_methods, load_demo_model, load_heldout_digits
 from attrkit.validation.evaluation import (
     Completeness,
     Deletion,
@@ -361,9 +362,12 @@ def test_completeness_with_a_distribution_of_baselines_uses_their_mean_output():
 
 # --------------------------------------------------------- every method, no side effects
 def test_every_registered_method_can_be_evaluated(demo):
+    """Every method the demo's arguments build (``demo_methods``: all but LimeBase, whose
+    interpretable model and transforms are the caller's constructor arguments, and
+    DataLoaderAttribution, which evaluate refuses: test_a_dataloader_method_is_refused)."""
     model, images, predicted = demo
     images, predicted = images[:3], predicted[:3]
-    methods = attrkit.available_methods()
+    methods = demo_methods()
     options = {}
     for name in methods:
         init_kwargs, attribute_kwargs = demo_arguments(name, model, predicted)
@@ -374,8 +378,27 @@ def test_every_registered_method_can_be_evaluated(demo):
         metrics=[ModelRandomization(orders=("cascade",)), Deletion(step=0.25)],
     )  # fmt: skip
     assert report.methods == (*methods, "random")
+    # The layer perturbation methods ablate relu2's 32 channels (demo_arguments): their
+    # attributions have the layer's shape, which deletion cannot resample to the inputs.
+    channels = {n for n in methods if "layer_mask" in attrkit.method_info(n).attribute_arguments}
+    assert channels
     for result in report.results:
+        if result.method in channels and result.metric == "deletion":
+            assert result.status == "not_applicable", (result.method, result.reason)
+            assert "cannot be resampled to the input's" in result.reason
+            continue
         assert result.status == "ok", (result.method, result.metric, result.reason)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in attrkit.available_methods() if not takes_inputs(attrkit.method_info(n))]
+)
+def test_a_dataloader_method_is_refused(demo, name):
+    """A method that attributes a DataLoader, not inputs (DataLoaderAttribution): refused
+    before any work, naming the argument."""
+    model, images, _ = demo
+    with pytest.raises(ValueError, match=f"`methods`: {name} attributes a DataLoader"):
+        attrkit.evaluate(model, images[:2], target=0, methods=["saliency", name])
 
 
 def test_no_side_effects_and_the_generators_are_restored():

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from attrkit.core.attribution import check_callable
 from attrkit.core.call import format_tensors
 from attrkit.core.docs import fill_doc
-from attrkit.core.registry import method_info
+from attrkit.core.registry import method_info, takes_inputs
 from attrkit.core.targets import Target, parse_target
 from attrkit.validation.evaluation.crosscheck import LIBRARIES, cross_checks
 from attrkit.validation.evaluation.explainers import (
@@ -105,6 +105,12 @@ def _methods(methods: object) -> list[str]:
     names = list(dict.fromkeys(method_info(name).name for name in methods))
     if not names:
         raise ValueError("`methods` is empty; see attrkit.available_methods()")
+    for name in names:
+        if not takes_inputs(method_info(name)):
+            raise ValueError(
+                f"`methods`: {name} attributes a DataLoader, not `inputs`, and cannot be "
+                "evaluated on them; evaluate the method it wraps"
+            )
     return names
 
 
@@ -239,8 +245,10 @@ def evaluate(
         %(inputs)s
         %(target)s
         %(additional_forward_args)s
-        methods (sequence of str): Registered method names. Default: Saliency,
-            Deconvolution, Guided Backpropagation, Integrated Gradients, Input X Gradient.
+        methods (sequence of str): Registered method names that attribute ``inputs``
+            (not ``DataLoaderAttribution``, which attributes a DataLoader). Default:
+            Saliency, Deconvolution, Guided Backpropagation, Integrated Gradients, Input X
+            Gradient.
         metrics (sequence): Metric names (``"model_randomization"``, ``"deletion"``,
             ``"insertion"``, ``"infidelity"``, ``"sensitivity"``, ``"completeness"``) or
             configured metric objects (:class:`ModelRandomization`, :class:`Deletion`,
