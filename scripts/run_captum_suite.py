@@ -50,6 +50,28 @@ EXCLUDED = ("test_llm_attr.py", "test_llm_attr_hf_compatibility.py", "test_data_
 #: Why a Captum test fails against attrkit: a regular expression matched against the test
 #: id (``module::Class::test``) -> the deviation (see docs/captum_deviations.rst).
 DEVIATIONS: dict[str, str] = {
+    r"test_lrp\.py::Test::test_lrp_repeated_module$|test_deeplift_basic\.py::Test::"
+    r"test_reusable_modules$": (
+        "a module applied twice: Captum raises a RuntimeError (its hooks keep one input "
+        "per module), attrkit applies the rule at each application, with its own input"
+    ),
+    r"test_lrp\.py::Test::test_lrp_multi_inputs$": (
+        "LRP through a sum of two inputs (x + 3x): Captum gives each summand the whole "
+        "relevance of the sum (relevance 192 from an output of 88, delta -104); attrkit "
+        "divides it in proportion, 1:3, as LRP's rule for a sum does (relevance 96, "
+        "delta -8: the biases' share)"
+    ),
+    r"test_lrp\.py::Test::test_lrp_simple2_attributions$": (
+        "a model whose output keeps only the first example (batch 1 for 2 examples): "
+        "attrkit refuses an output whose dimension 0 is not the batch, with a ValueError "
+        "that says so; Captum attributes the rows it gets"
+    ),
+    r"test_lrp_creator_activation$": (
+        "a sigmoid module added to a model whose forward pass never calls it: Captum "
+        "refuses any module without an LRP rule (a TypeError), used or not; attrkit "
+        "looks at the operations the forward pass applies (here it asks for the missing "
+        "`target` of a model with 4 outputs per example; with one, it attributes)"
+    ),
     r"test_internal_influence\.py::Test::test_(simple|multiple)_with_baseline_internal_inf$": (
         "the trapezoid rule: attrkit's weights sum to one, Captum's to (n_steps - 1) / "
         "n_steps; the test expects 0.8 where the integral is 0.811 (Gauss-Legendre, 500 "

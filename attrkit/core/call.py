@@ -277,12 +277,15 @@ def gradients(
     :func:`torch.autograd.grad`."""
     if not selected.requires_grad:
         return tuple(torch.zeros_like(x) for x in inputs)
+    # ``materialize_grads`` is what the zeros below do (torch's option does not apply to
+    # the gradient edges through which the engine may run the pass).
+    options = {key: value for key, value in grad_kwargs.items() if key != "materialize_grads"}
     try:
         grads = torch.autograd.grad(
             selected,
             inputs,
             grad_outputs=torch.ones_like(selected),
-            **{"allow_unused": True, **grad_kwargs},
+            **{"allow_unused": True, **options},
         )
     except (RuntimeError, NotImplementedError) as error:
         if selected.layout == torch.strided and not selected.is_meta:
