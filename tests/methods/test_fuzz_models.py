@@ -550,7 +550,10 @@ FAST_OPTIONS = {**QUICK_OPTIONS, "stdevs": 0.2}
 #: distribution, which NoiseTunnel does not expand).
 SIMPLE_METHODS = methods(
     lambda m: (
-        not needs_layer(m) and not wraps_a_method(m) and "baselines" not in m.required_arguments
+        quick_callable(m)
+        and not needs_layer(m)
+        and not wraps_a_method(m)
+        and "baselines" not in m.required_arguments
     )
 )
 
@@ -564,17 +567,19 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
     if multiplies_relevance(problem):  # LRP refuses it (see _lrp_check)
         names = [n for n in names if attrkit.method_info(n).family != "lrp"]
         simple = [n for n in simple if attrkit.method_info(n).family != "lrp"]
-    if not model.layer_names():
-        names = [n for n in names if "layer" not in attrkit.method_info(n).init_arguments]
+    names = [n for n in names if not needs_layer(attrkit.method_info(n)) or _layers(model, n)]
+    if sum(min(2, x[0].numel()) for x in problem.inputs()) < 2:  # KernelShap needs two
+        names = [n for n in names if n != "kernel_shap"]
+        simple = [n for n in simple if n != "kernel_shap"]
     name = draw(st.sampled_from(names))
     info = attrkit.method_info(name)
-    layer = draw(st.sampled_from(model.layer_names())) if "layer" in info.init_arguments else None
+    layer = draw(st.sampled_from(_layers(model, name))) if needs_layer(info) else None
     base = draw(st.sampled_from(simple)) if wraps_a_method(info) else BASE_METHOD
     target = selector = None
     if takes_neuron_selector(info):
         shape = model.layer_shape(layer, problem.inputs(), False)
         selector = draw(st.sampled_from(neuron_selectors(shape)))[1]
-    else:
+    if info.takes_target:  # (neuron conductance takes both)
         target = draw(st.sampled_from(target_forms(problem.graph.output_shape, problem.batch)))[1]
     quick = quick_call(
         name,
@@ -584,20 +589,32 @@ def method_calls(draw: st.DrawFn, model: GraphModel, problem: Problem) -> tuple[
         base_method=base,
         options=FAST_OPTIONS,
     )
-    return name, quick.init, {**quick.kwargs, **_few_features(info, problem.inputs())}
+    taken = set(info.attribute_arguments)
+    if wraps_a_method(info):
+        taken |= set(attrkit.method_info(base).attribute_arguments)
+    return name, quick.init, {**quick.kwargs, **_few_features(taken, problem.inputs())}
 
 
-def _few_features(method: Any, inputs: tuple[Tensor, ...]) -> dict[str, Any]:
+def _layers(model: GraphModel, name: str) -> list[str]:
+    """The layers method ``name`` can be built with: spatial ones for Guided Grad-CAM
+    (whose map is upsampled to the inputs)."""
+    spatial = definition_kind(attrkit.method_info(name)) == "guided_layer_map"
+    return model.layer_names(spatial_only=spatial)
+
+
+def _few_features(taken: set[str], inputs: tuple[Tensor, ...]) -> dict[str, Any]:
     """Arguments that keep a perturbation method quick on any graph's inputs: a feature
     mask of at most two features per input (exact Shapley values try every ordering of
     the features), and a one-element Occlusion window."""
     arguments: dict[str, Any] = {}
-    if "feature_mask" in method.attribute_arguments:
-        arguments["feature_mask"] = tuple(
-            (torch.arange(x[0].numel()) % 2 + 2 * i).reshape(1, *x.shape[1:])
-            for i, x in enumerate(inputs)
-        )
-    if "sliding_window_shapes" in method.attribute_arguments:
+    if "feature_mask" in taken:  # consecutive feature numbers across the inputs
+        masks, first = [], 0
+        for x in inputs:
+            mask = torch.arange(x[0].numel()) % 2 + first
+            masks.append(mask.reshape(1, *x.shape[1:]))
+            first = int(mask.max()) + 1
+        arguments["feature_mask"] = tuple(masks)
+    if "sliding_window_shapes" in taken:
         arguments["sliding_window_shapes"] = tuple((1,) * (x.dim() - 1) for x in inputs)
     return arguments
 
@@ -606,9 +623,12 @@ def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[
     name, init, kwargs = method
     torch.manual_seed(1)  # NoiseTunnel and GradientShap draw from the global generators
     np.random.seed(1)
-    result = attrkit.create(name, model, **init).attribute(
-        problem.given(problem.inputs()), **kwargs
-    )
+    with warnings.catch_warnings():
+        # Guided Grad-CAM's empty attribution of a flat side input (check_guided_grad_cam)
+        warnings.simplefilter("ignore", GradCamResizeWarning)
+        result = attrkit.create(name, model, **init).attribute(
+            problem.given(problem.inputs()), **kwargs
+        )
     return as_tuple(result[0] if kwargs.get("return_convergence_delta") else result)
 
 
