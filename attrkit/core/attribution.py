@@ -15,7 +15,13 @@ from torch import Tensor, nn
 from attrkit.core.call import AttributionCall, Result, gradients, prepare_call
 from attrkit.core.scope import CallToken
 
-__all__ = ["GradientAttribution", "NoFuture", "captum_entry_point", "check_callable"]
+__all__ = [
+    "GradientAttribution",
+    "MultiplyByInputsOption",
+    "NoFuture",
+    "captum_entry_point",
+    "check_callable",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +117,18 @@ class _CallScope:
         for generator, state in self._cuda_states:
             generator.set_state(state)
         self._token.__exit__()
+
+
+class MultiplyByInputsOption:
+    """Captum's ``multiply_by_inputs`` constructor option, which the
+    ``multiplies_by_inputs`` property reports: global attributions (multiplied by ``inputs
+    - baselines``) or local ones. The constructor sets ``self._multiply_by_inputs``."""
+
+    _multiply_by_inputs: bool
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
 
 
 class NoFuture:

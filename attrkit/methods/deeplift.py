@@ -19,7 +19,12 @@ import torch
 from captum.attr import NeuronAttribution as _CaptumNeuronAttribution
 from torch import Tensor, nn
 
-from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
+from attrkit.core.attribution import (
+    GradientAttribution,
+    MultiplyByInputsOption,
+    captum_entry_point,
+    check_callable,
+)
 from attrkit.core.call import (
     AttributionCall,
     Result,
@@ -256,7 +261,7 @@ def _layer_tensors(captured: LayerCapture, paired_rows: int) -> tuple[Tensor, ..
     return captured.tensors
 
 
-class _DeepLiftRules(RuleBased, GradientAttribution):
+class _DeepLiftRules(MultiplyByInputsOption, RuleBased, GradientAttribution):
     """What every DeepLift variant shares: DeepLift's rules with ``eps`` at every
     nonlinearity of the forward pass, the paired pass, and the attributions from the
     multipliers."""
@@ -281,10 +286,6 @@ class _DeepLiftRules(RuleBased, GradientAttribution):
     def eps(self, value: float) -> None:
         self._use_rules(self.model, deeplift_rules(_check_eps(value)))
         self._eps = value
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def _attributions(
         self,

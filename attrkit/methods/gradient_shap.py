@@ -21,7 +21,7 @@ from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from captum.attr import NeuronAttribution as _CaptumNeuronAttribution
 from torch import Tensor, nn
 
-from attrkit.core.attribution import GradientAttribution, captum_entry_point
+from attrkit.core.attribution import GradientAttribution, MultiplyByInputsOption, captum_entry_point
 from attrkit.core.call import AttributionCall, Result, gradients
 from attrkit.core.docs import fill_doc
 from attrkit.core.layers import LayerCapture, NeuronSelector, check_layer, select_neuron
@@ -97,7 +97,7 @@ def _draw(
     )
 
 
-class _GradientShapBase(GradientAttribution):
+class _GradientShapBase(MultiplyByInputsOption, GradientAttribution):
     """What the GradientShap variants share: Captum's draws, made before the call's
     scope (so that they advance the caller's generators as Captum's do), and the forward
     pass over the noisy inputs followed by their baselines."""
@@ -105,10 +105,6 @@ class _GradientShapBase(GradientAttribution):
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
         super().__init__(forward_func)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     #: Whether the attributions are a layer's (its values at the ends, not the inputs'
     #: differences, multiply the gradients).

@@ -7,7 +7,7 @@ from typing import Any, Literal, overload
 
 from torch import Tensor
 
-from attrkit.core.attribution import GradientAttribution, captum_entry_point
+from attrkit.core.attribution import GradientAttribution, MultiplyByInputsOption, captum_entry_point
 from attrkit.core.call import AttributionCall, Result, format_baselines
 from attrkit.core.docs import fill_doc
 from attrkit.core.registry import register
@@ -28,7 +28,7 @@ __all__ = ["IntegratedGradients"]
     has_convergence_delta=True,
 )
 @fill_doc
-class IntegratedGradients(GradientAttribution):
+class IntegratedGradients(MultiplyByInputsOption, GradientAttribution):
     """Integrated Gradients (Sundararajan et al., 2017).
 
     The integral of the gradient along the straight path from the baseline ``b`` to the
@@ -67,10 +67,6 @@ class IntegratedGradients(GradientAttribution):
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
         super().__init__(forward_func)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def has_convergence_delta(self) -> bool:
         return True

@@ -18,7 +18,7 @@ import torch
 from captum.attr import LayerAttribution as _CaptumLayerAttribution
 from torch import Tensor, nn
 
-from attrkit.core.attribution import GradientAttribution, captum_entry_point
+from attrkit.core.attribution import GradientAttribution, MultiplyByInputsOption, captum_entry_point
 from attrkit.core.call import (
     AttributionCall,
     Result,
@@ -182,7 +182,7 @@ class LayerActivation(_LayerMethod):
     layer_output=True,
 )
 @fill_doc
-class LayerGradientXActivation(_LayerMethod):
+class LayerGradientXActivation(MultiplyByInputsOption, _LayerMethod):
     """The gradient of the target with respect to a layer's activations, times the
     activations (Input x Gradient on a hidden layer).
 
@@ -219,10 +219,6 @@ class LayerGradientXActivation(_LayerMethod):
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
         self._memory_efficient = memory_efficient
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     @captum_entry_point
     @fill_doc
@@ -554,7 +550,7 @@ class LayerConductance(_LayerPathMethod):
     layer_output=True,
 )
 @fill_doc
-class LayerIntegratedGradients(_LayerMethod):
+class LayerIntegratedGradients(MultiplyByInputsOption, _LayerMethod):
     """Integrated gradients of a layer (Sundararajan et al., 2017): the layer's values move
     along the straight path from their values at the baselines to their values at the
     inputs (the rest of the model computing with them), and the target's gradient with
@@ -603,10 +599,6 @@ class LayerIntegratedGradients(_LayerMethod):
     ) -> None:
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def has_convergence_delta(self) -> bool:
         return True

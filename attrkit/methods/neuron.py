@@ -10,7 +10,12 @@ from typing import Any
 from captum.attr import NeuronAttribution as _CaptumNeuronAttribution
 from torch import Tensor, nn
 
-from attrkit.core.attribution import GradientAttribution, captum_entry_point, check_callable
+from attrkit.core.attribution import (
+    GradientAttribution,
+    MultiplyByInputsOption,
+    captum_entry_point,
+    check_callable,
+)
 from attrkit.core.call import AttributionCall, format_baselines, format_grad_kwargs, gradients
 from attrkit.core.docs import fill_doc
 from attrkit.core.layers import LayerCapture, NeuronSelector, check_layer, select_neuron
@@ -242,7 +247,7 @@ class NeuronGuidedBackprop(_NeuronModifiedRelu):
     multiplies_by_inputs=True,
 )
 @fill_doc
-class NeuronIntegratedGradients(_NeuronMethod):
+class NeuronIntegratedGradients(MultiplyByInputsOption, _NeuronMethod):
     """Integrated gradients of one neuron of a hidden layer: the neuron's gradient with
     respect to the inputs, integrated along the straight path from the baselines to the
     inputs with :class:`~attrkit.IntegratedGradients`'s quadrature, times
@@ -277,10 +282,6 @@ class NeuronIntegratedGradients(_NeuronMethod):
     ) -> None:
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     @captum_entry_point
     @fill_doc
@@ -341,7 +342,7 @@ class NeuronIntegratedGradients(_NeuronMethod):
     multiplies_by_inputs=True,
 )
 @fill_doc
-class NeuronConductance(_NeuronMethod):
+class NeuronConductance(MultiplyByInputsOption, _NeuronMethod):
     """Conductance of one neuron (Dhamdhere et al., 2019): the part of the target's
     integrated gradient of each input that flows through the neuron ``y``,
     ``(x - b) * integral over alpha of dF/dy(x_alpha) * dy/dx(x_alpha)``, along the
@@ -384,10 +385,6 @@ class NeuronConductance(_NeuronMethod):
     ) -> None:
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     @captum_entry_point
     @fill_doc
