@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 import attrkit
-from attrkit.core.registry import common_kwargs, required_init_arguments, takes_inputs
+from attrkit.core.registry import built_from_model, common_kwargs, takes_inputs
 from attrkit.methods.perturbation import patch_arguments
 from benchmarks._models import ModelSpec
 
@@ -67,7 +67,7 @@ def methods(timed: Collection[str], selected: Sequence[str] | None = None) -> li
         info = attrkit.method_info(name)
         buildable = (
             takes_inputs(info)
-            and set(required_init_arguments(info)) <= {"layer"}
+            and built_from_model(info)
             and set(info.required_arguments) <= set(PROVIDED)
         )
         if (

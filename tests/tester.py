@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import attrkit
-from attrkit.core.registry import MethodInfo, required_init_arguments, takes_inputs
+from attrkit.core.registry import MethodInfo, built_from_model, takes_inputs
 from attrkit.methods.perturbation import patch_arguments
 from tests.cases import (
     DTYPES,
@@ -98,7 +98,7 @@ def quick_callable(method: MethodInfo) -> bool:
     """A quick call (:func:`quick_call`) can build and run it on inputs: not
     ``DataLoaderAttribution`` (a DataLoader) nor ``LimeBase`` (its interpretable model and
     transforms are the caller's constructor arguments)."""
-    return takes_inputs(method) and set(required_init_arguments(method)) <= {"layer"}
+    return takes_inputs(method) and built_from_model(method)
 
 
 def attrkit_contract(method: MethodInfo) -> bool:

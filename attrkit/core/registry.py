@@ -27,6 +27,7 @@ __all__ = [
     "UnknownMethodError",
     "attribute",
     "available_methods",
+    "built_from_model",
     "common_kwargs",
     "create",
     "method_info",
@@ -379,6 +380,12 @@ def required_init_arguments(info: MethodInfo) -> tuple[str, ...]:
     return tuple(
         name for name in info.init_arguments if parameters[name].default is inspect.Parameter.empty
     )
+
+
+def built_from_model(info: MethodInfo) -> bool:
+    """Whether the method is built from the model alone, or with a layer (not ``LimeBase``,
+    whose interpretable model and transforms are the caller's constructor arguments)."""
+    return set(required_init_arguments(info)) <= {"layer"}
 
 
 def takes_inputs(info: MethodInfo) -> bool:

@@ -25,8 +25,8 @@ from torch import Tensor
 
 from attrkit.core.registry import (
     available_methods,
+    built_from_model,
     method_info,
-    required_init_arguments,
     takes_argument,
     takes_inputs,
 )
@@ -207,8 +207,7 @@ def demo_methods() -> list[str]:
     return [
         name
         for name in available_methods()
-        if takes_inputs(method_info(name))
-        and set(required_init_arguments(method_info(name))) <= {"layer"}
+        if takes_inputs(method_info(name)) and built_from_model(method_info(name))
     ]
 
 

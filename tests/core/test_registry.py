@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import attrkit
-from attrkit.core.registry import MethodInfo, register, required_init_arguments
+from attrkit.core.registry import built_from_model, register
 from tests import models
 from tests.tester import (
     QUICK_OPTIONS,
@@ -56,12 +56,6 @@ def _arguments(name: str, model: nn.Module) -> tuple[dict, dict]:
     return call.init, call.kwargs
 
 
-def constructible(method: MethodInfo) -> bool:
-    """``create`` builds it from the model (and a layer) alone: not LimeBase, whose
-    interpretable model and transforms are the caller's constructor arguments."""
-    return set(required_init_arguments(method)) <= {"layer"}
-
-
 def test_available_methods_lists_every_exported_method():
     """The registry and ``attrkit.__all__`` agree: every registered method is exported
     under its class name, and every exported attribution class is registered (or listed
@@ -91,7 +85,7 @@ def test_every_name_constructs_and_round_trips(name):
         assert attrkit.method_info(alias) is info
     assert info.display_name
     assert "http" in info.paper
-    if not constructible(info):
+    if not built_from_model(info):
         return
     model = _model()
     init, _ = _arguments(name, model)
