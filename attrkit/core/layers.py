@@ -107,14 +107,6 @@ class LayerCapture:
     def is_tuple(self) -> bool:
         return len(self.tensors) > 1
 
-    def first_rows(self, count: int) -> LayerCapture:
-        """The capture with only the first ``count`` rows of each tensor (views, so that
-        gradients reach the captured tensors)."""
-        part = LayerCapture(self.layer, self.inputs)
-        part.tensors = tuple(tensor[:count] for tensor in self.tensors)
-        part.calls = self.calls
-        return part
-
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> Any:
         """Registered when ``inputs``: capture the layer's arguments."""
         if threading.get_ident() != self._thread:

@@ -46,6 +46,8 @@ from attrkit.engine.rules.deeplift import (
     PAPER,
     RESCALE,
     PairedBatch,
+    SplitMismatch,
+    SplitPasses,
     deeplift_rules,
 )
 from attrkit.methods.rule_based import RuleBased
@@ -186,17 +188,63 @@ def mean_over_baselines(tensors: tuple[Tensor, ...], examples: int) -> tuple[Ten
     )
 
 
-# ---------------------------------------------------------------------- the paired pass
+# ------------------------------------------------------------------------- the passes
+
+
+def _splittable(model: Callable[..., Any]) -> bool:
+    """Whether the model may run the inputs and the baselines in two passes: a module
+    none of whose batch-normalization layers is in training mode (which would normalize
+    each pass by its own statistics, and update the running statistics twice)."""
+    if not isinstance(model, nn.Module):
+        return False
+    return not any(
+        module.training
+        and isinstance(
+            module, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
+        )
+        for module in model.modules()
+    )
+
+
+class _RandomState:
+    """The random generators a forward pass on ``devices`` may draw from, to tell
+    whether it drew (a pass that draws, say through dropout, would draw differently in
+    two passes than in one paired batch)."""
+
+    def __init__(self, devices: set[torch.device]) -> None:
+        self.cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
+        self.states = self._read()
+
+    def _read(self) -> list[Tensor]:
+        return [torch.get_rng_state(), *(torch.cuda.get_rng_state(i) for i in self.cuda)]
+
+    def drawn(self) -> bool:
+        """Whether a generator moved; if so, put it back."""
+        if all(torch.equal(a, b) for a, b in zip(self._read(), self.states, strict=True)):
+            return False
+        torch.set_rng_state(self.states[0])
+        for index, state in zip(self.cuda, self.states[1:], strict=True):
+            torch.cuda.set_rng_state(state, index)
+        return True
 
 
 class _Pass:
-    """One forward pass over rows of the inputs followed by their references.
+    """The model run on rows of the inputs and on their references.
+
+    Where the model allows (:func:`_splittable`), two passes: the references' first, whose
+    rule applications record their values, then the inputs', which alone is
+    differentiated (:class:`~attrkit.engine.rules.deeplift.SplitPasses`). Where it does
+    not, or the passes do not match, one pass over the inputs followed by their references
+    (:class:`~attrkit.engine.rules.deeplift.PairedBatch`), as Captum runs them.
 
     Attributes:
-        call: The call of the paired batch (``2 * size`` rows; its inputs are leaves).
-        size: The rows of each half.
-        target: The target of the rows of one half.
-        output: The model's output.
+        size: The rows of the inputs (and of the references).
+        target: The target of the inputs' rows.
+        leaves: The tensors to differentiate: their first ``size`` rows are the inputs'.
+        outputs: The model's output on the inputs' rows and on the references' (paired:
+            both the paired batch's output).
+        layers: With a layer capture, its tensors on the inputs' rows (to differentiate;
+            paired: the paired batch's) and on the references' rows.
     """
 
     def __init__(
@@ -206,47 +254,95 @@ class _Pass:
         rows: Tensor,
         inputs: tuple[Tensor, ...],
         references: tuple[Tensor, ...],
-        capture: LayerCapture | None = None,
+        capture: Callable[[], LayerCapture] | None = None,
     ) -> None:
         self.size = len(rows)
         self.target = call.target.take(rows)
-        self.call = call.take(
+        self.split = _splittable(method.model)
+        if self.split:
+            try:
+                self._run_split(method, call, rows, inputs, references, capture)
+                return
+            except SplitMismatch:
+                self.split = False
+        paired = call.take(
             torch.cat([rows, rows]),
             tuple(torch.cat([x, r]) for x, r in zip(inputs, references, strict=True)),
         )
-        with PairedBatch(2 * self.size, self.call.inputs):
-            if capture is None:
-                self.output = method._forward(self.call)
-            else:
-                with capture:
-                    self.output = method._forward(self.call)
+        self.leaves = paired.inputs
+        with PairedBatch(2 * self.size, paired.inputs):
+            output, captured = _run(method, paired, capture)
+        self.outputs = (output, output)
+        if captured is not None:
+            tensors = _layer_tensors(captured, 2 * self.size)
+            self.layers = (tensors, tuple(t[self.size :].detach() for t in tensors))
+
+    def _run_split(
+        self,
+        method: _DeepLiftRules,
+        call: AttributionCall,
+        rows: Tensor,
+        inputs: tuple[Tensor, ...],
+        references: tuple[Tensor, ...],
+        capture: Callable[[], LayerCapture] | None,
+    ) -> None:
+        passes = SplitPasses(self.size)
+        reference_call = call.take(rows, references)
+        random = _RandomState({x.device for x in inputs})
+        with passes.reference(reference_call.inputs):
+            reference, reference_layer = _run(method, reference_call, capture)
+        if random.drawn():
+            raise SplitMismatch("the forward pass draws random numbers")
+        input_call = call.take(rows, inputs)
+        self.leaves = input_call.inputs
+        with passes.inputs(input_call.inputs):
+            output, captured = _run(method, input_call, capture)
+        self.outputs = (output, reference)
+        if captured is not None and reference_layer is not None:
+            tensors = _layer_tensors(captured, self.size)
+            references_ = _layer_tensors(reference_layer, self.size)
+            self.layers = (tensors, tuple(t.detach() for t in references_))
 
     def select(self) -> Tensor:
         """The targeted output of every row (the input rows first). A bad target or output
-        is described by the inputs' half, as the caller sees the batch."""
-        output, size = self.output, self.size
-        if not (isinstance(output, Tensor) and output.dim() and output.shape[0] == 2 * size):
+        is described by the inputs' rows, as the caller sees the batch."""
+        size = self.size
+        if self.split:
+            selected = [self._select(output, size, 0) for output in self.outputs]
+            return torch.cat([selected[0], selected[1].detach()])
+        output = self.outputs[0]
+        return torch.cat([self._select(output, 2 * size, 0), self._select(output, 2 * size, 1)])
+
+    def _select(self, output: Any, rows: int, half: int) -> Tensor:
+        """The targeted output of the ``half``-th ``size`` rows of a batch of ``rows``."""
+        size = self.size
+        if not (isinstance(output, Tensor) and output.dim() and output.shape[0] == rows):
             self.target.select(output, size)  # raises, describing the output
             raise ValueError(
                 f"the model's output has shape {tuple(output.shape)}, but dimension 0 must be "
-                f"the batch of {2 * size} rows, the {size} of `inputs` followed by their "
-                "baselines"
+                f"the batch of {rows} rows"
+                + (f", the {size} of `inputs` followed by their baselines" if rows > size else "")
             )
         check_attributable(output)  # (a sparse output cannot be split in halves)
-        halves = (self.target.select(output[:size], size), self.target.select(output[size:], size))
-        return torch.cat(halves)
+        return self.target.select(output[half * size : (half + 1) * size], size)
 
     def delta(self, attributions: tuple[Tensor, ...], selected: Tensor) -> Tensor:
         """``sum(attributions) - (F(input) - F(reference))`` per row."""
         difference = (selected[: self.size] - selected[self.size :]).detach()
         return row_sums(attributions, self.size) - difference
 
-    def halves(self, tensors: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-        """The input rows and the reference rows of paired tensors."""
-        return (
-            tuple(t[: self.size].detach() for t in tensors),
-            tuple(t[self.size :].detach() for t in tensors),
-        )
+
+def _run(
+    method: _DeepLiftRules,
+    call: AttributionCall,
+    capture: Callable[[], LayerCapture] | None,
+) -> tuple[Any, LayerCapture | None]:
+    """The model's output on ``call``, and the layer's tensors ``capture()`` captured."""
+    if capture is None:
+        return method._forward(call), None
+    captured = capture()
+    with captured:
+        return method._forward(call), captured
 
 
 def _layer_tensors(captured: LayerCapture, paired_rows: int) -> tuple[Tensor, ...]:
@@ -328,7 +424,7 @@ class _DeepLiftRules(MultiplyByInputsOption, RuleBased, GradientAttribution):
         rows, inputs, references = self._pairs(call, options["baselines"], shap)
         paired = _Pass(self, call, rows, inputs, references)
         selected = paired.select()
-        grads = gradients(selected[: paired.size], paired.call.inputs)
+        grads = gradients(selected[: paired.size], paired.leaves)
         multipliers = tuple(g[: paired.size] for g in grads)
         attributions = self._attributions(
             multipliers, inputs, references, options["custom_attribution_func"]
@@ -532,15 +628,17 @@ class _LayerDeepLiftBase(_DeepLiftRules):
 
     def _layer_result(self, call: AttributionCall, shap: bool, **options: Any) -> Result:
         rows, inputs, references = self._pairs(call, options["baselines"], shap)
-        capture = LayerCapture(self.layer, inputs=options["attribute_to_layer_input"])
-        paired = _Pass(self, call, rows, inputs, references, capture)
-        tensors = _layer_tensors(capture, 2 * paired.size)
+        to_input = options["attribute_to_layer_input"]
+        paired = _Pass(
+            self, call, rows, inputs, references, lambda: LayerCapture(self.layer, to_input)
+        )
+        tensors, layer_references = paired.layers
         selected = paired.select()
         grads = gradients(
             selected[: paired.size], tensors, **format_grad_kwargs(options.get("grad_kwargs"))
         )
         multipliers = tuple(g[: paired.size] for g in grads)
-        layer_inputs, layer_references = paired.halves(tensors)
+        layer_inputs = tuple(t[: paired.size].detach() for t in tensors)
         attributions = self._attributions(
             multipliers, layer_inputs, layer_references, options["custom_attribution_func"]
         )
@@ -718,14 +816,17 @@ class _NeuronDeepLiftBase(_DeepLiftRules, _CaptumNeuronAttribution):  # type: ig
 
     def _neuron_result(self, call: AttributionCall, shap: bool, **options: Any) -> Result:
         rows, inputs, references = self._pairs(call, options["baselines"], shap)
-        capture = LayerCapture(self.layer, inputs=options["attribute_to_neuron_input"])
-        paired = _Pass(self, call, rows, inputs, references, capture)
-        _layer_tensors(capture, 2 * paired.size)
+        to_input = options["attribute_to_neuron_input"]
+        paired = _Pass(
+            self, call, rows, inputs, references, lambda: LayerCapture(self.layer, to_input)
+        )
         # The selector sees the input rows (only they reach the inputs' attributions).
         neuron = select_neuron(
-            capture.first_rows(paired.size), options["neuron_selector"], paired.size
+            tuple(t[: paired.size] for t in paired.layers[0]),
+            options["neuron_selector"],
+            paired.size,
         )
-        grads = gradients(neuron, paired.call.inputs)
+        grads = gradients(neuron, paired.leaves)
         multipliers = tuple(g[: paired.size] for g in grads)
         attributions = self._attributions(
             multipliers, inputs, references, options["custom_attribution_func"]

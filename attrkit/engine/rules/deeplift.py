@@ -3,12 +3,22 @@ max-pooling and softmax.
 
 DeepLift (Shrikumar et al., 2017) propagates *multipliers*: at a nonlinearity ``y = f(x)``
 the multiplier is ``(f(x) - f(x_ref)) / (x - x_ref)`` instead of the gradient ``f'(x)``,
-where ``x_ref`` is the value the same unit takes when the model runs on the baseline. As
-in Captum, the forward pass runs once over the inputs followed by their baselines, one
-batch of twice the rows: each rule application sees its input half and its reference half.
-The override hands the rule every application of a ruled op whose input requires grad;
-:class:`PairedBatch` (entered by the method around its forward pass) tells the rules how
-many rows that batch has.
+where ``x_ref`` is the value the same unit takes when the model runs on the baseline. A
+method runs the model on the inputs and on their baselines in one of two ways:
+
+* :class:`SplitPasses`: a *reference pass* over the baselines, in which every rule
+  application records the values the rule needs (:class:`Reference`), then an *input pass*
+  over the inputs, in which the same application, in the same order, takes its record.
+  Only the input pass is differentiated: the backward pass runs over the inputs' rows, half
+  the rows of a paired batch. An application that does not match its record (the model's
+  control flow depends on the values), a value recorded and then modified in place, and a
+  rule applied where the backward pass re-runs forward code (a checkpointed block) raise
+  :class:`SplitMismatch`, and the method runs the paired batch instead.
+* :class:`PairedBatch`: as in Captum, one forward pass over the inputs followed by their
+  baselines, one batch of twice the rows: each rule application sees its input half and
+  its reference half.
+
+The override hands the rule every application of a ruled op whose input requires grad.
 
 With these rules the multipliers of the inputs satisfy *summation to delta*:
 ``sum((x - baseline) * multipliers) = F(x) - F(baseline)`` for any network of linear
@@ -48,9 +58,13 @@ __all__ = [
     "RESCALE",
     "DeepLiftRule",
     "MaxPoolRule",
+    "Pair",
     "PairedBatch",
+    "Reference",
     "RescaleRule",
     "SoftmaxRule",
+    "SplitMismatch",
+    "SplitPasses",
     "deeplift_rules",
     "elementwise_ops",
     "register_elementwise_op",
@@ -90,15 +104,32 @@ def register_elementwise_op(op: Op) -> Op:
 
 
 class _Pairing(threading.local):
-    """Per thread: the rows of the batch of inputs and baselines the current DeepLift
-    forward pass runs, its input leaves, and which autograd nodes depend on them."""
+    """Per thread: how the current DeepLift forward pass runs (``mode``: ``"paired"``,
+    or the ``"reference"`` or ``"input"`` pass of split passes), the rows of its batch
+    (paired: inputs and baselines; split: one pass's), its input leaves, which autograd
+    nodes depend on them, and the split passes' records."""
 
     rows: int | None = None
     leaves: tuple[Tensor, ...] = ()
     depends: dict[Any, bool]
+    mode: str = "paired"
+    records: list[Reference]
+    cursor: int = 0
 
     def __init__(self) -> None:
         self.depends = {}
+        self.records = []
+
+    def enter(
+        self, rows: int, leaves: tuple[Tensor, ...], mode: str, records: list[Reference]
+    ) -> tuple[Any, ...]:
+        previous = (self.rows, self.leaves, self.depends, self.mode, self.records, self.cursor)
+        self.rows, self.leaves, self.depends = rows, leaves, {}
+        self.mode, self.records, self.cursor = mode, records, 0
+        return previous
+
+    def restore(self, previous: tuple[Any, ...]) -> None:
+        (self.rows, self.leaves, self.depends, self.mode, self.records, self.cursor) = previous
 
 
 _PAIRING = _Pairing()
@@ -121,12 +152,102 @@ class PairedBatch:
         self._leaves = leaves
 
     def __enter__(self) -> PairedBatch:
-        self._previous = (_PAIRING.rows, _PAIRING.leaves, _PAIRING.depends)
-        _PAIRING.rows, _PAIRING.leaves, _PAIRING.depends = self._rows, self._leaves, {}
+        self._previous = _PAIRING.enter(self._rows, self._leaves, "paired", [])
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _PAIRING.rows, _PAIRING.leaves, _PAIRING.depends = self._previous
+        _PAIRING.restore(self._previous)
+
+
+class SplitMismatch(Exception):  # noqa: N818 - a signal to the method, not an error a user sees
+    """The input pass of :class:`SplitPasses` cannot use the reference pass's records (the
+    method then runs the paired batch)."""
+
+
+class SplitPasses:
+    """The two passes of split DeepLift: :meth:`reference` (over the baselines) records
+    what every rule application needs, :meth:`inputs` (over the inputs) takes the records
+    in order. Use each block once, the reference pass first, on one thread.
+
+    Args:
+        rows: The rows of each pass.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.records: list[Reference] = []
+        self._previous: tuple[Any, ...] = ()
+        self._mode = ""
+
+    def reference(self, leaves: tuple[Tensor, ...]) -> SplitPasses:
+        self._mode, self._leaves = "reference", leaves
+        return self
+
+    def inputs(self, leaves: tuple[Tensor, ...]) -> SplitPasses:
+        self._mode, self._leaves = "input", leaves
+        return self
+
+    def __enter__(self) -> SplitPasses:
+        self._previous = _PAIRING.enter(self.rows, self._leaves, self._mode, self.records)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        cursor = _PAIRING.cursor
+        _PAIRING.restore(self._previous)
+        if exc_type is None and self._mode == "input" and cursor != len(self.records):
+            raise SplitMismatch(
+                f"the input pass applied {cursor} ruled ops, the reference pass {len(self.records)}"
+            )
+
+
+class Reference:
+    """What the reference pass recorded of one rule application: the op's input and
+    output values on the baselines, and for a rule that needs it the op's graph on them.
+
+    Attributes:
+        rule: The rule applied.
+        shape: The shape of the op's input.
+        x: The input values (a copy when the op ran in place).
+        y: The output values.
+        graph: ``(leaf, output)``: the op applied to a leaf of the input values, whose
+            vector-Jacobian products the rule's backward pass needs (or ``None``).
+    """
+
+    __slots__ = ("_versions", "graph", "rule", "shape", "x", "y")
+
+    def __init__(
+        self,
+        rule: DeepLiftRule,
+        shape: torch.Size,
+        x: Tensor,
+        y: Tensor,
+        graph: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
+        self.rule, self.shape, self.x, self.y, self.graph = rule, shape, x, y, graph
+        self._versions = (x._version, y._version)
+
+    def intact(self) -> bool:
+        """Whether neither value was modified in place since it was recorded."""
+        return (self.x._version, self.y._version) == self._versions
+
+
+def _record(reference: Reference) -> None:
+    _PAIRING.records.append(reference)
+
+
+def _take(rule: DeepLiftRule, call: OpCall) -> Reference:
+    """The reference pass's record of the application ``call`` of ``rule``."""
+    records, cursor = _PAIRING.records, _PAIRING.cursor
+    if cursor >= len(records):
+        raise SplitMismatch("the input pass applied more ruled ops than the reference pass")
+    reference = records[cursor]
+    if reference.rule is not rule or reference.shape != call.input.shape:
+        raise SplitMismatch(f"application {cursor} differs between the passes")
+    if not reference.intact():
+        raise SplitMismatch(f"the values of application {cursor} were modified in place")
+    records[cursor] = None  # type: ignore[call-overload]  # (freed once the rule took them)
+    _PAIRING.cursor = cursor + 1
+    return reference
 
 
 def _depends_on_leaves(tensor: Tensor) -> bool:
@@ -155,9 +276,9 @@ def _depends_on_leaves(tensor: Tensor) -> bool:
 
 
 def _input_rows(call: OpCall) -> int | None:
-    """How many input rows the tensor ``call`` applies to has (half its rows), or
-    ``None`` where it is a constant of the pass (its dimension 0 is not the paired batch
-    and it does not depend on the inputs)."""
+    """How many input rows the tensor ``call`` applies to has (half its rows in a paired
+    batch, all of them in a split pass), or ``None`` where it is a constant of the pass
+    (its dimension 0 is not the batch and it does not depend on the inputs)."""
     x = call.input
     if torch._C._functorch.is_functorch_wrapped_tensor(x):
         raise UnsupportedModelError(
@@ -170,6 +291,8 @@ def _input_rows(call: OpCall) -> int | None:
     rows = x.shape[0] if x.dim() else 0
     if expected is None:  # outside a method's pass: the tensor is taken as the paired batch
         expected = rows
+    if rows == expected and _PAIRING.mode != "paired":
+        return rows
     if rows == expected and rows % 2 == 0:
         return rows // 2
     if not _depends_on_leaves(x):
@@ -177,7 +300,7 @@ def _input_rows(call: OpCall) -> int | None:
     raise UnsupportedModelError(
         f"DeepLift: a {call.op.title} ({getattr(call.func, '__name__', call.func)}) applies "
         f"to a tensor of shape {tuple(x.shape)} that depends on the inputs, but DeepLift "
-        f"runs the inputs and their baselines as one batch of {expected} rows and needs "
+        f"runs the inputs and their baselines in batches of {expected} rows and needs "
         "that batch as dimension 0 of every tensor a nonlinearity applies to (a model "
         "that moves the batch to another dimension, or mixes the examples of a batch, "
         "cannot be attributed with DeepLift)"
@@ -200,19 +323,41 @@ def _values(output: Any) -> Tensor:
 # ----------------------------------------------------------------------- the rules
 
 
-class DeepLiftRule(Rule):
-    """A DeepLift rule: the op's own forward over the paired batch, and a backward that
-    passes multipliers (computed from the input and reference halves) to the input half.
+class Pair:
+    """Where a rule application finds its reference values: the rows ``half:`` of a
+    paired batch (``half`` the number of input rows), or a split pass's record
+    (``reference``; ``half`` is ``None`` and every row is an input row)."""
 
-    The reference half of what the backward passes back is the plain gradient of the
-    reference half (zero, as the target is selected on the input half only), so that
-    nothing of it reaches the inputs.
+    __slots__ = ("half", "reference", "rows")
+
+    def __init__(self, half: int | None, reference: Reference | None = None) -> None:
+        self.half, self.reference = half, reference
+        self.rows = slice(None, half)  # the input rows
+
+    def of(self, tensor: Tensor, recorded: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The input rows and the reference values of a paired tensor, or of a split
+        pass's tensor and its ``recorded`` reference."""
+        if self.half is None:
+            assert recorded is not None
+            return tensor, recorded
+        return tensor[: self.half], tensor[self.half :]
+
+
+class DeepLiftRule(Rule):
+    """A DeepLift rule: the op's own forward, and a backward that passes multipliers
+    (computed from the input values and the reference values) to the input rows.
+
+    In a paired batch, the reference half of what the backward passes back is the plain
+    gradient of the reference half (zero, as the target is selected on the input half
+    only), so that nothing of it reaches the inputs.
 
     Args:
         eps: Below this ``|input - reference input|`` the plain gradient is passed.
     """
 
     paper = PAPER
+    #: Whether the backward pass needs the op's graph on the reference values.
+    reference_graph = False
 
     def __init__(self, eps: float = DEFAULT_EPS) -> None:
         self.eps = eps
@@ -221,14 +366,45 @@ class DeepLiftRule(Rule):
         half = _input_rows(call)
         if half is None:
             return call.plain()
-        return self._apply(call, half)
+        mode = _PAIRING.mode
+        if mode == "paired":
+            return self._apply(call, Pair(half))
+        if saved_tensor_hooks_active() or torch.compiler.is_compiling():
+            raise SplitMismatch("a rule applied in a checkpointed or compiled block")
+        if mode == "reference":
+            return self._reference(call)
+        return self._apply(call, Pair(None, _take(self, call)))
 
-    def _apply(self, call: OpCall, half: int) -> Any:
-        return _RuleFunction.apply(call.input, call, self, half)
+    def _apply(self, call: OpCall, pair: Pair) -> Any:
+        return _RuleFunction.apply(call.input, call, self, pair)
 
-    def prepare(self, x: Tensor, y: Tensor, half: int) -> tuple[Tensor | None, ...]:
-        """What the backward needs from the input ``x`` and output ``y`` (both paired)."""
-        return _rescale_multipliers(x, y, half, self.eps)
+    def _reference(self, call: OpCall) -> Any:
+        """The op applied in the reference pass, and what it records."""
+        x = call.input
+        if not self.reference_graph:
+            before = x.detach().clone() if call.inplace else x.detach()
+            output = call.plain()
+            _record(Reference(self, x.shape, before, _values(output).detach()))
+            return output
+        with torch.enable_grad():
+            leaf = (x.detach().clone() if call.inplace else x.detach()).requires_grad_()
+            recorded = _applied_to(call, leaf.clone() if call.inplace else leaf)
+        values = _values(recorded)
+        _record(Reference(self, x.shape, leaf.detach(), values.detach(), (leaf, values)))
+        with torch.no_grad():
+            if call.inplace:
+                return x.copy_(values)
+            if isinstance(recorded, (tuple, list)):
+                return (values.detach(), *(item.detach() for item in recorded[1:]))
+            return values.detach()
+
+    def prepare(
+        self, x: Tensor, y: Tensor, x_ref: Tensor, y_ref: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        """What the backward needs from the input rows' input ``x`` and output ``y`` and
+        their references."""
+        with torch.no_grad():
+            return _multipliers(x - x_ref, y, y_ref, self.eps)
 
     def settings(self, call: OpCall) -> Any:
         """What the backward needs to know of the call's arguments (here: nothing). The
@@ -242,7 +418,7 @@ class DeepLiftRule(Rule):
         saved: tuple[Tensor, ...],
         native: Any,
         grad: Tensor,
-        half: int,
+        pair: Pair,
         x: Tensor,
     ) -> Tensor:
         """The gradient to pass to the op's input ``x`` (its values, intact: the op's own
@@ -250,30 +426,20 @@ class DeepLiftRule(Rule):
         ``native(v)``, the op's plain vector-Jacobian product."""
         multipliers, small = saved
         passed: Tensor = native(grad)
-        _pass_multiplied(passed[:half], grad[:half], multipliers, small)
+        _pass_multiplied(passed[pair.rows], grad[pair.rows], multipliers, small)
         return passed
 
 
-def _rescale_multipliers(
-    x: Tensor, y: Tensor, half: int, eps: float
-) -> tuple[Tensor, Tensor | None]:
-    """``(y - y_ref) / (x - x_ref)`` and where ``|x - x_ref| < eps``, for the input half
-    (values only: no graph is recorded)."""
-    x = x.detach()
-    return _multipliers(x[:half] - x[half:], y, half, eps)
-
-
 def _multipliers(
-    delta_in: Tensor, y: Tensor, half: int, eps: float
+    delta_in: Tensor, y: Tensor, y_ref: Tensor, eps: float
 ) -> tuple[Tensor, Tensor | None]:
     """``(y - y_ref) / delta_in``, and where ``|delta_in| < eps`` (:func:`_small`). Two
     new tensors where no position is small: ``delta_in`` and the multipliers (each new
     tensor costs page faults on the CPU)."""
     magnitude = delta_in.abs()
     small = _small(magnitude, eps)
-    y = y.detach()
     free = magnitude if small is not magnitude else None  # a buffer the mask did not take
-    difference = torch.sub(y[:half], y[half:], out=free)
+    difference = torch.sub(y.detach(), y_ref.detach(), out=free)
     return _divide_(difference, delta_in, small), small
 
 
@@ -351,14 +517,17 @@ class _RuleFunction(Function):
     a detached input, gives)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, call: OpCall, rule: DeepLiftRule, half: int) -> Any:
+    def forward(ctx: FunctionCtx, x: Tensor, call: OpCall, rule: DeepLiftRule, pair: Pair) -> Any:
         with torch.enable_grad(), _rule_graph():
             leaf = x.detach().requires_grad_()
             # An in-place spelling runs on a copy (a leaf cannot be modified in place).
             recorded = _applied_to(call, leaf.clone() if call.inplace else leaf)
         values = _values(recorded)
-        saved = rule.prepare(x, values, half)
-        ctx.settings, ctx.rule, ctx.half = rule.settings(call), rule, half  # type: ignore[attr-defined]
+        reference = pair.reference
+        x_in, x_ref = pair.of(x.detach(), None if reference is None else reference.x)
+        y_in, y_ref = pair.of(values.detach(), None if reference is None else reference.y)
+        saved = rule.prepare(x_in, y_in, x_ref, y_ref)
+        ctx.settings, ctx.rule, ctx.pair = rule.settings(call), rule, pair  # type: ignore[attr-defined]
         ctx.leaf, ctx.recorded = leaf, values  # type: ignore[attr-defined]
         ctx.save_for_backward(*saved)  # type: ignore[arg-type]  # (None entries are kept)
         if call.inplace:
@@ -381,13 +550,13 @@ class _RuleFunction(Function):
             return _own(result[0], vector)
 
         passed: Tensor = state.rule.combine(
-            state.settings, state.saved_tensors, native, grad, state.half, state.leaf
+            state.settings, state.saved_tensors, native, grad, state.pair, state.leaf
         )
         return passed, None, None, None
 
 
 class RescaleRule(DeepLiftRule):
-    """The rescale rule on every elementwise nonlinearity: the input half receives
+    """The rescale rule on every elementwise nonlinearity: the input rows receive
     ``grad_output * (y - y_ref) / (x - x_ref)``, the plain gradient where
     ``|x - x_ref| < eps``.
 
@@ -405,12 +574,14 @@ class RescaleRule(DeepLiftRule):
         super().__init__(eps)
         self.ops = elementwise_ops() if ops is None else ops
 
-    def _apply(self, call: OpCall, half: int) -> Any:
+    def _apply(self, call: OpCall, pair: Pair) -> Any:
         x, nodes = call.input, call.op.native_nodes
         if not nodes or (call.inplace and x._is_view()):
-            return _RuleFunction.apply(x, call, self, half)
-        with torch.no_grad():
-            delta_in = x[:half] - x[half:]  # before an in-place application overwrites x
+            return _RuleFunction.apply(x, call, self, pair)
+        reference = pair.reference
+        with torch.no_grad():  # before an in-place application overwrites x
+            x_in, x_ref = pair.of(x, None if reference is None else reference.x)
+            delta_in = x_in - x_ref
         output = call.plain()
         node = output.grad_fn if isinstance(output, Tensor) else None
         if node is None or type(node).__name__ not in nodes:
@@ -419,15 +590,17 @@ class RescaleRule(DeepLiftRule):
                     f"attrkit: an in-place {call.op.title} made a "
                     f"{type(node).__name__} node, not one of {sorted(nodes)}"
                 )
-            return _RuleFunction.apply(x, call, self, half)  # say, under a tracer
-        multipliers, small = _multipliers(delta_in, output, half, self.eps)
+            return _RuleFunction.apply(x, call, self, pair)  # say, under a tracer
+        y_in, y_ref = pair.of(output, None if reference is None else reference.y)
+        multipliers, small = _multipliers(delta_in, y_in, y_ref, self.eps)
+        rows = pair.rows
 
         def rescale(grad_inputs: Any, grad_outputs: Any) -> Any:
             passed = grad_inputs[0]
             if passed is None:
                 return None
             passed = _own(passed, grad_outputs[0])
-            _pass_multiplied(passed[:half], grad_outputs[0][:half], multipliers, small)
+            _pass_multiplied(passed[rows], grad_outputs[0][rows], multipliers, small)
             return (passed, *grad_inputs[1:])
 
         node.register_hook(rescale)
@@ -447,11 +620,13 @@ class MaxPoolRule(DeepLiftRule):
         "unpool(grad * (max(y, y_ref) - y_ref)) at x's maxima + unpool(grad * (y - max(y, "
         "y_ref))) at x_ref's maxima, divided by x - x_ref"
     )
+    reference_graph = True
 
-    def prepare(self, x: Tensor, y: Tensor, half: int) -> tuple[Tensor | None, ...]:
-        output, reference = y[:half], y[half:]
-        peak = torch.maximum(output, reference)
-        return peak - reference, output - peak
+    def prepare(
+        self, x: Tensor, y: Tensor, x_ref: Tensor, y_ref: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        peak = torch.maximum(y, y_ref)
+        return peak - y_ref, y - peak
 
     def combine(
         self,
@@ -459,27 +634,37 @@ class MaxPoolRule(DeepLiftRule):
         saved: tuple[Tensor, ...],
         native: Any,
         grad: Tensor,
-        half: int,
+        pair: Pair,
         x: Tensor,
     ) -> Tensor:
         at_input, at_reference = saved
-        grad_in = grad[:half]
-        # One product over the paired batch unpools both shares: the input half at the
-        # input's maxima, the reference half at the reference's.
-        both = torch.empty_like(grad)
-        torch.mul(grad_in, at_input, out=both[:half])
-        torch.mul(grad_in, at_reference, out=both[half:])
-        shares: Tensor = native(both, retain=True)
-        del both
-        spread = shares[:half].add_(shares[half:])
-        delta_in = torch.sub(x[:half], x[half:], out=shares[half:])  # (no new tensor)
+        grad_in = grad[pair.rows]
+        half, reference = pair.half, pair.reference
+        if reference is not None:  # each share unpooled by its own pass's graph
+            assert reference.graph is not None
+            leaf, output = reference.graph
+            spread: Tensor = native(grad_in * at_input, retain=True)
+            spread.add_(torch.autograd.grad(output, leaf, grad_in * at_reference)[0])
+            delta_in = x.detach() - reference.x
+        else:
+            # One product over the paired batch unpools both shares: the input half at
+            # the input's maxima, the reference half at the reference's.
+            both = torch.empty_like(grad)
+            torch.mul(grad_in, at_input, out=both[:half])
+            torch.mul(grad_in, at_reference, out=both[half:])
+            shares: Tensor = native(both, retain=True)
+            del both
+            spread = shares[:half].add_(shares[half:])
+            delta_in = torch.sub(x[:half], x[half:], out=shares[half:])  # (no new tensor)
         small = _small(delta_in.abs(), self.eps)
         _divide_(spread, delta_in, small)
+        if small is None and reference is not None:
+            return spread
         if small is None:  # the shares' tensor is what passes back
             shares[half:].zero_()
             return shares
         passed: Tensor = native(grad)
-        _pass_values(passed[:half], spread, small)
+        _pass_values(passed[pair.rows], spread, small)
         return passed
 
 
@@ -502,13 +687,13 @@ class SoftmaxRule(DeepLiftRule):
         saved: tuple[Tensor, ...],
         native: Any,
         grad: Tensor,
-        half: int,
+        pair: Pair,
         x: Tensor,
     ) -> Tensor:
         multipliers, small = saved
         passed: Tensor = native(grad)
-        rescaled = passed[:half]
-        _pass_multiplied(rescaled, grad[:half], multipliers, small)
+        rescaled = passed[pair.rows]
+        _pass_multiplied(rescaled, grad[pair.rows], multipliers, small)
         rescaled.sub_(rescaled.mean(dim=settings, keepdim=True))
         return passed
 
