@@ -11,6 +11,9 @@ neither a line nor an entry in :data:`RULES_WITHOUT_BACKWARD_LINE`.
 Deconvolution (Zeiler & Fergus 2014): a ReLU passes back ``max(grad_output, 0)``.
 Guided backpropagation (Springenberg et al. 2015): ``max(grad_output, 0)`` where the
 ReLU's input was positive, else 0. Pass (zennit): ``grad_output`` unchanged.
+
+DeepLift (Shrikumar et al. 2017): :class:`DeepLiftDefinitionModel` runs a graph of
+``tests/strategies.py`` with the rescale and max-pool rules written out.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from tests.strategies import Act, Apply, Graph, GraphModel, MaxPool
 
 #: Rule name -> what a ReLU passes back to its input, from that input ``x`` and the
 #: gradient ``g`` arriving at its output. One line per rule.
@@ -45,8 +50,8 @@ RULES_WITHOUT_BACKWARD_LINE: dict[str, str] = {
         ("rescale", "deeplift_max_pool", "deeplift_softmax"),
         "DeepLift's rules need each application's reference input as well as its input: "
         "tests/engine/test_deeplift_rules.py checks them against summation to delta and "
-        "against DefinitionModel (tests/nonlinear_graphs.py), which is fed by a separate "
-        "pass over the baselines",
+        "against DeepLiftDefinitionModel (below), which is fed by a separate pass over the "
+        "baselines",
     ),
 }
 #: The rules with a line.
@@ -457,3 +462,106 @@ def reference_lrp(
     wrt = leaves if layer is None else tuple(store)
     grads = torch.autograd.grad(selected, wrt, selected.detach(), allow_unused=True)
     return tuple(torch.zeros_like(x) if g is None else g for x, g in zip(wrt, grads, strict=True))
+
+
+# ---------------------------------------------------------------------------- DeepLift
+
+
+def pool_with_indices(node: MaxPool, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Max-pooling ``node`` of ``x``, and for each output the flat position of its
+    maximum within its channel."""
+    if node.kind == "adaptive":
+        return F.adaptive_max_pool2d(x, 2, return_indices=True)
+    return F.max_pool2d(x, node.kernel, node.stride, return_indices=True)
+
+
+class _Rescale(torch.autograd.Function):
+    """``fn`` with DeepLift's rescale rule: ``(fn(x) - fn(x_ref)) / (x - x_ref)``, the
+    derivative where ``|x - x_ref| < eps``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, reference: Tensor, fn: Apply, eps: float) -> Tensor:
+        with torch.enable_grad():
+            leaf = x.detach().clone().requires_grad_()
+            (derivative,) = torch.autograd.grad(fn(leaf.clone()).sum(), leaf)
+        y, y_ref = fn(x.clone()), fn(reference.clone())
+        delta = x - reference
+        ctx.multiplier = torch.where(delta.abs() < eps, derivative, (y - y_ref) / delta)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        return grad * ctx.multiplier, None, None, None
+
+
+class _MaxPoolRule(torch.autograd.Function):
+    """Max-pooling with DeepLift's rule, written out per window: the window's output
+    difference is split into ``max(y, y_ref) - y_ref`` at the input's maximum and
+    ``y - max(y, y_ref)`` at the reference's; each position receives the sum of its
+    shares (over every window it belongs to) divided by its own ``x - x_ref``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, reference: Tensor, node: MaxPool, eps: float) -> Tensor:
+        y, at_x = pool_with_indices(node, x)
+        y_ref, at_ref = pool_with_indices(node, reference)
+        peak = torch.maximum(y, y_ref)
+        ctx.save_for_backward(x - reference, at_x, at_ref, peak - y_ref, y - peak)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        delta, at_x, at_ref, share_x, share_ref = ctx.saved_tensors
+
+        def unpool(values: Tensor, where: Tensor) -> Tensor:
+            flat = torch.zeros_like(delta).flatten(2)
+            return flat.scatter_add_(2, where.flatten(2), values.flatten(2)).view_as(delta)
+
+        spread = unpool(grad * share_x, at_x) + unpool(grad * share_ref, at_ref)
+        plain = unpool(grad, at_x)
+        return torch.where(delta.abs() < ctx.eps, plain, spread / delta), None, None, None
+
+
+class DeepLiftDefinitionModel(GraphModel):
+    """The model of a graph with DeepLift's rules written out, independently of attrkit:
+    a first pass over the baselines records the input of every nonlinearity and
+    max-pool application, in order; in the second pass each application is a custom
+    autograd function that knows its reference input."""
+
+    def __init__(self, graph: Graph, eps: float = 1e-10) -> None:
+        super().__init__(graph)
+        self.eps = eps
+        self.references: list[Tensor] = []
+        self.recording = True
+
+    def act(self, key: str, node: Act, x: Tensor) -> Tensor:
+        if self.recording:
+            self.references.append(x.detach().clone())
+            return super().act(key, node, x)
+        reference = self.references.pop(0)
+        return _Rescale.apply(
+            x, reference, lambda t: super(DeepLiftDefinitionModel, self).act(key, node, t), self.eps
+        )
+
+    def max_pool(self, key: str, node: MaxPool, x: Tensor) -> Tensor:
+        if self.recording:
+            self.references.append(x.detach().clone())
+            return super().max_pool(key, node, x)
+        return _MaxPoolRule.apply(x, self.references.pop(0), node, self.eps)
+
+    def multipliers(
+        self, inputs: tuple[Tensor, ...], baselines: tuple[Tensor, ...], target: Any
+    ) -> tuple[Tensor, ...]:
+        """The DeepLift multipliers of ``inputs`` against ``baselines``, by definition."""
+        self.recording, self.references = True, []
+        with torch.no_grad():
+            self(*baselines)
+        self.recording = False
+        leaves = tuple(x.detach().clone().requires_grad_() for x in inputs)
+        output = self(*leaves)
+        grads = torch.autograd.grad(
+            select_reference(output, target).sum(), leaves, allow_unused=True
+        )
+        return tuple(
+            torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)
+        )

@@ -1,21 +1,22 @@
 """DeepLift's rules against the definition, on every nonlinearity in every spelling.
 
-Two independent checks, on random graphs (hypothesis, ``tests/nonlinear_graphs.py``) and
-on a fixed table: summation to delta, ``|sum(attributions) - (F(x) - F(baseline))| <=
-1e-8`` per example in float64 (``F`` evaluated by a plain forward pass, not by attrkit),
-and equality with ``DefinitionModel``, which writes the rules out as custom autograd
-functions that receive their reference inputs from a separate pass over the baselines.
-Then the rules' edges: the plain gradient where input and reference coincide, in-place
-applications, constants, the per-example softmax, what cannot be attributed, and ops a
-user registers.
+Two independent checks, on random graphs (hypothesis, ``tests/strategies.py``) and on its
+fixed table: summation to delta, ``|sum(attributions) - (F(x) - F(baseline))| <= 1e-8``
+per example in float64 (``F`` evaluated by a plain forward pass, not by attrkit), and
+equality with ``DeepLiftDefinitionModel`` (``tests/reference.py``), which writes the rules
+out as custom autograd functions that receive their reference inputs from a separate pass
+over the baselines. Then the rules' edges: the plain gradient where input and reference
+coincide, in-place applications, constants, the per-example softmax, what cannot be
+attributed, and ops a user registers.
 
-Covering design: the random graphs draw every nonlinearity of ``NONLINEARITIES`` in every
-spelling (module, reused module, module created in ``forward``, functional, ``torch.*``,
-``Tensor.*``, in place), max-pooling as a module, a function, overlapping or adaptive,
-skip connections over a nonlinearity, branches joined by add / cat (and, for the
-definition check, by a product), BatchNorm, average pooling, flattening, a second input,
-every target form; the fixed table holds each (nonlinearity, spelling) pair once, each
-max-pool form, and the model zoo of ``tests/models.py``.
+Covering design: the random graphs (``EVERY_OP``) draw every nonlinearity of
+``NONLINEARITIES`` in every spelling (module, reused module, module created in
+``forward``, functional, ``torch.*``, ``Tensor.*``, ``aten``, in place), max-pooling as a
+module, a function, overlapping or adaptive, skip connections over a nonlinearity,
+branches joined by add / cat (and, for the definition check, by a product), BatchNorm,
+average pooling, flattening, a second input, every target form; the fixed table
+(``table()``) holds each (nonlinearity, spelling) pair once, each max-pool form, and the
+model zoo of ``tests/models.py``.
 """
 
 from __future__ import annotations
@@ -48,22 +49,8 @@ from attrkit.engine.rules.deeplift import (
 from tests import models
 from tests.cases import target_forms
 from tests.helpers import as_tuple
-from tests.nonlinear_graphs import (
-    NONLINEARITIES,
-    Act,
-    Branch,
-    DefinitionModel,
-    Dense,
-    Flatten,
-    Graph,
-    MaxPool,
-    Norm,
-    Problem,
-    Skip,
-    problems,
-    spellings,
-)
-from tests.reference import select_reference
+from tests.reference import DeepLiftDefinitionModel, select_reference
+from tests.strategies import Problem, problems, table
 
 TOLERANCE = 1e-8
 
@@ -90,7 +77,7 @@ def summation_gap(model: nn.Module, inputs, baselines, target, extra=()) -> Tens
 def assert_definition(problem: Problem) -> None:
     """attrkit's DeepLift equals ``DefinitionModel``'s on the problem."""
     model = problem.graph.build(problem.dtype)
-    definition = DefinitionModel(problem.graph).to(problem.dtype).eval()
+    definition = DeepLiftDefinitionModel(problem.graph).to(problem.dtype).eval()
     definition.load_state_dict(model.state_dict())
     inputs, baselines = problem.inputs(), problem.baselines()
     expected = definition.multipliers(inputs, baselines, problem.target)
@@ -127,59 +114,7 @@ def test_equals_the_definition_on_random_graphs(problem):
 # ------------------------------------------------------------------------ fixed table
 
 
-def _act_graph(name: str, spelling: str, image: bool = False) -> Graph:
-    """The nonlinearity applied twice (once with its input used again), on features or
-    on images, with a BatchNorm and a second input."""
-    act = Act(name, spelling, inplace=spelling in ("module", "created"))
-    out_of_place = Act(name, spelling if spelling in NONLINEARITIES[name].functional else "module")
-    shape: tuple[int, ...] = (2, 4, 4) if image else (5,)
-    body = (Dense(4, 3 if image else 1), act, Norm(), Dense(3), Skip(out_of_place, -0.7))
-    return Graph(shape, body, (3,), side=2, shared_inplace=False, seed=7)
-
-
-def _pool_graph(pool: MaxPool) -> Graph:
-    body = (Dense(3, 3), Act("relu", "module"), pool, Dense(2), Act("tanh", "torch.tanh"))
-    return Graph((2, 6, 6), (*body, Flatten()), (2,), seed=3)
-
-
-GRAPH_TABLE = [
-    *(
-        pytest.param(_act_graph(name, spelling), id=f"{name}-{spelling}")
-        for name in NONLINEARITIES
-        for spelling in spellings(name)
-    ),
-    *(
-        pytest.param(_act_graph(name, "module", image=True), id=f"{name}-module-images")
-        for name in NONLINEARITIES
-    ),
-    *(
-        pytest.param(_pool_graph(pool), id=f"max-pool-{pool.kind}-{pool.kernel}-{pool.stride}")
-        for pool in (
-            MaxPool("module", 2, 2),
-            MaxPool("functional", 2, 2),
-            MaxPool("module", 3, 1),
-            MaxPool("functional", 3, 2),
-            MaxPool("adaptive"),
-        )
-    ),
-    pytest.param(
-        Graph(
-            (4,),
-            (
-                Dense(4),
-                Act("relu", "shared"),
-                Dense(4),
-                Act("relu", "shared"),
-                Branch("cat", (Dense(3), Act("relu", "shared")), (Dense(3), Act("tanh", "shared"))),
-                Act("sigmoid", "shared"),
-            ),
-            (2,),
-            shared_inplace=True,
-            seed=5,
-        ),
-        id="modules-reused-in-place-and-on-branches",
-    ),
-]
+GRAPH_TABLE = [pytest.param(graph, id=name) for name, graph in table()]
 
 
 @pytest.mark.parametrize("graph", GRAPH_TABLE)

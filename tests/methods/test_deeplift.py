@@ -35,8 +35,8 @@ from attrkit.methods.deeplift import BaselineError
 from tests import models
 from tests.cases import DEEPLIFT_CLASSES, METHOD_SPECS, neuron_selectors
 from tests.helpers import as_tuple, assert_matches_captum, fresh
-from tests.nonlinear_graphs import problems
 from tests.reference import select_reference
+from tests.strategies import problems
 
 CLASSES = sorted(
     attrkit.method_info(name).cls.__name__

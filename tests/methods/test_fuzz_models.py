@@ -1,4 +1,4 @@
-"""Property-based tests on random models (graphs drawn by ``tests/strategies.py``):
+"""Property-based tests on random models (graphs of ``RELU_OPS``, ``tests/strategies.py``):
 
 (a) every method equals the definition-based reference (``tests/reference.py``) on any
     graph: functional, reused, in-place and created-in-forward ReLUs, skips, branches;
@@ -50,7 +50,7 @@ from tests.reference import (
     reference_lrp,
     reference_neuron_attribution,
 )
-from tests.strategies import Branch, GraphModel, Problem, problems
+from tests.strategies import RELU_OPS, Branch, GraphModel, Problem, problems
 from tests.tester import (
     BASE_METHOD,
     QUICK_OPTIONS,
@@ -66,6 +66,10 @@ from tests.tester import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
+
+#: The graphs of (a) and (c): ReLU in every spelling, in place on the input too, and
+#: branches joined by a product.
+RELU_GRAPHS: dict[str, Any] = {"ops": RELU_OPS, "inplace_on_input": True, "gates": True}
 
 # --------------------------------------------------------------------------- helpers
 
@@ -363,7 +367,7 @@ REFERENCE_CHECKS: dict[str, Check] = {
 #: The methods a NoiseTunnel wraps here: those made of one gradient.
 ONE_GRADIENT_METHODS = methods(lambda m: definition_kind(m) == "gradient")
 #: The DeepLift family is checked against its definition on graphs of every nonlinearity
-#: (tests/nonlinear_graphs.py) in tests/engine/test_deeplift_rules.py and
+#: (tests/strategies.py's EVERY_OP) in tests/engine/test_deeplift_rules.py and
 #: tests/methods/test_deeplift.py.
 #: The perturbation family's computation is Captum's own (checked against Captum's classes
 #: and their definitions in tests/methods/test_perturbation.py). The layer and neuron path
@@ -393,7 +397,7 @@ def _needed_layer(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(REFERENCE_CHECKS))
 @given(data=st.data())
 def test_matches_definition_on_random_models(name, data):
-    problem = data.draw(problems(layer=_needed_layer(name)), label="problem")
+    problem = data.draw(problems(**RELU_GRAPHS, layer=_needed_layer(name)), label="problem")
     event(f"target form: {problem.target_form}")
     for feature in problem.graph.features():
         event(feature)
@@ -417,8 +421,9 @@ def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
     input joins after every body layer), and its plain-gradient methods crash on an
     in-place ReLU applied to the input: neither is drawn for Captum."""
     return problems(
+        RELU_OPS,
         parity=spec.relu_rule is not None,
-        inplace_on_input=False,
+        gates=True,
         side_input=not spec.neuron,
         layer="any" if spec.layer else "",
     )
@@ -632,7 +637,7 @@ def call(model: GraphModel, problem: Problem, method: tuple[Any, ...]) -> tuple[
     return as_tuple(result[0] if kwargs.get("return_convergence_delta") else result)
 
 
-@given(problem=problems(), data=st.data())
+@given(problem=problems(**RELU_GRAPHS), data=st.data())
 def test_result_does_not_depend_on_thread_or_history(problem, data):
     model = problem.graph.build(problem.dtype)
     first = data.draw(method_calls(model, problem), label="first call")

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 import attrkit
 from attrkit.validation import DeepLiftAuditReport, audit_deeplift
 from tests.helpers import as_tuple
-from tests.nonlinear_graphs import problems
+from tests.strategies import problems
 
 
 class _Pair(nn.Module):
