@@ -971,7 +971,7 @@ METHOD_SPECS = [
         float64_rtol=1e-6,
     ),
     # One neuron: where several are selected, attrkit sums their conductances and Captum
-    # multiplies the sums (tests/methods/test_neuron.py).
+    # multiplies the sums (tests/methods/test_neuron_paths.py).
     MethodSpec(
         "neuron-conductance",
         "NeuronConductance",

@@ -273,6 +273,47 @@ def reference_layer(
     return tensor, torch.zeros_like(tensor) if grad is None else grad, leaves
 
 
+def reference_neuron_conductance(
+    model: Any,
+    inputs: tuple[Tensor, ...],
+    baselines: tuple[Tensor, ...],
+    layer: Any,
+    selector: Any,
+    target: object,
+    *,
+    method: str,
+    n_steps: int,
+    to_input: bool = False,
+    multiply_by_inputs: bool = True,
+) -> tuple[Tensor, ...]:
+    """Conductance (Dhamdhere et al., How Important Is a Neuron?, 2018) of the neurons
+    ``selector`` picks from ``layer``: for each selected neuron ``y_j`` separately, the
+    integral along the straight path from ``baselines`` to ``inputs`` of
+    ``dF/dy_j * dy_j/dx`` (``F`` the target output, ``quadrature(method, n_steps)``), summed
+    over the neurons with the selector's coefficient (1 for a picked neuron), times
+    ``inputs - baselines`` where ``multiply_by_inputs``. One gradient per neuron and
+    example, so a set of neurons gets the sum of their conductances by construction."""
+    totals = [torch.zeros_like(x) for x in inputs]
+    for alpha, weight in quadrature(method, n_steps):
+        point = tuple(b + alpha * (x - b) for x, b in zip(inputs, baselines, strict=True))
+        tensor, target_grad, leaves = reference_layer(model, point, layer, target, to_input)
+        (coefficients,) = torch.autograd.grad(
+            pick_neuron(tensor, selector).sum(), tensor, retain_graph=True
+        )
+        for position in coefficients.nonzero().tolist():  # (example, *neuron)
+            neuron = tuple(position)
+            grads = torch.autograd.grad(
+                tensor[neuron], leaves, retain_graph=True, allow_unused=True
+            )
+            scale = weight * coefficients[neuron] * target_grad[neuron]
+            for total, grad in zip(totals, grads, strict=True):
+                if grad is not None:
+                    total += scale * grad.detach()
+    if multiply_by_inputs:
+        return tuple(t * (x - b) for t, x, b in zip(totals, inputs, baselines, strict=True))
+    return tuple(totals)
+
+
 # --------------------------------------------------------------------------------- LRP
 # Layer-wise relevance propagation with Captum's default rules (Bach et al. 2015): every
 # linear layer, convolution, pooling, mean and batch-norm passes back ``x * J^T (R / (z +

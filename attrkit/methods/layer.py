@@ -31,7 +31,7 @@ from attrkit.core.layers import LayerCapture, capture_layers, check_layers
 from attrkit.core.registry import register
 from attrkit.core.typing import TargetType
 from attrkit.methods.path import BaselineType, convergence_delta, evaluate, integrate
-from attrkit.methods.quadrature import quadrature
+from attrkit.methods.quadrature import check_n_steps, quadrature
 
 __all__ = [
     "InternalInfluence",
@@ -512,7 +512,7 @@ class LayerConductance(_LayerPathMethod):
 
     def _compute(self, call: AttributionCall, **options: Any) -> Result:
         n_steps = options["n_steps"]
-        quadrature(options["method"], n_steps)  # the checks of `method` and `n_steps`
+        check_n_steps(n_steps)  # n_steps + 1 points: two or more for every rule, as in Captum
         _, alphas = quadrature(options["method"], n_steps + 1)
         starts, ends = self._path(call, options["baselines"])
         captured: list[list[LayerCapture]] = []

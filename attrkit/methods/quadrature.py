@@ -13,9 +13,20 @@ import numpy as np
 
 from attrkit.core.errors import ArgumentValueError
 
-__all__ = ["METHODS", "quadrature"]
+__all__ = ["METHODS", "check_n_steps", "quadrature"]
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+
+
+def check_n_steps(n_steps: object, minimum: int = 1, rule: str = "") -> None:
+    """Raise unless ``n_steps`` is an int >= ``minimum`` (``rule``: what the message adds
+    after the minimum).
+
+    Raises:
+        ValueError: naming ``n_steps`` (an ``AssertionError`` too, as in Captum).
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < minimum:
+        raise ArgumentValueError(f"`n_steps` must be an int >= {minimum}{rule}, got {n_steps!r}")
 
 
 def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,11 +38,7 @@ def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ArgumentValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
-    minimum = 2 if method == "riemann_trapezoid" else 1
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < minimum:
-        raise ArgumentValueError(
-            f"`n_steps` must be an int >= {minimum} for {method}, got {n_steps!r}"
-        )
+    check_n_steps(n_steps, 2 if method == "riemann_trapezoid" else 1, f" for {method}")
     n = n_steps
     if method == "gausslegendre":
         points, weights = np.polynomial.legendre.leggauss(n)

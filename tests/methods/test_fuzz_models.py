@@ -49,6 +49,7 @@ from tests.reference import (
     reference_layer,
     reference_lrp,
     reference_neuron_attribution,
+    reference_neuron_conductance,
 )
 from tests.strategies import RELU_OPS, Branch, GraphModel, Problem, problems
 from tests.tester import (
@@ -95,9 +96,17 @@ def draw_layer(
 
 
 def draw_selector(
-    data: st.DataObject, model: GraphModel, layer: str, inputs: tuple[Tensor, ...], to_input: bool
+    data: st.DataObject,
+    model: GraphModel,
+    layer: str,
+    inputs: tuple[Tensor, ...],
+    to_input: bool,
+    only: tuple[str, ...] = (),
 ) -> Any:
+    """A neuron selector of ``layer``'s tensor in one of the forms of ``neuron_selectors``
+    (of the forms named in ``only``, when given)."""
     forms = neuron_selectors(model.layer_shape(layer, inputs, to_input))
+    forms = [f for f in forms if not only or f[0] in only]
     form, selector = data.draw(st.sampled_from(forms), label="neuron_selector form")
     event(f"neuron_selector: {form}")
     return selector
@@ -233,6 +242,51 @@ def _neuron_check(name: str) -> Check:
     return check
 
 
+def check_neuron_conductance(problem: Problem, data: st.DataObject) -> None:
+    """Conductance of the selected neurons for the target, every selector form (several
+    neurons: the sum of their conductances), against ``reference_neuron_conductance``."""
+    model = problem.graph.build(problem.dtype)
+    inputs = problem.inputs()
+    layer = draw_layer(data, model)
+    to_input = data.draw(st.booleans(), label="attribute_to_neuron_input")
+    selector = draw_selector(data, model, layer, inputs, to_input)
+    method = data.draw(st.sampled_from(["gausslegendre", "riemann_trapezoid"]), label="method")
+    n_steps = data.draw(st.integers(2, 4), label="n_steps")
+    scale = data.draw(st.sampled_from([None, -0.5]), label="baseline")
+    multiply = data.draw(st.booleans(), label="multiply_by_inputs")
+    chunk = data.draw(st.sampled_from([None, 1, 3]), label="internal_batch_size")
+    baselines = None if scale is None else tuple(scale * x[:1] for x in inputs)
+    ours = _run(
+        problem,
+        "neuron_conductance",
+        {"layer": layer, "multiply_by_inputs": multiply},
+        neuron_selector=selector,
+        baselines=None if baselines is None else problem.given(baselines),
+        target=problem.target,
+        n_steps=n_steps,
+        method=method,
+        internal_batch_size=chunk,
+        attribute_to_neuron_input=to_input,
+    )
+    reference_model = twin(problem)
+    expected = reference_neuron_conductance(
+        reference_model,
+        inputs,
+        tuple(
+            torch.zeros_like(x) if baselines is None else b.expand_as(x)
+            for x, b in zip(inputs, baselines or inputs, strict=True)
+        ),
+        reference_model.get_submodule(layer),
+        selector,
+        problem.target,
+        method=method,
+        n_steps=n_steps,
+        to_input=to_input,
+        multiply_by_inputs=multiply,
+    )
+    assert_all_close(ours, expected)
+
+
 def check_layer_grad_cam(problem: Problem, data: st.DataObject) -> None:
     model = problem.graph.build(problem.dtype)
     layer = draw_layer(data, model)
@@ -340,6 +394,7 @@ OWN_CHECKS: dict[str, Check] = {
     "integrated_gradients": check_integrated_gradients,
     "noise_tunnel": check_noise_tunnel,
     "layer_grad_cam": check_layer_grad_cam,
+    "neuron_conductance": check_neuron_conductance,
     "lrp": _lrp_check("lrp"),
     "layer_lrp": _lrp_check("layer_lrp"),
     "layer_activation": _layer_value_check(times_gradient=False),
@@ -370,11 +425,11 @@ ONE_GRADIENT_METHODS = methods(lambda m: definition_kind(m) == "gradient")
 #: (tests/strategies.py's EVERY_OP) in tests/engine/test_deeplift_rules.py and
 #: tests/methods/test_deeplift.py.
 #: The perturbation family's computation is Captum's own (checked against Captum's classes
-#: and their definitions in tests/methods/test_perturbation.py). The layer and neuron path
-#: methods (conductance, internal influence, layer and neuron integrated gradients) are
-#: checked against the model split at the layer, Gauss-Legendre quadrature and
-#: completeness in tests/methods/test_layer.py and tests/methods/test_neuron_paths.py, and
-#: against Captum on random models below (their METHOD_SPECS rows).
+#: and their definitions in tests/methods/test_perturbation.py). The other layer and neuron
+#: path methods (layer conductance, internal influence, layer and neuron integrated
+#: gradients) are checked against the model split at the layer, Gauss-Legendre quadrature
+#: and completeness in tests/methods/test_layer.py and tests/methods/test_neuron_paths.py,
+#: and against Captum on random models below (their METHOD_SPECS rows).
 CHECKED_ELSEWHERE = methods(
     lambda m: (
         m.family in ("deeplift", "perturbation")
@@ -412,8 +467,11 @@ def run_spec(
 ) -> Any:
     model = problem.graph.build(problem.dtype)
     inputs = problem.given(fresh(problem.inputs()))
+    kwargs = spec.kwargs(problem.dtype)
+    if spec.also_target:  # (neuron conductance takes both)
+        kwargs["target"] = problem.target
     torch.manual_seed(0)  # the same noise for NoiseTunnel
-    return spec.attribute(library, model, layer, inputs, selection, **spec.kwargs(problem.dtype))
+    return spec.attribute(library, model, layer, inputs, selection, **kwargs)
 
 
 def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
@@ -430,16 +488,18 @@ def _captum_problems(spec: MethodSpec) -> st.SearchStrategy[Problem]:
 
 
 # Specs compared on named cases only (LRP: Captum's LRP runs on networks of its supported
-# modules, which these graphs are not), or on the cases, selector forms or targets where
-# Captum runs and follows the definition (``case_filter``, ``forms``, ``also_target``:
-# Guided Grad-CAM on spatial layers, Captum's crashes after an in-place op or on a scalar
-# output, NeuronConductance's selectors) are left to tests/methods/test_parity.py.
+# modules, which these graphs are not), or on the cases or targets where Captum runs and
+# follows the definition (``case_filter``, a target method's ``forms``: Guided Grad-CAM on
+# spatial layers, Captum's crashes after an in-place op or on a scalar output) are left to
+# tests/methods/test_parity.py. A neuron method's ``forms`` are its selector forms, drawn
+# here (NeuronConductance: one neuron; of several, Captum multiplies the sums, and
+# check_neuron_conductance holds attrkit to the definition).
 @pytest.mark.parametrize(
     "spec",
     [
         pytest.param(s, id=s.id)
         for s in METHOD_SPECS
-        if s.cases is None and s.case_filter is None and not s.forms and not s.also_target
+        if s.cases is None and s.case_filter is None and (s.neuron or not s.forms)
     ],
 )
 @given(data=st.data())
@@ -457,7 +517,7 @@ def test_matches_captum_on_random_models(spec, data):
     selection = problem.target
     if spec.neuron:
         to_input = spec.attribute_kwargs.get("attribute_to_neuron_input", False)
-        selection = draw_selector(data, model, layer, problem.inputs(), to_input)
+        selection = draw_selector(data, model, layer, problem.inputs(), to_input, spec.forms)
     ours = run_spec(attrkit, spec, problem, layer, selection)
     theirs = run_spec(captum.attr, spec, problem, layer, selection)
     tolerance = {}

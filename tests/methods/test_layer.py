@@ -105,6 +105,19 @@ def test_layer_attributions_add_up_to_the_output_difference(method, tolerance):
     torch.testing.assert_close(delta, attributions.sum(dim=1) - difference)
 
 
+def test_layer_conductance_of_one_step_with_the_trapezoid_rule_as_in_captum():
+    """``n_steps=1`` evaluates the path at ``n_steps + 1 = 2`` points, enough for every
+    rule: the gradient at the baseline times the layer's change (Captum runs it too)."""
+    baseline = torch.full((1, 4), 0.3)
+    grad, start = _layer_gradient(baseline.expand_as(X), target=1)
+    _, end = _layer_gradient(X, target=1)
+    options = {"baselines": baseline, "target": 1, "n_steps": 1, "method": "riemann_trapezoid"}
+    ours = attrkit.LayerConductance(MODEL, MODEL.body).attribute(X, **options)
+    torch.testing.assert_close(ours, grad * (end - start))
+    theirs = captum.attr.LayerConductance(MODEL, MODEL.body).attribute(X, **options)
+    torch.testing.assert_close(ours, theirs)
+
+
 def test_layer_ig_of_an_identity_layer_is_the_inputs_ig_bit_for_bit():
     """The same quadrature and summation as IntegratedGradients (Captum's test compares
     them at 1e-7; attrkit's are equal)."""
