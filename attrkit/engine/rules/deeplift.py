@@ -206,6 +206,7 @@ class Reference:
 
     Attributes:
         rule: The rule applied.
+        op: The op it applied to.
         shape: The shape of the op's input.
         x: The input values (a copy when the op ran in place).
         y: The output values.
@@ -213,17 +214,18 @@ class Reference:
             vector-Jacobian products the rule's backward pass needs (or ``None``).
     """
 
-    __slots__ = ("_versions", "graph", "rule", "shape", "x", "y")
+    __slots__ = ("_versions", "graph", "op", "rule", "shape", "x", "y")
 
     def __init__(
         self,
         rule: DeepLiftRule,
-        shape: torch.Size,
+        call: OpCall,
         x: Tensor,
         y: Tensor,
         graph: tuple[Tensor, Tensor] | None = None,
     ) -> None:
-        self.rule, self.shape, self.x, self.y, self.graph = rule, shape, x, y, graph
+        self.rule, self.op, self.shape = rule, call.op, call.input.shape
+        self.x, self.y, self.graph = x, y, graph
         self._versions = (x._version, y._version)
 
     def intact(self) -> bool:
@@ -241,7 +243,7 @@ def _take(rule: DeepLiftRule, call: OpCall) -> Reference:
     if cursor >= len(records):
         raise SplitMismatch("the input pass applied more ruled ops than the reference pass")
     reference = records[cursor]
-    if reference.rule is not rule or reference.shape != call.input.shape:
+    if (reference.rule, reference.op, reference.shape) != (rule, call.op, call.input.shape):
         raise SplitMismatch(f"application {cursor} differs between the passes")
     if not reference.intact():
         raise SplitMismatch(f"the values of application {cursor} were modified in place")
@@ -384,13 +386,13 @@ class DeepLiftRule(Rule):
         if not self.reference_graph:
             before = x.detach().clone() if call.inplace else x.detach()
             output = call.plain()
-            _record(Reference(self, x.shape, before, _values(output).detach()))
+            _record(Reference(self, call, before, _values(output).detach()))
             return output
         with torch.enable_grad():
             leaf = (x.detach().clone() if call.inplace else x.detach()).requires_grad_()
             recorded = _applied_to(call, leaf.clone() if call.inplace else leaf)
         values = _values(recorded)
-        _record(Reference(self, x.shape, leaf.detach(), values.detach(), (leaf, values)))
+        _record(Reference(self, call, leaf.detach(), values.detach(), (leaf, values)))
         with torch.no_grad():
             if call.inplace:
                 return x.copy_(values)
