@@ -1,8 +1,10 @@
 """DeepLift and DeepLiftShap on the model's inputs, on a layer and on one neuron.
 
-Every variant runs one forward pass over the inputs followed by their baselines (as
-Captum does) with DeepLift's rules at every nonlinearity application
-(:mod:`attrkit.engine.rules.deeplift`), and one backward pass from the input half.
+Every variant runs the model on the baselines and on the inputs with DeepLift's rules at
+every nonlinearity application (:mod:`attrkit.engine.rules.deeplift`), and one backward
+pass from the inputs' outputs: where the model allows, in two forward passes, the
+baselines' recording what each rule needs and the inputs' alone differentiated; otherwise
+in one pass over the inputs followed by their baselines, as Captum does (:class:`_Pass`).
 DeepLiftShap is DeepLift of every input against every row of a baseline distribution,
 averaged over the baselines.
 """
