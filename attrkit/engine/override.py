@@ -86,7 +86,8 @@ class RuleOverride(TorchFunctionMode):
 
     An application whose input does not require grad (a constant: a parameter-only
     branch, an additional argument), or that runs with autograd off, keeps the plain op,
-    which has no backward anyway.
+    which has no backward anyway (unless its rule records values in such a pass:
+    :meth:`~attrkit.engine.rule.Rule.applies_without_grad`).
 
     Args:
         rules: The method's rules.
@@ -169,9 +170,10 @@ class RuleOverride(TorchFunctionMode):
         call = op.read(func, args, kwargs)
         x = call.input
         wrapped = False
-        if not torch.is_grad_enabled() or (
-            not x.requires_grad and not (wrapped := _wrapped_requires_grad(x))
-        ):
+        if (
+            not torch.is_grad_enabled()
+            or (not x.requires_grad and not (wrapped := _wrapped_requires_grad(x)))
+        ) and not rule.applies_without_grad():
             return func(*args, **kwargs) if kwargs else func(*args)
         if self._owner is not current_call() and self._foreign():
             return func(*args, **kwargs) if kwargs else func(*args)

@@ -39,6 +39,12 @@ class Rule(ABC):
     def apply(self, call: OpCall) -> Any:
         """The result of ``call`` (the op's own forward), with this rule's backward."""
 
+    def applies_without_grad(self) -> bool:
+        """Whether the override hands the rule applications that run with autograd off
+        or on tensors that do not require grad (here: no, they have no backward; a rule
+        recording values in a pass that is not differentiated says yes)."""
+        return False
+
     def __repr__(self) -> str:
         return f"<rule {self.name!r} on {', '.join(op.name for op in self.ops)}>"
 

@@ -291,8 +291,9 @@ class _Pass:
         passes = SplitPasses(self.size)
         reference_call = call.take(rows, references)
         random = _RandomState({x.device for x in inputs})
-        with passes.reference(reference_call.inputs):
+        with torch.no_grad(), passes.reference(reference_call.inputs):
             reference, reference_layer = _run(method, reference_call, capture)
+        reference_tensors = () if reference_layer is None else reference_layer.tensors
         if random.drawn():
             raise SplitMismatch("the forward pass draws random numbers")
         input_call = call.take(rows, inputs)
@@ -300,10 +301,11 @@ class _Pass:
         with passes.inputs(input_call.inputs):
             output, captured = _run(method, input_call, capture)
         self.outputs = (output, reference)
-        if captured is not None and reference_layer is not None:
+        if captured is not None:
             tensors = _layer_tensors(captured, self.size)
-            references_ = _layer_tensors(reference_layer, self.size)
-            self.layers = (tensors, tuple(t.detach() for t in references_))
+            if [t.shape for t in tensors] != [t.shape for t in reference_tensors]:
+                raise SplitMismatch("the layer's tensors differ between the passes")
+            self.layers = (tensors, reference_tensors)
 
     def select(self) -> Tensor:
         """The targeted output of every row (the input rows first). A bad target or output
@@ -347,14 +349,15 @@ def _run(
         return method._forward(call), captured
 
 
-def _layer_tensors(captured: LayerCapture, paired_rows: int) -> tuple[Tensor, ...]:
+def _layer_tensors(captured: LayerCapture, rows: int) -> tuple[Tensor, ...]:
+    """The captured tensors of a pass over ``rows`` rows, checked."""
     for tensor in captured.tensors:
         if tensor.layout != torch.strided:
             raise TypeError(f"`layer`'s tensor is a {tensor.layout} tensor; it must be dense")
-        if tensor.dim() == 0 or tensor.shape[0] != paired_rows:
+        if tensor.dim() == 0 or tensor.shape[0] != rows:
             raise ValueError(
                 f"`layer`'s tensor has shape {tuple(tensor.shape)}; DeepLift needs its "
-                f"dimension 0 to be the batch of inputs and baselines ({paired_rows} rows)"
+                f"dimension 0 to be the batch of the pass ({rows} rows)"
             )
     return captured.tensors
 

@@ -18,7 +18,7 @@ from torch import nn
 
 import attrkit
 from tests.reference import reference_neuron_conductance
-from tests.strategies import Act, Branch, Dense, Graph, Relu, Skip
+from tests.strategies import Act, Branch, Dense, Graph, Skip
 
 
 class Split(nn.Module):
@@ -86,13 +86,14 @@ def test_conductance_of_several_neurons_is_the_sum_of_theirs(selector):
     assert not torch.allclose(captum_result, expected, atol=1e-4)
 
 
-#: The random graph (tests/strategies.py) on which NeuronConductance differed from Captum's
-#: by 0.82: one output per example, a target, two neurons of a layer inside a branch.
+#: The shape of the random graph (tests/strategies.py) on which NeuronConductance was found
+#: to differ from Captum's (by 0.82, with the weights that generator drew then): one output
+#: per example, a target, two neurons of a layer inside a branch.
 REPORTED = Graph(
     input_shape=(1,),
     body=(
-        Branch("cat", (Dense(4), Act("elu")), (Dense(4), Relu("Tensor.relu"))),
-        Skip(Act("elu"), 1.0),
+        Branch("cat", (Dense(4), Act("elu", "F.elu")), (Dense(4), Act("relu", "Tensor.relu"))),
+        Skip(Act("elu", "F.elu"), 1.0),
         Dense(2),
     ),
     output_shape=(1,),

@@ -165,9 +165,10 @@ class SplitMismatch(Exception):  # noqa: N818 - a signal to the method, not an e
 
 
 class SplitPasses:
-    """The two passes of split DeepLift: :meth:`reference` (over the baselines) records
-    what every rule application needs, :meth:`inputs` (over the inputs) takes the records
-    in order. Use each block once, the reference pass first, on one thread.
+    """The two passes of split DeepLift: :meth:`reference` (over the baselines, with
+    autograd off) records what every rule application needs, :meth:`inputs` (over the
+    inputs) takes the records in order. Use each block once, the reference pass first,
+    on one thread.
 
     Args:
         rows: The rows of each pass.
@@ -377,6 +378,10 @@ class DeepLiftRule(Rule):
             return self._reference(call)
         return self._apply(call, Pair(None, _take(self, call)))
 
+    def applies_without_grad(self) -> bool:
+        """In the reference pass of split passes, which runs with autograd off."""
+        return _PAIRING.mode == "reference"
+
     def _apply(self, call: OpCall, pair: Pair) -> Any:
         return _RuleFunction.apply(call.input, call, self, pair)
 
@@ -460,10 +465,11 @@ def _small(magnitude: Tensor, eps: float) -> Tensor | None:
 
 def _divide_(numerator: Tensor, delta_in: Tensor, small: Tensor | None) -> Tensor:
     """``numerator / delta_in``, in place; 0 (not inf or nan) where a float mask marks a
-    small position (a boolean mask selects around them instead)."""
+    small position (a boolean mask selects around them instead). A float mask is added to
+    ``delta_in`` in place (no new tensor): the callers do not use it afterwards."""
     if small is None or small.dtype == torch.bool:
         return numerator.div_(delta_in)
-    numerator.div_(delta_in + small)
+    numerator.div_(delta_in.add_(small))
     return numerator.addcmul_(numerator, small, value=-1.0)
 
 
