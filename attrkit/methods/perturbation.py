@@ -14,6 +14,7 @@ and then runs Captum's ``attribute`` unchanged. Results, random draws and Captum
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import math
@@ -31,6 +32,7 @@ from attrkit.core.attribution import captum_entry_point, check_callable
 from attrkit.core.call import format_tensors
 from attrkit.core.errors import ArgumentTypeError, ArgumentValueError
 from attrkit.core.registry import register
+from attrkit.core.replica import model_replica
 from attrkit.core.targets import parse_target
 
 __all__ = [
@@ -197,6 +199,32 @@ class CaptumPerturbation:
     def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
         """Run Captum's ``attribute`` with the checked arguments."""
         return captum_attribute(*bound.args, **bound.kwargs)
+
+
+class _HooksOnAPrivateModel(CaptumPerturbation):
+    """Mixin for the layer and neuron methods, whose Captum computation registers forward
+    hooks on ``self.layer`` for the duration of a call: Captum's ``attribute`` runs on a
+    view of the method whose model and layer are a private structural copy of the model
+    (:func:`~attrkit.core.replica.model_replica`: new modules, the model's own parameters,
+    buffers and other objects), so that the hooks land on the copy's modules. Another
+    thread's forward pass of the model (a plain one, or another method's) never runs them,
+    and the model keeps the hooks it has, during the call as after it; the hooks the
+    caller registered on the model run in the copy too. Where there is no copy to make
+    (:func:`~attrkit.core.replica.model_replica`), Captum's ``attribute`` runs on the model
+    itself, as Captum's class does."""
+
+    forward_func: Any
+    layer: Any
+
+    def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
+        layers = self.layer if isinstance(self.layer, list) else [self.layer]
+        replica = model_replica(self.forward_func, layers)
+        if replica is not None:
+            view = copy.copy(self)  # the method may be shared between threads too
+            view.forward_func = replica.forward_func
+            view.layer = list(replica.layers) if isinstance(self.layer, list) else replica.layers[0]
+            bound.arguments["self"] = view
+        return super()._call_captum(captum_attribute, bound)
 
 
 class _OneModelPerExample(CaptumPerturbation):
@@ -408,7 +436,7 @@ class DataLoaderAttribution(CaptumPerturbation, captum.attr.DataLoaderAttributio
     paper=ABLATION_PAPER,
     layer_output=True,
 )
-class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation):  # type: ignore[misc]
+class LayerFeatureAblation(_HooksOnAPrivateModel, captum.attr.LayerFeatureAblation):  # type: ignore[misc]
     """Feature ablation of a hidden layer's neurons (``layer_mask`` groups them). Captum's
     ``LayerFeatureAblation`` with attrkit's argument checks."""
 
@@ -422,7 +450,11 @@ class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation)
     paper=PERMUTATION_PAPER,
     layer_output=True,
 )
-class LayerFeaturePermutation(FeaturePermutation, captum.attr.LayerFeaturePermutation):  # type: ignore[misc]
+class LayerFeaturePermutation(
+    _HooksOnAPrivateModel,
+    FeaturePermutation,
+    captum.attr.LayerFeaturePermutation,  # type: ignore[misc]
+):
     """Permutation importance of a hidden layer's neurons. Captum's
     ``LayerFeaturePermutation`` with attrkit's argument checks, and one fix: Captum 0.9.0
     selects the ``target`` twice (in its layer forward function and again in the
@@ -456,7 +488,7 @@ class _SelectedOutputPermutation(_CAPTUM_FEATURE_PERMUTATION):  # type: ignore[m
     display_name="Neuron Feature Ablation",
     paper=ABLATION_PAPER,
 )
-class NeuronFeatureAblation(CaptumPerturbation, captum.attr.NeuronFeatureAblation):  # type: ignore[misc]
+class NeuronFeatureAblation(_HooksOnAPrivateModel, captum.attr.NeuronFeatureAblation):  # type: ignore[misc]
     """Feature ablation of the inputs, measured on one neuron of a hidden layer. Captum's
     ``NeuronFeatureAblation`` with attrkit's argument checks."""
 
