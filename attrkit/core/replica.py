@@ -60,6 +60,21 @@ class ModelReplica:
         self.model = model
         self.forward_func = forward_func
         self.layers = layers
+        self._layer_calls = [0]
+        calls = self._layer_calls  # (the hook holds the list, not the replica: no cycle)
+
+        def count(module: nn.Module, args: tuple[Any, ...]) -> None:
+            calls[0] += 1
+
+        for layer in dict.fromkeys(layers):
+            layer.register_forward_pre_hook(count)
+
+    @property
+    def layer_calls(self) -> int:
+        """How many times the copies of the layers have run: none after a forward pass of
+        the copy means that the model reaches its layers other than through its modules
+        (a function that closes over one), where the copy is no copy of the model."""
+        return self._layer_calls[0]
 
 
 #: The objects through which a module can refer to another one: a deep copy copies them.

@@ -210,8 +210,9 @@ class _HooksOnAPrivateModel(CaptumPerturbation):
     thread's forward pass of the model (a plain one, or another method's) never runs them,
     and the model keeps the hooks it has, during the call as after it; the hooks the
     caller registered on the model run in the copy too. Where there is no copy to make
-    (:func:`~attrkit.core.replica.model_replica`), Captum's ``attribute`` runs on the model
-    itself, as Captum's class does."""
+    (:func:`~attrkit.core.replica.model_replica`), or the copy's layer never ran (the
+    model reaches it through a function that closes over it), Captum's ``attribute`` runs
+    on the model itself, as Captum's class does."""
 
     forward_func: Any
     layer: Any
@@ -219,11 +220,18 @@ class _HooksOnAPrivateModel(CaptumPerturbation):
     def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
         layers = self.layer if isinstance(self.layer, list) else [self.layer]
         replica = model_replica(self.forward_func, layers)
-        if replica is not None:
-            view = copy.copy(self)  # the method may be shared between threads too
-            view.forward_func = replica.forward_func
-            view.layer = list(replica.layers) if isinstance(self.layer, list) else replica.layers[0]
-            bound.arguments["self"] = view
+        if replica is None:
+            return super()._call_captum(captum_attribute, bound)
+        view = copy.copy(self)  # the method object may be shared between threads too
+        view.forward_func = replica.forward_func
+        view.layer = list(replica.layers) if isinstance(self.layer, list) else replica.layers[0]
+        bound.arguments["self"] = view
+        try:
+            return super()._call_captum(captum_attribute, bound)
+        except Exception:
+            if replica.layer_calls:
+                raise
+        bound.arguments["self"] = self  # Captum failed to find the copy's layer
         return super()._call_captum(captum_attribute, bound)
 
 
