@@ -6,7 +6,9 @@ same name (a subclass that adds nothing to the computation), registered with att
 metadata, whose ``attribute`` first checks its arguments with attrkit's clear, typed
 errors (an argument Captum asserts on gets an error that is also an ``AssertionError``)
 and then runs Captum's ``attribute`` unchanged. Results, random draws and Captum's
-``attribute_future`` are Captum's.
+``attribute_future`` are Captum's. The layer and neuron methods, whose Captum computation
+registers forward hooks on the layer, run it on a private structural copy of the model
+(:class:`_HooksOnAPrivateModel`), so that other threads may use the model meanwhile.
 
 :class:`Lime` and :class:`KernelShap` fit their surrogate linear model with scikit-learn
 (``pip install "attrkit[perturbation]"``), as in Captum.
@@ -30,6 +32,7 @@ from torch import Tensor
 
 from attrkit.core.attribution import captum_entry_point, check_callable
 from attrkit.core.call import format_tensors
+from attrkit.core.docs import fill_doc
 from attrkit.core.errors import ArgumentTypeError, ArgumentValueError
 from attrkit.core.registry import register
 from attrkit.core.replica import model_replica
@@ -444,9 +447,13 @@ class DataLoaderAttribution(CaptumPerturbation, captum.attr.DataLoaderAttributio
     paper=ABLATION_PAPER,
     layer_output=True,
 )
+@fill_doc
 class LayerFeatureAblation(_HooksOnAPrivateModel, captum.attr.LayerFeatureAblation):  # type: ignore[misc]
     """Feature ablation of a hidden layer's neurons (``layer_mask`` groups them). Captum's
-    ``LayerFeatureAblation`` with attrkit's argument checks."""
+    ``LayerFeatureAblation`` with attrkit's argument checks.
+
+    %(layer_hooks_on_a_copy)s
+    """
 
 
 @register(
@@ -458,6 +465,7 @@ class LayerFeatureAblation(_HooksOnAPrivateModel, captum.attr.LayerFeatureAblati
     paper=PERMUTATION_PAPER,
     layer_output=True,
 )
+@fill_doc
 class LayerFeaturePermutation(
     _HooksOnAPrivateModel,
     FeaturePermutation,
@@ -467,7 +475,10 @@ class LayerFeaturePermutation(
     ``LayerFeaturePermutation`` with attrkit's argument checks, and one fix: Captum 0.9.0
     selects the ``target`` twice (in its layer forward function and again in the
     permutation of its outputs), so that any target fails with an ``AssertionError``;
-    attrkit's permutation takes the outputs the layer forward function selected."""
+    attrkit's permutation takes the outputs the layer forward function selected.
+
+    %(layer_hooks_on_a_copy)s
+    """
 
     @property
     def attributor(self) -> type[captum.attr.FeaturePermutation]:
@@ -496,9 +507,13 @@ class _SelectedOutputPermutation(_CAPTUM_FEATURE_PERMUTATION):  # type: ignore[m
     display_name="Neuron Feature Ablation",
     paper=ABLATION_PAPER,
 )
+@fill_doc
 class NeuronFeatureAblation(_HooksOnAPrivateModel, captum.attr.NeuronFeatureAblation):  # type: ignore[misc]
     """Feature ablation of the inputs, measured on one neuron of a hidden layer. Captum's
-    ``NeuronFeatureAblation`` with attrkit's argument checks."""
+    ``NeuronFeatureAblation`` with attrkit's argument checks.
+
+    %(layer_hooks_on_a_copy)s
+    """
 
 
 def patch_arguments(info: Any, image_shape: tuple[int, ...], patches: int = 8) -> dict[str, Any]:
