@@ -6,21 +6,25 @@ the same model would run them. :func:`model_replica` gives such a computation a 
 its own: new module objects (each with its own hook dictionaries, holding the hooks the
 caller registered, so that they run in the copy as in the model) whose parameters, buffers
 and every other tensor or object are the model's own, the very same objects: no tensor
-data is copied and nothing moves between devices. Only the modules and the containers,
-bound methods and ``functools.partial`` objects that may refer to modules are new (a
-``copy.deepcopy`` whose memo maps everything else to itself), so references between the
-model's modules (a module in a plain list, a parent reference, a ``forward`` bound to the
-module) point into the copy.
+data is copied and nothing moves between devices.
 
-A model holds state a structural copy cannot reproduce when a module is TorchScript (its
-code is compiled and its copy would copy its tensors) or compiled by ``torch.compile``
-(its compiled function calls the original modules): there :func:`model_replica` gives
-``None``.
+What is new: every module, and every plain container (``dict``, ``OrderedDict``,
+``defaultdict``, ``list``, ``set``; a ``tuple`` only where it holds something new), bound
+method and ``functools.partial`` in a module's attributes, so that references between
+the model's modules (a module in a plain list, a parent reference, a ``forward`` bound to
+the module at instance level, a hook that is a method of a module) point into the copy.
+Everything else (tensors, numbers, strings, functions, any other object) is shared. A
+module's attribute dictionary is copied as it is (not through ``__getstate__``), except
+the function ``module.compile()`` left there, which runs the original module.
+
+Where a copy cannot carry a module's behaviour over, :func:`model_replica` gives ``None``:
+TorchScript (its code is compiled and refers to its own submodules), a ``torch.compile``
+wrapper (its compiled function calls the original modules), and a module class with
+``__slots__`` (state outside its attribute dictionary).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import sys
 import types
@@ -33,15 +37,20 @@ from torch import nn
 
 __all__ = ["ModelReplica", "model_replica"]
 
+#: Values shared without a look: immutable, or a tensor.
+_SHARED = frozenset(
+    (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.nn.Parameter)
+)
 
-def _is_opaque(module: nn.Module) -> bool:
-    """Whether a structural copy would not carry ``module``'s behaviour over: TorchScript,
-    or a ``torch.compile`` wrapper (only where torch's compiler has been imported can
-    there be one)."""
-    if isinstance(module, torch.jit.ScriptModule):
-        return True
-    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
-    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
+#: Containers whose ``copy`` method makes a shallow copy of the same type.
+_MAPPINGS = frozenset((dict, OrderedDict, defaultdict))
+
+#: The attribute ``module.compile()`` sets: a compiled function of the original module.
+_COMPILED_CALL = "_compiled_call_impl"
+
+
+class _NotCopyableError(Exception):
+    """A module whose behaviour a structural copy would not carry over."""
 
 
 class ModelReplica:
@@ -77,45 +86,92 @@ class ModelReplica:
         return self._layer_calls[0]
 
 
-#: The objects through which a module can refer to another one: a deep copy copies them.
-_LINKS = (nn.Module, list, tuple, set, frozenset, dict, types.MethodType, functools.partial)
+def _is_opaque(module: nn.Module) -> bool:
+    """Whether a structural copy would not carry ``module``'s behaviour over: TorchScript,
+    a ``torch.compile`` wrapper (only where torch's compiler has been imported can there
+    be one), or a class with ``__slots__``."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return True
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    if eval_frame is not None and isinstance(module, eval_frame.OptimizedModule):
+        return True
+    for cls in type(module).__mro__:
+        slots = vars(cls).get("__slots__", ())
+        names = (slots,) if isinstance(slots, str) else slots
+        if any(name not in ("__dict__", "__weakref__") for name in names):
+            return True
+    return False
 
-#: Containers whose ``copy`` method makes a shallow copy of the same type.
-_PLAIN_CONTAINERS = (dict, OrderedDict, defaultdict, list, set, tuple, frozenset)
 
+class _StructuralCopy:
+    """One structural copy: :meth:`copy` of a value, with every object it made so far by
+    the ``id`` of its original (so that shared references and cycles stay so)."""
 
-def _deepcopy_memo(model: nn.Module) -> dict[int, object]:
-    """A ``copy.deepcopy`` memo for a structural copy of ``model``: every object reachable
-    from its modules maps to itself, except the :data:`_LINKS`; of those, a mutable
-    container of other objects only (a module's parameters, buffers, hooks) maps to a
-    shallow copy of itself, an immutable one to itself, and the rest are left to the deep
-    copy."""
-    memo: dict[int, object] = {}
-    seen: set[int] = set()
-    stack: list[object] = [model]
-    while stack:
-        value = stack.pop()
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if not isinstance(value, _LINKS):
-            memo[id(value)] = value
-            continue
+    def __init__(self) -> None:
+        self.made: dict[int, Any] = {}
+        self.opaque: dict[type, bool] = {}  # by module class
+
+    def copy(self, value: Any) -> Any:
+        kind = type(value)
+        if kind in _SHARED:
+            return value
+        made = self.made.get(id(value), self)
+        if made is not self:
+            return made
         if isinstance(value, nn.Module):
-            links: list[object] = list(value.__dict__.values())
-        elif isinstance(value, dict):
-            links = [*value.keys(), *value.values()]
-        elif isinstance(value, types.MethodType):
-            links = [value.__self__]
-        elif isinstance(value, functools.partial):
-            links = [value.func, *value.args, *value.keywords.values()]
+            return self._module(value)
+        result: Any
+        if kind in _MAPPINGS:
+            result = self.made[id(value)] = value.copy()
+            for key, item in value.items():
+                if type(item) not in _SHARED:
+                    result[key] = self.copy(item)
+        elif kind is list:
+            result = self.made[id(value)] = []
+            result.extend(self.copy(item) for item in value)
+        elif kind is set:
+            result = self.made[id(value)] = {self.copy(item) for item in value}
+        elif kind is tuple:
+            if all(type(item) in _SHARED for item in value):
+                return value
+            items = tuple(self.copy(item) for item in value)
+            same = all(a is b for a, b in zip(items, value, strict=True))
+            result = self.made[id(value)] = value if same else items
+        elif kind is types.MethodType:
+            result = types.MethodType(value.__func__, self.copy(value.__self__))
+            self.made[id(value)] = result
+        elif kind is functools.partial:
+            result = functools.partial(
+                self.copy(value.func),
+                *(self.copy(item) for item in value.args),
+                **{key: self.copy(item) for key, item in value.keywords.items()},
+            )
+            self.made[id(value)] = result
         else:
-            links = list(value)
-        if type(value) in _PLAIN_CONTAINERS and not any(isinstance(x, _LINKS) for x in links):
-            memo[id(value)] = value.copy() if isinstance(value, (dict, list, set)) else value
-            continue
-        stack.extend(links)
-    return memo
+            result = value
+        return result
+
+    def _module(self, module: nn.Module) -> nn.Module:
+        cls = type(module)
+        opaque = self.opaque.get(cls)
+        if opaque is None:
+            opaque = self.opaque[cls] = _is_opaque(module)
+        if opaque:
+            raise _NotCopyableError
+        new = cls.__new__(cls)
+        self.made[id(module)] = new
+        state = module.__dict__.copy()
+        state.pop(_COMPILED_CALL, None)
+        for key, item in state.items():
+            kind = type(item)
+            if kind in _SHARED:
+                continue
+            if not item and (kind in _MAPPINGS or kind is set) and id(item) not in self.made:
+                state[key] = self.made[id(item)] = item.copy()  # most hook dictionaries
+            else:
+                state[key] = self.copy(item)
+        object.__setattr__(new, "__dict__", state)
+        return new
 
 
 def _as_module(forward_func: object) -> nn.Module | None:
@@ -138,19 +194,21 @@ def model_replica(forward_func: object, layers: Sequence[object]) -> ModelReplic
     Returns:
         The copy, or ``None`` where there is none to make: ``forward_func`` is neither a
         module nor a method of one (a function that calls a model), a layer is not one
-        of its modules, or a module is TorchScript or compiled.
+        of its modules, or a module is one a copy would not reproduce (TorchScript,
+        compiled, with ``__slots__``).
     """
     model = _as_module(forward_func)
     if model is None:
         return None
     names: dict[int, str] = {}
     for name, module in model.named_modules(remove_duplicate=False):
-        if _is_opaque(module):
-            return None
         names.setdefault(id(module), name)
     if not all(id(layer) in names for layer in layers):
         return None
-    replica = copy.deepcopy(model, _deepcopy_memo(model))
+    try:
+        replica = _StructuralCopy().copy(model)
+    except _NotCopyableError:
+        return None
     copies = tuple(replica.get_submodule(names[id(layer)]) for layer in layers)
     if isinstance(forward_func, types.MethodType):
         return ModelReplica(replica, types.MethodType(forward_func.__func__, replica), copies)
