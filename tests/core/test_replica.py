@@ -5,7 +5,7 @@ where no copy can stand for the model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 import torch
@@ -15,6 +15,8 @@ from torch.nn.utils import parametrizations
 from attrkit.core.replica import model_replica
 from benchmarks import _models
 from tests import models
+
+T = TypeVar("T")
 
 pytestmark = [
     pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning"),
@@ -150,3 +152,34 @@ def test_no_copy_where_none_can_stand_for_the_model():
     assert model_replica(scripted, [scripted[1]]) is None  # TorchScript
     wrapper = nn.Sequential(scripted, nn.Linear(2, 2))
     assert model_replica(wrapper, [wrapper[1]]) is None
+
+    class Slotted(nn.Linear):
+        __slots__ = ("extra",)  # state outside the attribute dictionary
+
+    slotted = nn.Sequential(Slotted(2, 2), nn.ReLU())
+    assert model_replica(slotted, [slotted[1]]) is None
+
+
+def test_generic_modules_are_copied():
+    """``typing.Generic`` declares empty ``__slots__``: no state outside ``__dict__``."""
+
+    class Typed(nn.Linear, Generic[T]):
+        pass
+
+    model = nn.Sequential(Typed(2, 2), nn.ReLU())
+    replica = model_replica(model, [model[0]])
+    assert replica is not None
+    assert type(replica.layers[0]) is Typed
+
+
+def test_a_compiled_call_of_the_model_is_not_carried_over():
+    """``module.compile()`` stores a compiled function of the module itself (here a
+    stand-in): the copy runs its own eager forward pass."""
+    model = models.SmallCNN().eval()
+    x = torch.randn(2, 3, 8, 8)
+    eager = model(x)
+    model.head._compiled_call_impl = lambda *args, **kwargs: torch.zeros(1)
+    assert model(x).shape == (1,)
+    replica = model_replica(model, [model.features[4]])
+    assert replica is not None
+    torch.testing.assert_close(replica.model(x), eager, rtol=0, atol=0)
