@@ -8,14 +8,17 @@ caller registered, so that they run in the copy as in the model) whose parameter
 and every other tensor or object are the model's own, the very same objects: no tensor
 data is copied and nothing moves between devices.
 
-What is new: every module, and every plain container (``dict``, ``OrderedDict``,
-``defaultdict``, ``list``, ``set``; a ``tuple`` only where it holds something new), bound
-method and ``functools.partial`` in a module's attributes, so that references between
-the model's modules (a module in a plain list, a parent reference, a ``forward`` bound to
-the module at instance level, a hook that is a method of a module) point into the copy.
-Everything else (tensors, numbers, strings, functions, any other object) is shared. A
-module's attribute dictionary is copied as it is (not through ``__getstate__``), except
-the function ``module.compile()`` left there, which runs the original module.
+What is new: every module, with its own containers of parameters, buffers, submodules
+and hooks, and every plain container (``dict``, ``OrderedDict``, ``defaultdict``,
+``list``, ``tuple``, ``set``, ``frozenset``), bound method and ``functools.partial`` in a
+module's attributes that holds a module, so that references between the model's modules
+(a module in a plain list, a parent reference, a ``forward`` bound to the module at
+instance level, a hook that is a method of a module) point into the copy. Everything else
+(tensors, numbers, strings, functions, containers of other objects, any other object) is
+shared, as the model's forward pass would use it: a list the model appends to is the
+model's list. A module's attribute dictionary is copied as it is (not through
+``__getstate__``), except the function ``module.compile()`` left there, which runs the
+original module; an attribute that the copy's forward pass assigns is the copy's.
 
 Where a copy cannot carry a module's behaviour over, :func:`model_replica` gives ``None``:
 TorchScript (its code is compiled and refers to its own submodules), a ``torch.compile``
@@ -42,8 +45,14 @@ _SHARED = frozenset(
     (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.nn.Parameter)
 )
 
-#: Containers whose ``copy`` method makes a shallow copy of the same type.
+#: Mappings whose ``copy`` method makes a shallow copy of the same type.
 _MAPPINGS = frozenset((dict, OrderedDict, defaultdict))
+
+#: The containers every module holds (its parameters, buffers, submodules, hooks): a copy
+#: of a module has its own.
+_MODULE_CONTAINERS = frozenset(
+    key for key, value in nn.Module().__dict__.items() if isinstance(value, (dict, set))
+)
 
 #: The attribute ``module.compile()`` sets: a compiled function of the original module.
 _COMPILED_CALL = "_compiled_call_impl"
@@ -112,6 +121,8 @@ class _StructuralCopy:
         self.opaque: dict[type, bool] = {}  # by module class
 
     def copy(self, value: Any) -> Any:
+        """``value`` itself, unless it is a module or holds one (directly or through
+        containers, bound methods and partials): then a copy with the copies in it."""
         kind = type(value)
         if kind in _SHARED:
             return value
@@ -120,38 +131,42 @@ class _StructuralCopy:
             return made
         if isinstance(value, nn.Module):
             return self._module(value)
-        result: Any
+        self.made[id(value)] = value  # (until it turns out to hold a module)
+        result: Any = value
         if kind in _MAPPINGS:
-            result = self.made[id(value)] = value.copy()
-            for key, item in value.items():
-                if type(item) not in _SHARED:
-                    result[key] = self.copy(item)
-        elif kind is list:
-            result = self.made[id(value)] = []
-            result.extend(self.copy(item) for item in value)
-        elif kind is set:
-            result = self.made[id(value)] = {self.copy(item) for item in value}
-        elif kind is tuple:
-            if all(type(item) in _SHARED for item in value):
-                return value
-            items = tuple(self.copy(item) for item in value)
-            same = all(a is b for a, b in zip(items, value, strict=True))
-            result = self.made[id(value)] = value if same else items
+            changed = self._changed(value)
+            if changed:
+                result = value.copy()
+                result.update(changed)
+        elif kind in (list, tuple, set, frozenset):
+            items = [self.copy(item) for item in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                result = kind(items)
         elif kind is types.MethodType:
-            result = types.MethodType(value.__func__, self.copy(value.__self__))
-            self.made[id(value)] = result
+            owner = self.copy(value.__self__)
+            if owner is not value.__self__:
+                result = types.MethodType(value.__func__, owner)
         elif kind is functools.partial:
-            result = functools.partial(
-                self.copy(value.func),
-                *(self.copy(item) for item in value.args),
-                **{key: self.copy(item) for key, item in value.keywords.items()},
-            )
-            self.made[id(value)] = result
-        else:
-            result = value
+            parts = (value.func, value.args, value.keywords)
+            func, args, keywords = (self.copy(part) for part in parts)
+            if any(a is not b for a, b in zip((func, args, keywords), parts, strict=True)):
+                result = functools.partial(func, *args, **keywords)
+        self.made[id(value)] = result
         return result
 
+    def _changed(self, mapping: Any) -> dict[Any, Any]:
+        """The entries of ``mapping`` whose values hold a module, with their copies."""
+        changed = {}
+        for key, item in mapping.items():
+            if type(item) not in _SHARED:
+                copied = self.copy(item)
+                if copied is not item:
+                    changed[key] = copied
+        return changed
+
     def _module(self, module: nn.Module) -> nn.Module:
+        """A new module of the same class, whose own containers (parameters, buffers,
+        submodules, hooks) are new and whose other attributes are :meth:`copy`'s."""
         cls = type(module)
         opaque = self.opaque.get(cls)
         if opaque is None:
@@ -164,11 +179,11 @@ class _StructuralCopy:
         state.pop(_COMPILED_CALL, None)
         for key, item in state.items():
             kind = type(item)
-            if kind in _SHARED:
-                continue
-            if not item and (kind in _MAPPINGS or kind is set) and id(item) not in self.made:
-                state[key] = self.made[id(item)] = item.copy()  # most hook dictionaries
-            else:
+            if key in _MODULE_CONTAINERS and (kind in _MAPPINGS or kind is set):
+                own = state[key] = item.copy()
+                if item and kind is not set:
+                    own.update(self._changed(item))
+            elif kind not in _SHARED:
                 state[key] = self.copy(item)
         object.__setattr__(new, "__dict__", state)
         return new

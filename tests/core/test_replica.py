@@ -104,6 +104,29 @@ def test_the_copy_computes_what_the_model_does_and_hooks_stay_on_it():
     assert (model.records, replica.model.records) == (1, 1)
 
 
+def test_containers_without_modules_are_the_models():
+    """A list the forward pass appends to (recorded outputs) and a dict of settings hold
+    no module: the copy uses the model's own, as a forward pass of the model does."""
+
+    class Recording(nn.Sequential):
+        def __init__(self) -> None:
+            super().__init__(nn.Linear(2, 2), nn.ReLU())
+            self.outputs: list[torch.Tensor] = []
+            self.settings = {"scale": 2.0, "names": ("a", "b")}
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.outputs.append(super().forward(x))
+            return self.outputs[-1] * self.settings["scale"]
+
+    model = Recording()
+    replica = model_replica(model, [model[1]])
+    assert replica is not None
+    assert replica.model.outputs is model.outputs
+    assert replica.model.settings is model.settings
+    replica.model(torch.randn(3, 2))
+    assert len(model.outputs) == 1
+
+
 def test_a_method_bound_to_the_model_is_bound_to_the_copy():
     model = Tangled().eval()
     replica = model_replica(model.forward, [model.head])
