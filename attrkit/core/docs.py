@@ -52,6 +52,18 @@ DOCS: dict[str, str] = {
             model, applied once per forward pass) whose input or output the method works
             on, or a list of such layers (the result is then a list with one entry per
             layer). Layers of a list should not feed each other.""",
+    "layer_hooks_on_a_copy": """
+        Captum's computation registers forward hooks on the layer for the duration of a
+        call; attrkit runs it on a private structural copy of the model (new module
+        objects holding the model's own parameters, buffers and other objects: no tensor
+        is copied), so that the hooks never reach the model's modules and other threads
+        may use the model meanwhile. Hooks the caller registered on the model run in the
+        copy too. The copy needs the model: where ``forward_func`` is a function that
+        calls it (not the model or a method of it), the model is TorchScript or
+        ``torch.compile``'d, or its forward reaches the layer through a function that
+        closes over it, the hooks go on the model's layer, as in Captum; to share the
+        model between threads there, pass a small ``nn.Module`` that holds the model and
+        wraps the function.""",
     "inputs_any_dtype": """
         inputs (Tensor or tuple[Tensor, ...]): The model's input: one tensor, or a tuple
             of them when the model takes several; dimension 0 of every tensor is the

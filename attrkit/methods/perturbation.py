@@ -6,7 +6,9 @@ same name (a subclass that adds nothing to the computation), registered with att
 metadata, whose ``attribute`` first checks its arguments with attrkit's clear, typed
 errors (an argument Captum asserts on gets an error that is also an ``AssertionError``)
 and then runs Captum's ``attribute`` unchanged. Results, random draws and Captum's
-``attribute_future`` are Captum's.
+``attribute_future`` are Captum's. The layer and neuron methods, whose Captum computation
+registers forward hooks on the layer, run it on a private structural copy of the model
+(:class:`_HooksOnAPrivateModel`), so that other threads may use the model meanwhile.
 
 :class:`Lime` and :class:`KernelShap` fit their surrogate linear model with scikit-learn
 (``pip install "attrkit[perturbation]"``), as in Captum.
@@ -14,6 +16,7 @@ and then runs Captum's ``attribute`` unchanged. Results, random draws and Captum
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import math
@@ -29,8 +32,10 @@ from torch import Tensor
 
 from attrkit.core.attribution import captum_entry_point, check_callable
 from attrkit.core.call import format_tensors
+from attrkit.core.docs import fill_doc
 from attrkit.core.errors import ArgumentTypeError, ArgumentValueError
 from attrkit.core.registry import register
+from attrkit.core.replica import model_replica
 from attrkit.core.targets import parse_target
 
 __all__ = [
@@ -197,6 +202,40 @@ class CaptumPerturbation:
     def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
         """Run Captum's ``attribute`` with the checked arguments."""
         return captum_attribute(*bound.args, **bound.kwargs)
+
+
+class _HooksOnAPrivateModel(CaptumPerturbation):
+    """Mixin for the layer and neuron methods, whose Captum computation registers forward
+    hooks on ``self.layer`` for the duration of a call: Captum's ``attribute`` runs on a
+    view of the method whose model and layer are a private structural copy of the model
+    (:func:`~attrkit.core.replica.model_replica`: new modules, the model's own parameters,
+    buffers and other objects), so that the hooks land on the copy's modules. Another
+    thread's forward pass of the model (a plain one, or another method's) never runs them,
+    and the model keeps the hooks it has, during the call as after it; the hooks the
+    caller registered on the model run in the copy too. Where there is no copy to make
+    (:func:`~attrkit.core.replica.model_replica`), or the copy's layer never ran (the
+    model reaches it through a function that closes over it), Captum's ``attribute`` runs
+    on the model itself, as Captum's class does."""
+
+    forward_func: Any
+    layer: Any
+
+    def _call_captum(self, captum_attribute: Any, bound: inspect.BoundArguments) -> Any:
+        layers = self.layer if isinstance(self.layer, list) else [self.layer]
+        replica = model_replica(self.forward_func, layers)
+        if replica is None:
+            return super()._call_captum(captum_attribute, bound)
+        view = copy.copy(self)  # the method object may be shared between threads too
+        view.forward_func = replica.forward_func
+        view.layer = list(replica.layers) if isinstance(self.layer, list) else replica.layers[0]
+        bound.arguments["self"] = view
+        try:
+            return super()._call_captum(captum_attribute, bound)
+        except Exception:
+            if replica.layer_calls:
+                raise
+        bound.arguments["self"] = self  # Captum failed to find the copy's layer
+        return super()._call_captum(captum_attribute, bound)
 
 
 class _OneModelPerExample(CaptumPerturbation):
@@ -408,9 +447,13 @@ class DataLoaderAttribution(CaptumPerturbation, captum.attr.DataLoaderAttributio
     paper=ABLATION_PAPER,
     layer_output=True,
 )
-class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation):  # type: ignore[misc]
+@fill_doc
+class LayerFeatureAblation(_HooksOnAPrivateModel, captum.attr.LayerFeatureAblation):  # type: ignore[misc]
     """Feature ablation of a hidden layer's neurons (``layer_mask`` groups them). Captum's
-    ``LayerFeatureAblation`` with attrkit's argument checks."""
+    ``LayerFeatureAblation`` with attrkit's argument checks.
+
+    %(layer_hooks_on_a_copy)s
+    """
 
 
 @register(
@@ -422,12 +465,20 @@ class LayerFeatureAblation(CaptumPerturbation, captum.attr.LayerFeatureAblation)
     paper=PERMUTATION_PAPER,
     layer_output=True,
 )
-class LayerFeaturePermutation(FeaturePermutation, captum.attr.LayerFeaturePermutation):  # type: ignore[misc]
+@fill_doc
+class LayerFeaturePermutation(
+    _HooksOnAPrivateModel,
+    FeaturePermutation,
+    captum.attr.LayerFeaturePermutation,  # type: ignore[misc]
+):
     """Permutation importance of a hidden layer's neurons. Captum's
     ``LayerFeaturePermutation`` with attrkit's argument checks, and one fix: Captum 0.9.0
     selects the ``target`` twice (in its layer forward function and again in the
     permutation of its outputs), so that any target fails with an ``AssertionError``;
-    attrkit's permutation takes the outputs the layer forward function selected."""
+    attrkit's permutation takes the outputs the layer forward function selected.
+
+    %(layer_hooks_on_a_copy)s
+    """
 
     @property
     def attributor(self) -> type[captum.attr.FeaturePermutation]:
@@ -456,9 +507,13 @@ class _SelectedOutputPermutation(_CAPTUM_FEATURE_PERMUTATION):  # type: ignore[m
     display_name="Neuron Feature Ablation",
     paper=ABLATION_PAPER,
 )
-class NeuronFeatureAblation(CaptumPerturbation, captum.attr.NeuronFeatureAblation):  # type: ignore[misc]
+@fill_doc
+class NeuronFeatureAblation(_HooksOnAPrivateModel, captum.attr.NeuronFeatureAblation):  # type: ignore[misc]
     """Feature ablation of the inputs, measured on one neuron of a hidden layer. Captum's
-    ``NeuronFeatureAblation`` with attrkit's argument checks."""
+    ``NeuronFeatureAblation`` with attrkit's argument checks.
+
+    %(layer_hooks_on_a_copy)s
+    """
 
 
 def patch_arguments(info: Any, image_shape: tuple[int, ...], patches: int = 8) -> dict[str, Any]:

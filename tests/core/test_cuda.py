@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import attrkit
+from attrkit.core.replica import model_replica
 from tests import models
 from tests.cases import (
     ALL_CASES,
@@ -228,3 +229,24 @@ def test_two_threads_on_one_gpu_model():
     for method in METHODS:
         for output in results[method]:
             torch.testing.assert_close(output, expected[method])
+
+
+def test_layer_perturbation_uses_the_models_own_gpu_tensors():
+    """The layer and neuron perturbation methods run Captum's hooks on a structural copy
+    of the model (attrkit/core/replica.py): on the GPU too, its tensors are the model's
+    own (no copy, no transfer, no memory), and the result is Captum's on the model."""
+    torch.manual_seed(0)
+    model = models.SmallCNN().eval().to(CUDA)
+    layer = model.features[4]
+    x = torch.randn(3, 3, 8, 8, device=CUDA)
+    before = torch.cuda.memory_allocated()
+    replica = model_replica(model, [layer])
+    assert replica is not None
+    assert torch.cuda.memory_allocated() == before
+    tensors = ([*module.parameters(), *module.buffers()] for module in (replica.model, model))
+    for ours, theirs in zip(*tensors, strict=True):
+        assert ours.device == theirs.device
+        assert ours.data_ptr() == theirs.data_ptr()
+    ours = attrkit.LayerFeatureAblation(model, layer).attribute(x, target=1)
+    theirs = captum.attr.LayerFeatureAblation(model, layer).attribute(x, target=1)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)

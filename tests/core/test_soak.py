@@ -17,15 +17,12 @@ import torch
 from hypothesis import settings
 
 import attrkit
-from attrkit.core.registry import MethodInfo
 from tests import models
 from tests.helpers import as_tuple
 from tests.tester import (
     QUICK_OPTIONS,
-    computed_by_attrkit,
     draws_more_than_noise,
     methods,
-    needs_layer,
     quick_call,
     quick_callable,
 )
@@ -38,30 +35,18 @@ THREADS, CALLS = SCALE.get(settings.get_current_profile_name(), SCALE["ci"])
 TARGET = [0, 2, 4]
 
 
-def hooks_the_shared_layer(method: MethodInfo) -> bool:
-    """A layer or neuron perturbation method: Captum's computation (attrkit's class is
-    Captum's), which registers forward hooks on the model's layer itself, so that every
-    thread's forward pass of the shared model runs them (they replace or record the
-    layer's output). Thread safety on a shared model is a contract of attrkit's core;
-    this is a known gap of these methods (attrkit/methods/perturbation.py)."""
-    return not computed_by_attrkit(method) and needs_layer(method)
-
-
 def calls(model: torch.nn.Module) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """One call of every registered method: (constructor, ``attribute``) arguments.
     NoiseTunnel runs without noise: threads share torch's global generator, so noisy
     results depend on the interleaving by design; for the same reason the other methods
     that draw random numbers (GradientShap's baselines and points, the sampling
     perturbation methods) are left out, and so are LimeBase and DataLoaderAttribution,
-    which a quick call cannot build, and the layer and neuron perturbation methods
-    (:func:`hooks_the_shared_layer`). A perturbation method perturbs a 2 x 2 grid."""
+    which a quick call cannot build. A perturbation method perturbs a 2 x 2 grid (the
+    layer and neuron ones, Captum's computation with hooks on the layer, run them on a
+    private copy of the model: attrkit/methods/perturbation.py)."""
     options = {**QUICK_OPTIONS, "n_steps": 4, "return_convergence_delta": True, "stdevs": 0.0}
     table = {}
-    for name in methods(
-        lambda m: (
-            quick_callable(m) and not draws_more_than_noise(m) and not hooks_the_shared_layer(m)
-        )
-    ):
+    for name in methods(lambda m: quick_callable(m) and not draws_more_than_noise(m)):
         call = quick_call(
             name,
             layer=model.branch5[2].conv,
