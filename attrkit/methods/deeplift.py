@@ -40,6 +40,7 @@ from attrkit.core.docs import fill_doc
 from attrkit.core.layers import LayerCapture, NeuronSelector, check_layer, select_neuron
 from attrkit.core.registry import register
 from attrkit.core.typing import TargetType, TensorOrTupleOfTensorsGeneric
+from attrkit.engine.reach import UnsupportedModelError
 from attrkit.engine.rule import Rule
 from attrkit.engine.rules.deeplift import (
     DEEPLIFT_MAX_POOL,
@@ -265,7 +266,12 @@ class _Pass:
             try:
                 self._run_split(method, call, rows, inputs, references, capture)
                 return
-            except SplitMismatch:
+            except UnsupportedModelError:  # a refusal holds for the paired batch too
+                raise
+            except Exception:
+                # SplitMismatch, or a model that fails with autograd off (one that
+                # differentiates inside its forward, say): the paired batch, which raises
+                # the model's own error if it fails there too.
                 self.split = False
         paired = call.take(
             torch.cat([rows, rows]),

@@ -185,9 +185,45 @@ def test_dropout_draws_what_it_draws_in_captum(passes):
     assert passes == [False]
 
 
+def test_training_batch_norm_differs_from_captum_where_documented():
+    # docs/captum_deviations.rst: through the batch statistics, the baselines' rows receive
+    # a gradient; attrkit passes it back plainly, Captum multiplies it by its rules.
+    torch.manual_seed(0)
+    model = _batch_norm().double()
+    x, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    ours = attrkit.DeepLift(model).attribute(x, b, target=1)
+    (theirs,) = captum_attribute("DeepLift", model, x, baselines=b, target=1)
+    assert not torch.allclose(ours, theirs, atol=1e-6)
+
+
 def test_a_pass_that_draws_no_random_number_leaves_the_generator_alone(passes):
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 2)).eval()
     state = torch.get_rng_state()
     attrkit.DeepLift(model).attribute(torch.randn(2, 4, generator=torch.Generator()), target=0)
     assert passes == [True]
     assert torch.equal(torch.get_rng_state(), state)
+
+
+class _DifferentiatesInside(nn.Module):
+    """A forward pass that takes a gradient (an input-gradient feature): it needs
+    autograd on, which the baselines' pass of split passes turns off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.a(x)
+        (slope,) = torch.autograd.grad(z.square().sum(), x, create_graph=True)
+        return self.b(torch.relu(z)) + slope.sum(dim=1, keepdim=True)
+
+
+def test_a_model_that_needs_autograd_runs_as_the_paired_batch(monkeypatch, passes):
+    torch.manual_seed(0)
+    model = _DifferentiatesInside().double()
+    x, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    ours = attrkit.DeepLift(model).attribute(x, b, target=1)
+    assert passes == [False]
+    assert_same(
+        ours, paired(monkeypatch, lambda: attrkit.DeepLift(model).attribute(x, b, target=1))
+    )
