@@ -223,7 +223,9 @@ class _RandomState:
 
     def drawn(self) -> bool:
         """Whether a generator moved; if so, put it back."""
-        if all(torch.equal(a, b) for a, b in zip(self._read(), self.states, strict=True)):
+        # (the states are byte tensors on the CPU: compared as bytes, outside torch)
+        now = [state.numpy().tobytes() for state in self._read()]
+        if now == [state.numpy().tobytes() for state in self.states]:
             return False
         torch.set_rng_state(self.states[0])
         for index, state in zip(self.cuda, self.states[1:], strict=True):
