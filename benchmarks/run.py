@@ -2,8 +2,8 @@
 
 Run from a clean checkout (the checkout's ``attrkit`` is imported, installed or not)::
 
-    python benchmarks/run.py                  # the full table (about 20 minutes, 1 thread)
-    python benchmarks/run.py --quick          # a few minutes: small images, fewer repetitions
+    python benchmarks/run.py                  # the full table (the longest run)
+    python benchmarks/run.py --quick          # small images, fewer repetitions
     python benchmarks/run.py --device cuda    # on a GPU (add --quick for a short run)
     python benchmarks/run.py --clock cpu      # on a machine other processes share
     python benchmarks/run.py --quick --sections catalogue   # one section (see --sections)

@@ -57,8 +57,8 @@ html_theme = "furo"
 html_title = f"attrkit {release}"
 html_static_path = ["_static"]
 # _generated/ holds build-time output (see docs/_ext/attrkit_docs.py); performance_table.rst
-# and performance_small_models.rst are written by the benchmarks, included by performance.rst.
-exclude_patterns = ["_build", "_generated", "performance_table.rst", "performance_small_models.rst"]
+# is written by the benchmarks, included by performance.rst.
+exclude_patterns = ["_build", "_generated", "performance_table.rst"]
 
 # The numbers the pages state (|n_methods|, |demo_accuracy|, ...) are substitutions that
 # docs/_ext/attrkit_docs.py adds to rst_epilog from their sources.

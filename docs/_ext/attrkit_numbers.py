@@ -517,8 +517,8 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         r"On\s+(?P<benchmark_models>[\w-]+(?:,\s+[\w-]+)*\s+and\s+[\w-]+)\s+"
-        r"\((?P<benchmark_cores>\d+)-core\s+CPU,\s+batch\s+(?P<benchmark_batches>\d+(?:,\s+\d+)*"
-        r"\s+and\s+\d+)\)\s+Deconvolution\s+runs\s+within\s+(?P<deconvolution_time>[\d.]+%)\s+"
+        r"\((?P<benchmark_cores>\d+)-core\s+CPU,\s+batch\s+(?P<benchmark_batches>\d+"
+        r"(?:(?:,\s+\d+)*\s+and\s+\d+)?)\)\s+Deconvolution\s+runs\s+within\s+(?P<deconvolution_time>[\d.]+%)\s+"
         r"of\s+a\s+plain\s+`torch.autograd.grad`\s+and\s+GuidedBackprop\s+within\s+"
         r"(?P<guided_backprop_time>[\d.]+%),\s+with\s+(?P<memory_overhead>[\d.\u2013]+%)\s+more\s+"
         r"memory,\s+and\s+both\s+are\s+faster\s+than\s+Captum\s+on\s+every\s+row",
