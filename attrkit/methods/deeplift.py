@@ -196,8 +196,8 @@ def mean_over_baselines(tensors: tuple[Tensor, ...], examples: int) -> tuple[Ten
 
 def _splittable(model: Callable[..., Any]) -> bool:
     """Whether the model may run the inputs and the baselines in two passes: a module
-    none of whose batch-normalization layers is in training mode (which would normalize
-    each pass by its own statistics, and update the running statistics twice)."""
+    none of whose batch or instance normalization layers is in training mode (which would
+    normalize each pass by its own statistics, and update the running statistics twice)."""
     if not isinstance(model, nn.Module):
         return False
     return not any(
@@ -319,9 +319,8 @@ class _Pass:
         """The targeted output of every row (the input rows first). A bad target or output
         is described by the inputs' rows, as the caller sees the batch."""
         size = self.size
-        if self.split:
-            selected = [self._select(output, size, 0) for output in self.outputs]
-            return torch.cat([selected[0], selected[1].detach()])
+        if self.split:  # (the references' pass ran without autograd)
+            return torch.cat([self._select(output, size, 0) for output in self.outputs])
         output = self.outputs[0]
         return torch.cat([self._select(output, 2 * size, 0), self._select(output, 2 * size, 1)])
 

@@ -89,6 +89,15 @@ def the_other_threads_work(model: nn.Module, layer: nn.Module) -> Callable[[], l
     return work
 
 
+def differing(names: Any, got: Any, expected: Any) -> list[str]:
+    """The names of the results in ``got`` that differ from ``expected``."""
+    return [
+        name
+        for name, a, b in zip(names, got, expected, strict=True)
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    ]
+
+
 @pytest.mark.parametrize(("name", "kwargs"), CALLS)
 def test_other_threads_forward_passes_and_methods_meanwhile_are_plain(name, kwargs):
     """One thread calls the method repeatedly; in each call, at its first, second, ...
@@ -141,12 +150,9 @@ def test_other_threads_forward_passes_and_methods_meanwhile_are_plain(name, kwar
                 try:
                     if hooks(model) != before:
                         failures.append(f"round {round_}: the model's hooks changed")
-                    got = work()
-                    for what, a, b in zip(
-                        ("forward", "Grad-CAM", "forward"), got, expected_work, strict=True
-                    ):
-                        if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-5, atol=1e-6):
-                            failures.append(f"round {round_}: the other thread's {what} differs")
+                    names = ("forward", "Grad-CAM", "forward")
+                    for what in differing(names, work(), expected_work):
+                        failures.append(f"round {round_}: the other thread's {what} differs")
                 except Exception as error:
                     failures.append(f"round {round_}: the other thread raised {error!r}")
                 meet.wait()
@@ -212,9 +218,8 @@ def test_two_layer_methods_on_one_model_and_one_explainer_at_once():
                 meet.wait()
                 try:
                     got = (ablation.attribute(y, target=0), neuron.attribute(y, **neuron_kwargs))
-                    for what, a, b in zip(("layer", "neuron"), got, expected_other, strict=True):
-                        if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-5, atol=1e-6):
-                            failures.append(f"call {call}: the second thread's {what} differs")
+                    for what in differing(("layer", "neuron"), got, expected_other):
+                        failures.append(f"call {call}: the second thread's {what} differs")
                 except Exception as error:
                     failures.append(f"call {call}: the second thread raised {error!r}")
                 meet.wait()

@@ -179,6 +179,7 @@ class SplitPasses:
         self.records: list[Reference] = []
         self._previous: tuple[Any, ...] = ()
         self._mode = ""
+        self._leaves: tuple[Tensor, ...] = ()
 
     def reference(self, leaves: tuple[Tensor, ...]) -> SplitPasses:
         self._mode, self._leaves = "reference", leaves
@@ -535,7 +536,9 @@ class _RuleFunction(Function):
         x_in, x_ref = pair.of(x.detach(), None if reference is None else reference.x)
         y_in, y_ref = pair.of(values.detach(), None if reference is None else reference.y)
         saved = rule.prepare(x_in, y_in, x_ref, y_ref)
-        ctx.settings, ctx.rule, ctx.pair = rule.settings(call), rule, pair  # type: ignore[attr-defined]
+        # (the backward keeps a record only where it needs the reference's graph)
+        kept = pair if rule.reference_graph else Pair(pair.half)
+        ctx.settings, ctx.rule, ctx.pair = rule.settings(call), rule, kept  # type: ignore[attr-defined]
         ctx.leaf, ctx.recorded = leaf, values  # type: ignore[attr-defined]
         ctx.save_for_backward(*saved)  # type: ignore[arg-type]  # (None entries are kept)
         if call.inplace:
